@@ -1,0 +1,1 @@
+"""Control plane: the aiohttp HTTP API backed by Postgres."""

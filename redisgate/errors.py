@@ -1,0 +1,118 @@
+"""The whole exception hierarchy of RedisGate.
+
+Every `OSError`, `hiredis.ProtocolError` and `asyncpg` exception is turned into one of these at
+the boundary of the module that met it, so callers handle a small, stable set of types.
+
+- `ProtocolError`: the peer broke RESP; it gets one error reply and the connection closes.
+- `CommandError`: one command failed; it becomes a `-CODE message` reply and the connection
+  stays open. `code` reuses Redis's own first words so clients map them to their exceptions.
+- `UpstreamError`: the backing Redis is unreachable or too slow.
+- `StoreError`: Postgres-side failures and lookups.
+- `ConfigError`, `ServiceError`, `MigrationError`: start-up problems, reported to a human.
+"""
+
+from __future__ import annotations
+
+
+class RedisGateError(Exception):
+    """Base of every error RedisGate raises on purpose."""
+
+
+# --- RESP protocol -------------------------------------------------------------------------
+
+
+class ProtocolError(RedisGateError):
+    """The byte stream is not valid RESP; the connection cannot continue."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to send something that is not valid RESP (a bug on our side)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something that is not valid RESP, or a frame over the size limits."""
+
+
+# --- Per-command errors --------------------------------------------------------------------
+
+
+class CommandError(RedisGateError):
+    """A single command is refused; the reply is `-{code} {message}`."""
+
+    code = "ERR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def reply(self) -> bytes:
+        """The RESP error reply for this error."""
+        text = f"-{self.code} {self.message}".replace("\r", " ").replace("\n", " ")
+        return text.encode() + b"\r\n"
+
+
+class AuthRequired(CommandError):
+    code = "NOAUTH"
+
+
+class BadCredentials(CommandError):
+    code = "WRONGPASS"
+
+
+class PermissionDenied(CommandError):
+    code = "NOPERM"
+
+
+class LimitExceeded(CommandError):
+    """Rate limits and quotas, in the `ERR max … exceeded` wording of managed Redis services."""
+
+    code = "ERR"
+
+
+class UnknownCommand(CommandError):
+    code = "ERR"
+
+
+# --- Upstream (backing Redis) --------------------------------------------------------------
+
+
+class UpstreamError(RedisGateError):
+    """The backing Redis of an instance failed us."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+# --- Store (Postgres) ----------------------------------------------------------------------
+
+
+class StoreError(RedisGateError):
+    """Postgres is unreachable or refused an operation."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    pass
+
+
+class MigrationError(StoreError):
+    """The migrations folder and the database disagree; start-up must stop."""
+
+
+# --- Start-up ------------------------------------------------------------------------------
+
+
+class ConfigError(RedisGateError):
+    """A setting is invalid; the message names the setting, its source and what to do."""
+
+
+class ServiceError(RedisGateError):
+    """A real service (PostgreSQL, redis-server) could not be found, started or stopped."""

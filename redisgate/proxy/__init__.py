@@ -1,0 +1,1 @@
+"""Data plane: the RESP gateway in front of each instance's backing Redis."""
