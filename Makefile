@@ -1,0 +1,42 @@
+# RedisGate: `make run` starts the whole system locally, `make test` runs every test.
+# Both install what they need first (Python deps into .venv, redis-server and PostgreSQL).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench clean system-deps
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -q && apt-get install -y -q python3-venv; \
+	  else echo "Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/redisgate dev
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check redisgate tests benchmarks scripts
+	$(BIN)/ruff format --check redisgate tests benchmarks scripts
+	$(BIN)/mypy redisgate
+
+bench: install
+	@echo "make bench arrives with the performance issue (benchmarks/)" >&2; exit 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,195 @@
+"""The `redisgate` command: one subcommand per way to run RedisGate.
+
+Every setting is also a flag of every subcommand (generated from `config.SPECS`), so
+`redisgate dev --port 0` and `REDISGATE_PROXY_PORT=0 redisgate dev` mean the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from redisgate import __version__
+from redisgate.config import SPECS, Settings, load_settings, reference_markdown
+from redisgate.errors import ConfigError, RedisGateError
+
+log = logging.getLogger("redisgate")
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+# --- Subcommands ---------------------------------------------------------------------------
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.devstack import run_dev
+
+    return run_dev(settings)
+
+
+def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from redisgate.control.app import create_app
+
+    app = create_app(settings)
+    log.info("control API on http://%s:%s", settings.control_host, settings.control_port)
+    web.run_app(
+        app,
+        host=settings.control_host,
+        port=settings.control_port,
+        shutdown_timeout=settings.shutdown_timeout_s,
+        print=None,
+        access_log=None,
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.store import db
+    from redisgate.store.migrations import default_migrations_dir, migrate, pending
+
+    if not settings.database_url:
+        raise ConfigError(
+            "database_url is not set: point REDISGATE_DATABASE_URL (or "
+            "--database-url) at the PostgreSQL database to migrate"
+        )
+    folder = settings.migrations_dir or default_migrations_dir()
+
+    async def run() -> int:
+        assert settings.database_url is not None
+        async with db.connection(settings.database_url) as conn:
+            if args.check:
+                todo = await pending(conn, folder)
+                for migration in todo:
+                    print(f"pending: {migration.path.name}")
+                return 1 if todo else 0
+            applied = await migrate(conn, folder)
+        for migration in applied:
+            print(f"applied: {migration.path.name}")
+        print(f"{len(applied)} migration(s) applied; the database is current")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
+    for spec in SPECS:
+        value = settings.masked()[spec.name]
+        source = settings.source_of(spec.name)
+        if value is None:
+            print(f"# {spec.name} = (unset)  # {source}")
+        else:
+            print(f"{spec.name} = {_toml_value(value)}  # {source}")
+    return 0
+
+
+def cmd_config_reference(settings: Settings, args: argparse.Namespace) -> int:
+    sys.stdout.write(reference_markdown())
+    return 0
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+# --- Parser --------------------------------------------------------------------------------
+
+
+def _settings_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (each also REDISGATE_<NAME> or a TOML file)")
+    group.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="TOML file of settings (also REDISGATE_CONFIG)",
+    )
+    for spec in SPECS:
+        group.add_argument(
+            spec.flag,
+            dest=spec.name,
+            default=argparse.SUPPRESS,
+            metavar=spec.name.upper(),
+            help=spec.help,
+        )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redisgate",
+        description="RedisGate: a multi-tenant Redis gateway and its control plane.",
+    )
+    parser.add_argument("--version", action="version", version=f"redisgate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parent = _settings_parent()
+
+    def add(name: str, help: str, handler: Handler, into: Any = sub) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = into.add_parser(
+            name, help=help, description=help, parents=[parent]
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    add("dev", "run the whole system locally (own PostgreSQL and Redis in a data folder)", cmd_dev)
+    add("control", "serve the control-plane HTTP API", cmd_control)
+    migrate = add("migrate", "apply pending database migrations", cmd_migrate)
+    migrate.add_argument(
+        "--check", action="store_true", help="apply nothing; list pending migrations, exit 1 if any"
+    )
+    config = sub.add_parser(
+        "config",
+        help="show the effective settings or their reference",
+        description="show the effective settings or their reference",
+    )
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    add(
+        "show",
+        "print the effective settings (secrets masked) and where each came from",
+        cmd_config_show,
+        config_sub,
+    )
+    add(
+        "reference", "print the table of every setting (Markdown)", cmd_config_reference, config_sub
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = vars(args)
+    flags = {spec.name: given[spec.name] for spec in SPECS if spec.name in given}
+    try:
+        settings = load_settings(flags=flags, config_file=given.get("config"))
+    except ConfigError as exc:
+        print(f"redisgate: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(settings, args)
+    except ConfigError as exc:
+        print(f"redisgate: {exc}", file=sys.stderr)
+        return 2
+    except RedisGateError as exc:
+        print(f"redisgate: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,166 @@
+"""`redisgate dev`: the whole system on one machine, from one data folder, with one command.
+
+Order matters and so does its reverse: PostgreSQL (created on first run, migrated), then Redis,
+then the control API (and the gateway, once it exists); on Ctrl-C or SIGTERM everything stops
+in the opposite order, also when a later step failed to start. A second signal cuts the wait
+short. Children also get a parent-death signal, so a SIGKILLed `redisgate dev` leaves nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from aiohttp import web
+
+from redisgate.config import Settings
+from redisgate.control.app import create_app
+from redisgate.launcher.postgres import PostgresServer
+from redisgate.launcher.redis import RedisServer
+from redisgate.store import db
+from redisgate.store.migrations import default_migrations_dir, migrate
+
+log = logging.getLogger(__name__)
+
+DATABASE = "redisgate"
+
+
+@dataclass(frozen=True, slots=True)
+class DevEndpoints:
+    """What `redisgate dev` prints once everything is up."""
+
+    redis_url: str
+    control_url: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"REDISGATE_URL={self.redis_url}",
+            f"REDISGATE_CONTROL_URL={self.control_url}",
+            f"redis-cli -u {self.redis_url}",
+        ]
+
+
+class _Stop(Exception):
+    """Raised by our SIGTERM handler while the services start (before the event loop runs)."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _persistent_secret(path: Path) -> str:
+    """A secret generated on first run and kept (0600) in the data folder."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_dev(settings: Settings) -> int:
+    """Run the local stack until SIGINT/SIGTERM; the exit code of `redisgate dev`."""
+    started = time.monotonic()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log.info("data folder: %s", data_dir)
+    with contextlib.ExitStack() as services:
+        try:
+            with _sigterm_raises():
+                postgres = PostgresServer(
+                    data_dir / "postgres",
+                    port=settings.postgres_port,
+                    bin_dir=settings.postgres_bin_dir,
+                )
+                services.callback(postgres.stop)
+                postgres.start(settings.service_start_timeout_s)
+                log.info("PostgreSQL ready on 127.0.0.1:%s", postgres.port)
+                redis = RedisServer(
+                    data_dir / "redis",
+                    port=settings.redis_port,
+                    password=_persistent_secret(data_dir / "redis" / "password"),
+                    binary=settings.redis_server_bin,
+                    persistent=True,
+                )
+                services.callback(redis.stop)
+                redis.start(settings.service_start_timeout_s)
+                log.info("Redis ready on 127.0.0.1:%s", redis.port)
+        except (_Stop, KeyboardInterrupt):
+            log.info("stopped while starting")
+            return 0
+        try:
+            return asyncio.run(_serve(settings, postgres, redis, started))
+        except asyncio.CancelledError:  # a second signal cut the shutdown short
+            return 1
+
+
+async def _serve(
+    settings: Settings, postgres: PostgresServer, redis: RedisServer, started: float
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("%s: shutting down (send it again to force)", sig.name)
+            stop.set()
+        else:
+            log.warning("%s again: forcing exit", sig.name)
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    async with db.connection(postgres.dsn()) as admin:
+        if await db.ensure_database(admin, DATABASE):
+            log.info("created database %s", DATABASE)
+    database_url = postgres.dsn(DATABASE)
+    async with db.connection(database_url) as conn:
+        applied = await migrate(conn, settings.migrations_dir or default_migrations_dir())
+    log.info("migrations: %d applied now", len(applied))
+
+    app_settings = dataclasses.replace(settings, database_url=database_url)
+    runner = web.AppRunner(create_app(app_settings), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner,
+            settings.control_host,
+            settings.control_port,
+            shutdown_timeout=settings.shutdown_timeout_s,
+        )
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        endpoints = DevEndpoints(redis_url=redis.url, control_url=f"http://{host}:{port}")
+        log.info("ready in %.1fs", time.monotonic() - started)
+        sys.stdout.write("\n".join(endpoints.lines()) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner.cleanup()
+    return 0

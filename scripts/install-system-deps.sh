@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Make sure redis-server (>= 7.0) and the PostgreSQL server binaries are on this machine.
+# As root: `apt-get update` once, then install what is missing from Debian's packages, without
+# starting the distribution's own services (we run our own, on our own ports). Otherwise: say
+# which packages to install and fail.
+set -euo pipefail
+
+missing=()
+
+redis_ok() {
+  command -v redis-server >/dev/null 2>&1 || return 1
+  local v
+  v=$(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p')
+  [ "${v:-0}" -ge 7 ]
+}
+
+postgres_ok() {
+  if [ -n "${REDISGATE_POSTGRES_BIN_DIR:-}" ]; then
+    [ -x "$REDISGATE_POSTGRES_BIN_DIR/postgres" ] && [ -x "$REDISGATE_POSTGRES_BIN_DIR/initdb" ]
+    return
+  fi
+  local d
+  if command -v pg_config >/dev/null 2>&1; then
+    d=$(pg_config --bindir 2>/dev/null || true)
+    [ -n "$d" ] && [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && return 0
+  fi
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && return 0
+  done
+  command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1
+}
+
+redis_ok || missing+=(redis-server)
+postgres_ok || missing+=(postgresql)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "RedisGate needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "installing ${missing[*]} with apt-get" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Keep the packages from starting their own services (a Redis on 6379, a PostgreSQL "main"
+# cluster): RedisGate starts the servers it needs itself. policy-rc.d is Debian's switch for
+# that; we only add it if nobody else did, and remove it afterwards.
+policy=/usr/sbin/policy-rc.d
+added_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  added_policy=1
+fi
+mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/redisgate.conf
+cleanup() { [ "$added_policy" -eq 1 ] && rm -f "$policy"; }
+trap cleanup EXIT
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+redis_ok || { echo "redis-server >= 7.0 is still missing after apt-get" >&2; exit 1; }
+postgres_ok || { echo "PostgreSQL server binaries still missing after apt-get" >&2; exit 1; }
