@@ -1,0 +1,183 @@
+"""`redisgate dev` as a user runs it: a subprocess that prints its lines and stops clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+LINES = [
+    re.compile(r"^REDISGATE_URL=redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
+    re.compile(r"^REDISGATE_CONTROL_URL=http://127\.0\.0\.1:\d+$"),
+    re.compile(r"^redis-cli -u redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
+]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if text in cmdline and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+class Dev:
+    """One `redisgate dev` subprocess with its data folder; stdout read line by line."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.stderr_path = data_dir.parent / f"dev-stderr-{time.monotonic_ns()}.log"
+        with self.stderr_path.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "redisgate",
+                    "dev",
+                    "--data-dir",
+                    str(data_dir),
+                    "--port",
+                    "0",
+                    "--control-port",
+                    "0",
+                    *extra,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        self.stdout: queue.Queue[str | None] = queue.Queue()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self.stdout.put(line.rstrip("\n"))
+        self.stdout.put(None)
+
+    def read_lines(self, count: int = 3, timeout_s: float = 60) -> list[str]:
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while len(lines) < count:
+            try:
+                line = self.stdout.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            lines.append(line)
+        return lines
+
+    def postmaster_pid(self) -> int:
+        pidfile = self.data_dir / "postgres" / "data" / "postmaster.pid"
+        return int(pidfile.read_text().splitlines()[0])
+
+    def wait(self, timeout_s: float = 60) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout_s)
+        self.pump.join(timeout_s)
+        return code, self.stderr_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        return self.wait()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+@pytest.fixture
+def dev_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data_dir = tmp_path_factory.mktemp("dev") / "data"
+    yield data_dir
+    for pid in processes_mentioning(str(data_dir)):  # never leave a stray server behind
+        os.kill(pid, signal.SIGKILL)
+
+
+def redis_cli(printed: str, *command: str) -> str:
+    argv = [*shlex.split(printed), "--no-auth-warning", *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: dict[str, object] = json.load(response)
+        return body
+
+
+@pytest.mark.slow
+def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> None:
+    dev = Dev(dev_dir)
+    try:
+        lines = dev.read_lines()
+        assert len(lines) == 3, f"got {lines}"
+        for line, pattern in zip(lines, LINES, strict=True):
+            assert pattern.match(line), line
+        assert redis_cli(lines[2], "PING") == "PONG"
+        assert redis_cli(lines[2], "SET", "kept", "across-restarts") == "OK"
+        control = lines[1].split("=", 1)[1]
+        ready = get_json(control + "/readyz")
+        assert ready["status"] == "ready"
+        postmaster = dev.postmaster_pid()
+        code, err = dev.stop(signal.SIGTERM)
+    finally:
+        dev.kill()
+    assert code == 0, err
+    assert processes_mentioning(str(dev_dir)) == []
+    assert not Path(f"/proc/{postmaster}").exists()
+
+    # Re-running reuses the data folder: same cluster, same database, same Redis data.
+    again = Dev(dev_dir)
+    try:
+        lines = again.read_lines()
+        assert len(lines) == 3, f"got {lines}"
+        assert redis_cli(lines[2], "GET", "kept") == "across-restarts"
+        control = lines[1].split("=", 1)[1]
+        assert get_json(control + "/readyz")["installation_id"] == ready["installation_id"]
+        code, err = again.stop(signal.SIGINT)  # Ctrl-C
+    finally:
+        again.kill()
+    assert code == 0, err
+    assert processes_mentioning(str(dev_dir)) == []
+
+
+@pytest.mark.slow
+def test_dev_stops_what_it_started_when_a_later_child_fails(dev_dir: Path) -> None:
+    dev = Dev(dev_dir, "--redis-server-bin", "/nonexistent/redis-server")
+    try:
+        code, err = dev.wait()
+    finally:
+        dev.kill()
+    assert code == 1
+    assert "redis-server not found" in err and "redis_server_bin" in err
+    assert processes_mentioning(str(dev_dir)) == []
+
+
+def test_dev_rejects_bad_settings_before_starting_anything(dev_dir: Path) -> None:
+    dev = Dev(dev_dir, "--control-port", "99999")
+    code, err = dev.wait()
+    assert code == 2
+    assert "control_port = 99999 (from flag --control-port)" in err
+    assert not dev_dir.exists()
