@@ -1,0 +1,244 @@
+"""Per-instance upstream connections: a few shared ones, and dedicated ones lent to clients.
+
+Shared connections are opened lazily, when the first command needs one. When a connection
+fails, the pool marks the instance down for a backoff period (doubling from
+`_BACKOFF_MIN_S` up to `_BACKOFF_MAX_S`): commands in that window fail at once with a
+`-BACKEND` error instead of piling up, and the first command after it tries again. So a
+backend that comes back is used again without anyone restarting the gateway.
+
+A watchdog (once a second) fails a shared connection whose oldest request has seen no reply
+for `timeout_s`: its FIFO can no longer be trusted to pair replies with requests.
+
+Dedicated connections (transactions, subscriptions, blocking commands, RESP3 push) are lent
+to one client at a time and come back only when the client's session says the connection is
+clean; a few idle ones are kept for reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+from redisgate.errors import UpstreamUnavailable
+from redisgate.proxy.principals import Backend, Instance
+from redisgate.proxy.resp import encode_error
+from redisgate.proxy.upstream import DedicatedOwner, PendingRequest, State, UpstreamConnection
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_MIN_S = 0.1
+_BACKOFF_MAX_S = 5.0
+_WATCHDOG_INTERVAL_S = 1.0
+
+
+class InstancePool:
+    """The upstream connections of one instance."""
+
+    def __init__(
+        self,
+        instance: Instance,
+        *,
+        shared_connections: int = 1,
+        connect_timeout_s: float = 5.0,
+        timeout_s: float = 30.0,
+        max_idle_dedicated: int = 8,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.instance = instance
+        self.backend: Backend = instance.backend
+        self.shared_connections = shared_connections
+        self.connect_timeout_s = connect_timeout_s
+        self.timeout_s = timeout_s
+        self.max_idle_dedicated = max_idle_dedicated
+        self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
+        self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
+        self._next = 0
+        self._idle_dedicated: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
+        self.dedicated_in_use = 0
+        self._down_until = 0.0
+        self._backoff = _BACKOFF_MIN_S
+        self.last_error = ""
+        self._progress: dict[UpstreamConnection, tuple[int, float]] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._connecting: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        shared = sum(len(c) for c in self._shared.values())
+        idle = sum(len(c) for c in self._idle_dedicated.values())
+        return (f"<InstancePool {self.instance.name} [{shared} shared, {self.dedicated_in_use} "
+                f"dedicated, {idle} idle]>")
+
+    # --- Shared connections -----------------------------------------------------------------
+
+    def send(self, request: PendingRequest, raw: bytes, protocol: int) -> None:
+        """Send one command on a shared connection (or fail it at once if the backend is down)."""
+        conns = self._shared[protocol]
+        if len(conns) >= self.shared_connections:
+            self._next += 1
+            conn = conns[self._next % len(conns)]
+        else:
+            opened = self._open_shared(protocol)
+            if opened is None:
+                request.complete(self.down_reply())
+                return
+            conn = opened
+        conn.send(request, raw)
+
+    def _open_shared(self, protocol: int) -> UpstreamConnection | None:
+        if self.closed or self._clock() < self._down_until:
+            return None
+        conn = self._new_connection(protocol, self._shared_closed)
+        self._shared[protocol].append(conn)
+        self._start_watchdog()
+        return conn
+
+    def _shared_closed(self, conn: UpstreamConnection) -> None:
+        conns = self._shared[conn.protocol]
+        if conn in conns:
+            conns.remove(conn)
+        self._progress.pop(conn, None)
+        self._note_failure(conn)
+
+    # --- Dedicated connections --------------------------------------------------------------
+
+    async def acquire_dedicated(self, protocol: int, owner: DedicatedOwner) -> UpstreamConnection:
+        """A connection for `owner` alone; raises UpstreamUnavailable when it cannot be had."""
+        if self.closed or self._clock() < self._down_until:
+            raise UpstreamUnavailable(self.down_message())
+        idle = self._idle_dedicated[protocol]
+        while idle:
+            conn = idle.pop()
+            if conn.state is State.READY:
+                conn.owner = owner
+                self.dedicated_in_use += 1
+                return conn
+        conn = self._new_connection(protocol, self._dedicated_closed, connect=False)
+        conn.owner = owner
+        self.dedicated_in_use += 1
+        await conn.connect(self.connect_timeout_s, self._ssl_context())
+        if conn.state is State.CLOSED:
+            raise UpstreamUnavailable(conn.close_reason)
+        return conn
+
+    def release_dedicated(self, conn: UpstreamConnection, clean: bool) -> None:
+        """Take a dedicated connection back: kept for reuse if clean, else closed."""
+        if conn.owner is None:
+            return  # already failed and counted
+        conn.owner = None
+        self.dedicated_in_use -= 1
+        idle = self._idle_dedicated[conn.protocol]
+        if clean and conn.state is State.READY and conn.idle and not self.closed and (
+            len(idle) < self.max_idle_dedicated
+        ):
+            idle.append(conn)
+        else:
+            conn.on_closed = None
+            conn.close("returned to the pool in an unknown state")
+
+    def _dedicated_closed(self, conn: UpstreamConnection) -> None:
+        if conn.owner is not None:
+            self.dedicated_in_use -= 1
+        idle = self._idle_dedicated[conn.protocol]
+        if conn in idle:
+            idle.remove(conn)
+        self._note_failure(conn)
+
+    # --- Connections, failures and backoff --------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context() if self.backend.tls else None
+
+    def _new_connection(
+        self, protocol: int, on_closed: Callable[[UpstreamConnection], None], connect: bool = True
+    ) -> UpstreamConnection:
+        conn = UpstreamConnection(self.backend, protocol, on_closed=on_closed)
+        conn.on_ready = self._connection_ready
+        if connect:
+            task = self._loop.create_task(conn.connect(self.connect_timeout_s, self._ssl_context()))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+        return conn
+
+    def _connection_ready(self, conn: UpstreamConnection) -> None:
+        self._backoff = _BACKOFF_MIN_S
+        self._down_until = 0.0
+
+    def _note_failure(self, conn: UpstreamConnection) -> None:
+        if self.closed or conn.close_reason.startswith("closed by the gateway"):
+            return
+        if conn.handshake_done and "lost" in conn.close_reason:
+            return  # a working connection dropped: reconnect at once on the next command
+        self.last_error = conn.close_reason
+        self._down_until = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
+
+    def down_message(self) -> str:
+        return (f"instance {self.instance.name!r} is unavailable: "
+                f"{self.last_error or 'no connection'} (retrying)")
+
+    def down_reply(self) -> bytes:
+        return encode_error("BACKEND", self.down_message())
+
+    # --- Watchdog ---------------------------------------------------------------------------
+
+    def _start_watchdog(self) -> None:
+        if self._watchdog is None and not self.closed:
+            self._watchdog = self._loop.call_later(_WATCHDOG_INTERVAL_S, self._check_progress)
+
+    def _check_progress(self) -> None:
+        self._watchdog = None
+        now = self._clock()
+        for conns in self._shared.values():
+            for conn in list(conns):
+                if not conn.fifo:
+                    self._progress.pop(conn, None)
+                    continue
+                replies, since = self._progress.get(conn, (-1, now))
+                if replies != conn.replies:
+                    self._progress[conn] = (conn.replies, now)
+                elif now - since >= self.timeout_s:
+                    conn.fail(f"no reply from the instance's Redis within {self.timeout_s:g}s")
+        if any(self._shared.values()):
+            self._start_watchdog()
+
+    # --- Closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection the pool holds (lent dedicated ones close with their clients)."""
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for conns in (*self._shared.values(), *self._idle_dedicated.values()):
+            for conn in list(conns):
+                conn.close()
+            conns.clear()
+        for task in self._connecting:
+            task.cancel()
+
+
+class PoolRegistry:
+    """One InstancePool per instance (and backend), created on first use."""
+
+    def __init__(self, factory: Callable[[Instance], InstancePool]) -> None:
+        self._factory = factory
+        self._pools: dict[tuple[str, Backend], InstancePool] = {}
+
+    def get(self, instance: Instance) -> InstancePool:
+        key = (instance.id, instance.backend)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = self._factory(instance)
+        return pool
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._pools.values()))
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()

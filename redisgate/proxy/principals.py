@@ -1,0 +1,124 @@
+"""Who a client is: instances, principals, and the cache in front of where keys come from.
+
+A `PrincipalSource` answers "which key record has this public id?" (a static TOML file today,
+Postgres in the control-plane issues). `Authenticator` sits in front of it on the AUTH path: it
+rejects malformed tokens without a lookup, caches records for a short TTL, keeps a bounded
+negative cache so floods of unknown ids do not reach the source, and checks the digest in
+constant time. It never sees or logs a secret beyond the comparison.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from redisgate import apikeys
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where an instance's data lives: a Redis endpoint and a db index on it.
+
+    `shared` marks a server whose other dbs belong to other tenants. Scripts (EVAL, FCALL,
+    FUNCTION) are refused there: a Lua script may SELECT another db, and no gateway can see
+    inside a script to stop it.
+    """
+
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    shared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    id: str
+    name: str
+    backend: Backend
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated API key and what it may reach."""
+
+    key_id: str
+    key_name: str
+    instance: Instance
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    digest: str
+    principal: Principal
+
+
+class PrincipalSource(Protocol):
+    """Where key records come from."""
+
+    async def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+
+class Authenticator:
+    """Turns a presented token into a Principal (or None), with positive and negative caches.
+
+    `now` is passed in by the caller (the event loop's clock), so this stays testable.
+    """
+
+    def __init__(
+        self,
+        source: PrincipalSource,
+        *,
+        ttl_s: float = 5.0,
+        negative_ttl_s: float = 5.0,
+        negative_capacity: int = 10_000,
+    ) -> None:
+        self.source = source
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.negative_capacity = negative_capacity
+        self._positive: dict[str, tuple[float, KeyRecord]] = {}
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self.lookups = 0  # how often the source was asked (tests and metrics read it)
+
+    async def authenticate(self, token: bytes, now: float) -> Principal | None:
+        key_id = apikeys.key_id_of(token)
+        if key_id is None:
+            return None
+        record = await self._record(key_id, now)
+        if record is None or not apikeys.verify(token, record.digest):
+            return None
+        return record.principal
+
+    async def _record(self, key_id: str, now: float) -> KeyRecord | None:
+        cached = self._positive.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        denied_until = self._negative.get(key_id)
+        if denied_until is not None and denied_until > now:
+            return None
+        self.lookups += 1
+        record = await self.source.get_key(key_id)
+        if record is None:
+            self._negative[key_id] = now + self.negative_ttl_s
+            self._negative.move_to_end(key_id)
+            while len(self._negative) > self.negative_capacity:
+                self._negative.popitem(last=False)
+            self._positive.pop(key_id, None)
+            return None
+        self._negative.pop(key_id, None)
+        self._positive[key_id] = (now + self.ttl_s, record)
+        return record
+
+    def invalidate(self, key_id: str | None = None) -> None:
+        """Forget one key (or everything): the next AUTH asks the source again."""
+        if key_id is None:
+            self._positive.clear()
+            self._negative.clear()
+        else:
+            self._positive.pop(key_id, None)
+            self._negative.pop(key_id, None)

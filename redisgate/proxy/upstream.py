@@ -1,0 +1,284 @@
+"""One connection to a backing Redis: a FIFO of pending requests and coalesced writes.
+
+Theory of operation
+-------------------
+A *shared* connection carries commands from many clients. Each command sent appends a
+`PendingRequest` to the FIFO; Redis answers in order, so each reply frame completes the head
+of the FIFO. Three rules keep a reply from ever reaching the wrong client (Envoy's
+`client_impl.cc`, and redis-py's CVE-2023-28858 as the cautionary tale):
+
+1. The head is popped *before* its owner is called, so a callback that fails or re-enters
+   cannot leave the FIFO misaligned.
+2. A client that goes away only marks its requests `cancelled`; the slots stay, and their
+   replies are read and dropped.
+3. Anything that could desynchronise the FIFO (a reply with no pending request, a malformed
+   frame, a timeout, a lost connection) fails *every* pending request, in order, with an
+   error reply, and closes the connection. A desynchronised FIFO is never repaired.
+
+Only commands that produce exactly one reply are sent on shared connections (the command
+table's FORWARD route); everything else moves to a *dedicated* connection, which has one
+owner that receives every frame in order (`DedicatedOwner`).
+
+Writes are appended to a buffer and flushed once per event-loop turn (`call_soon`), so the
+commands of fifty clients reach Redis as one pipeline: this roughly doubles throughput.
+
+The connection handshake (HELLO with AUTH, SELECT) is queued before any client command, with
+internal pending entries that check the replies; a failing handshake fails the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import Protocol
+
+from redisgate.errors import RemoteProtocolError
+from redisgate.proxy.principals import Backend
+from redisgate.proxy.resp import encode_command, encode_error
+from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push
+
+log = logging.getLogger(__name__)
+
+_FLUSH_THRESHOLD = 256 * 1024
+
+
+class PendingRequest:
+    """One reply slot. `reply` is set once; `owner.reply_ready(self)` is told."""
+
+    __slots__ = ("cancelled", "owner", "reply", "transform")
+
+    def __init__(
+        self,
+        owner: ReplyOwner,
+        reply: bytes | None = None,
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.owner = owner
+        self.reply = reply
+        self.cancelled = False
+        self.transform = transform
+
+    def complete(self, frame: bytes) -> None:
+        if self.cancelled:
+            return
+        if self.transform is not None and not is_error(frame):
+            frame = self.transform(frame)
+        self.reply = frame
+        self.owner.reply_ready(self)
+
+
+class ReplyOwner(Protocol):
+    def reply_ready(self, request: PendingRequest) -> None: ...
+
+
+class DedicatedOwner(Protocol):
+    """The one client of a dedicated connection: it sees every frame, in order."""
+
+    def upstream_frame(self, frame: bytes) -> None: ...
+
+    def upstream_lost(self, reason: str) -> None: ...
+
+
+class State(Enum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class _HandshakeStep:
+    """Checks the reply of one handshake command; an error reply fails the connection."""
+
+    def __init__(self, conn: UpstreamConnection, what: str) -> None:
+        self.conn = conn
+        self.what = what
+
+    def reply_ready(self, request: PendingRequest) -> None:
+        assert request.reply is not None
+        if is_error(request.reply):
+            message = request.reply[1:].strip().decode(errors="replace")
+            self.conn.fail(f"the instance's Redis refused {self.what}: {message}")
+        elif self.what == "HELLO":
+            self.conn.hello_reply = request.reply
+
+
+def handshake_commands(backend: Backend, protocol: int) -> list[tuple[str, bytes]]:
+    """What a new connection sends before any client command."""
+    steps: list[tuple[str, bytes]] = []
+    hello: list[bytes | str | int] = ["HELLO", protocol]
+    if backend.password is not None:
+        hello += ["AUTH", backend.username or "default", backend.password]
+    hello += ["SETNAME", "redisgate"]
+    steps.append(("HELLO", encode_command(hello)))
+    if backend.db:
+        steps.append(("SELECT", encode_command(["SELECT", backend.db])))
+    return steps
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to one backend, shared (FIFO pairing) or dedicated (one owner)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        protocol: int,
+        on_closed: Callable[[UpstreamConnection], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.protocol = protocol
+        self.on_closed = on_closed
+        self.state = State.CONNECTING
+        self.transport: asyncio.Transport | None = None
+        self.framer = ReplyFramer()
+        self.fifo: deque[PendingRequest] = deque()
+        self.owner: DedicatedOwner | None = None
+        self.hello_reply: bytes | None = None
+        self.close_reason = ""
+        self.replies = 0  # progress counter the pool's watchdog reads
+        self._wbuf: list[bytes] = []
+        self._wbuf_bytes = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._loop = asyncio.get_running_loop()
+        for what, raw in handshake_commands(backend, protocol):
+            self.fifo.append(PendingRequest(_HandshakeStep(self, what)))
+            self._wbuf.append(raw)
+
+    def __repr__(self) -> str:
+        mode = "dedicated" if self.owner is not None else "shared"
+        return (f"<UpstreamConnection {self.backend.host}:{self.backend.port} RESP{self.protocol}"
+                f" {mode} {self.state.value} [{len(self.fifo)} pending]>")
+
+    # --- Connecting ------------------------------------------------------------------------
+
+    async def connect(self, timeout_s: float, ssl_context: ssl.SSLContext | None) -> None:
+        """Open the TCP (or TLS) connection; on failure the pending requests get errors."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._loop.create_connection(
+                    lambda: self, self.backend.host, self.backend.port, ssl=ssl_context
+                )
+        except TimeoutError:
+            self.fail(f"connecting to the instance's Redis timed out after {timeout_s:g}s")
+        except OSError as exc:
+            self.fail(f"cannot connect to the instance's Redis: {exc.strerror or exc}")
+
+    # --- asyncio.Protocol interface ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self.state is State.CLOSED:  # failed (e.g. cancelled) while connecting
+            transport.close()
+            return
+        self.transport = transport
+        self.state = State.READY
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except RemoteProtocolError as exc:
+            self.fail(f"the instance's Redis sent invalid RESP ({exc})")
+            return
+        if self.owner is not None:
+            owner = self.owner
+            while frames and self.fifo:  # handshake replies come first
+                self.fifo.popleft().complete(frames.pop(0))
+            if self.state is State.CLOSED:
+                return
+            for frame in frames:
+                if self.owner is not owner:  # released mid-batch: nobody expects this frame
+                    self.fail("the instance's Redis sent a reply nobody was waiting for")
+                    return
+                self.replies += 1
+                owner.upstream_frame(frame)
+            return
+        fifo = self.fifo
+        for frame in frames:
+            if not fifo:
+                if is_push(frame):
+                    continue  # e.g. a RESP3 push on a shared connection: nobody asked for it
+                self.fail("the instance's Redis sent a reply nobody was waiting for")
+                return
+            self.replies += 1
+            fifo.popleft().complete(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = "the connection to the instance's Redis was lost"
+        if exc is not None:
+            reason += f" ({exc})"
+        self.fail(reason + "; the command may or may not have run")
+
+    def pause_writing(self) -> None:
+        # Redis reads slower than clients write; requests stay in the transport buffer and
+        # clients are held back by their own pending-request caps.
+        log.debug("%r: backend not reading fast enough", self)
+
+    def resume_writing(self) -> None:
+        pass
+
+    # --- Sending ----------------------------------------------------------------------------
+
+    def send(self, request: PendingRequest, raw: bytes) -> None:
+        """Queue `raw` for this connection; its reply will complete `request`."""
+        if self.state is State.CLOSED:
+            request.complete(self.error_reply())
+            return
+        self.fifo.append(request)
+        self.write(raw)
+
+    def write(self, raw: bytes) -> None:
+        """Queue bytes with no reply slot (dedicated connections track replies themselves)."""
+        self._wbuf.append(raw)
+        self._wbuf_bytes += len(raw)
+        if self._wbuf_bytes >= _FLUSH_THRESHOLD:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self.state is not State.READY or not self._wbuf:
+            return
+        assert self.transport is not None
+        data = self._wbuf[0] if len(self._wbuf) == 1 else b"".join(self._wbuf)
+        self._wbuf.clear()
+        self._wbuf_bytes = 0
+        self.transport.write(data)
+
+    # --- Failing and closing ----------------------------------------------------------------
+
+    def error_reply(self) -> bytes:
+        return encode_error("BACKEND", self.close_reason or "the instance's Redis is unavailable")
+
+    def fail(self, reason: str) -> None:
+        """Fail every pending request in order, close, and tell the pool and the owner."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.close_reason = reason
+        log.warning("%r: %s", self, reason)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._wbuf.clear()
+        if self.transport is not None:
+            self.transport.abort()
+        error = self.error_reply()
+        fifo, self.fifo = self.fifo, deque()
+        while fifo:
+            fifo.popleft().complete(error)
+        if self.owner is not None:
+            owner, self.owner = self.owner, None
+            owner.upstream_lost(reason)
+        if self.on_closed is not None:
+            self.on_closed(self)
+
+    def close(self, reason: str = "closed by the gateway") -> None:
+        self.fail(reason)
+
+    @property
+    def idle(self) -> bool:
+        return not self.fifo and not self._wbuf
