@@ -32,6 +32,52 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(settings)
 
 
+def cmd_proxy(settings: Settings, args: argparse.Namespace) -> int:
+    import uvloop
+
+    from redisgate.proxy.server import serve
+
+    return uvloop.run(serve(settings))
+
+
+def _keys_file(settings: Settings) -> Path:
+    if settings.keys_file is None:
+        raise ConfigError("keys_file is not set: pass --keys-file FILE (or REDISGATE_KEYS_FILE)")
+    return settings.keys_file
+
+
+def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.proxy.principals import Backend
+    from redisgate.proxy.static_source import set_instance
+
+    backend = Backend(
+        host=args.backend_host, port=args.backend_port, db=args.backend_db,
+        username=args.backend_username, password=args.backend_password, tls=args.backend_tls,
+        shared=args.shared,
+    )
+    set_instance(_keys_file(settings), args.name, backend, replace=args.replace)
+    print(f"instance {args.name!r} -> {backend.host}:{backend.port} db {backend.db}")
+    return 0
+
+
+def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.proxy.static_source import add_key
+
+    key = add_key(_keys_file(settings), args.instance, args.name or args.instance)
+    host = "127.0.0.1" if settings.proxy_host in ("0.0.0.0", "::") else settings.proxy_host
+    print(f"key id {key.key_id} for instance {args.instance!r} (the token is shown only now):")
+    print(f"REDISGATE_URL=redis://default:{key.token}@{host}:{settings.proxy_port}/0")
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.proxy.static_source import remove_key
+
+    remove_key(_keys_file(settings), args.key_id)
+    print(f"key {args.key_id} revoked (new connections with it are refused)")
+    return 0
+
+
 def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -143,8 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("dev", "run the whole system locally (own PostgreSQL and Redis in a data folder)", cmd_dev)
+    add("dev", "run the whole system locally, from a data folder", cmd_dev)
+    add("proxy", "serve the RESP gateway (the data plane)", cmd_proxy)
     add("control", "serve the control-plane HTTP API", cmd_control)
+    keys = sub.add_parser("keys", help="manage instances and API keys in a static keys file",
+                          description="manage instances and API keys in a static keys file")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    p = add("add-instance", "add an instance (a backend Redis and db) to the keys file",
+            cmd_keys_add_instance, keys_sub)
+    p.add_argument("name", help="instance name (letters, digits, '-', '_')")
+    p.add_argument("--backend-host", default="127.0.0.1", help="backend Redis host")
+    p.add_argument("--backend-port", type=int, default=6379, help="backend Redis port")
+    p.add_argument("--backend-db", type=int, default=0, help="backend db index")
+    p.add_argument("--backend-username", default=None, help="backend ACL user")
+    p.add_argument("--backend-password", default=None, help="backend password")
+    p.add_argument("--backend-tls", action="store_true", help="connect to the backend with TLS")
+    p.add_argument("--shared", action="store_true",
+                   help="other dbs of this server belong to other tenants")
+    p.add_argument("--replace", action="store_true", help="update an existing instance")
+    p = add("new", "mint an API key for an instance and print it once", cmd_keys_new, keys_sub)
+    p.add_argument("--instance", required=True, help="the instance the key opens")
+    p.add_argument("--name", default=None, help="a name for the key (default: the instance)")
+    p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub)
+    p.add_argument("key_id", help="the key's public id (rg_<id>_…)")
     migrate = add("migrate", "apply pending database migrations", cmd_migrate)
     migrate.add_argument(
         "--check", action="store_true", help="apply nothing; list pending migrations, exit 1 if any"

@@ -46,6 +46,16 @@ def _at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be 1 or more"
 
 
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _existing_file(value: Any) -> str | None:
+    if value is None or Path(value).is_file():
+        return None
+    return "is not an existing file: fix the path or unset it"
+
+
 def _log_level(value: Any) -> str | None:
     return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
 
@@ -91,6 +101,59 @@ class Settings:
     )
     proxy_port: int = setting(
         6380, "TCP port of the RESP gateway (0 picks a free one).", validate=_port, flag="--port"
+    )
+    proxy_tls_port: int = setting(
+        0, "Extra TLS port of the gateway (rediss://); 0 turns TLS off.", validate=_port
+    )
+    proxy_tls_cert_file: Path | None = setting(
+        None, "PEM certificate (chain) the gateway's TLS port presents.", validate=_existing_file
+    )
+    proxy_tls_key_file: Path | None = setting(
+        None, "PEM private key of proxy_tls_cert_file.", validate=_existing_file
+    )
+    proxy_unix_socket: Path | None = setting(
+        None, "Also listen on this Unix socket path (unset: no Unix socket)."
+    )
+    keys_file: Path | None = setting(
+        None,
+        "TOML file of instances and API keys (the static key source); `redisgate dev` "
+        "writes its own in the data folder.",
+    )
+    max_clients: int = setting(
+        10_000, "Most client connections the gateway accepts at once.", validate=_at_least_one
+    )
+    max_request_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Largest single command a client may send (checked before it is buffered).",
+        validate=_at_least_one,
+    )
+    max_pending_per_client: int = setting(
+        1000,
+        "Commands a client may have in flight before the gateway stops reading from it.",
+        validate=_at_least_one,
+    )
+    max_client_output_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Unsent reply bytes a slow client may accumulate before it is disconnected.",
+        validate=_at_least_one,
+    )
+    auth_timeout_s: float = setting(
+        10.0, "A new connection must authenticate within this time.", validate=_positive
+    )
+    client_idle_timeout_s: float = setting(
+        0.0, "Close authenticated clients idle this long (0: never, as Redis's default).",
+        validate=_not_negative,
+    )
+    upstream_connections: int = setting(
+        1, "Shared connections per instance (and protocol) to its Redis.", validate=_at_least_one
+    )
+    upstream_connect_timeout_s: float = setting(
+        5.0, "How long connecting to an instance's Redis may take.", validate=_positive
+    )
+    upstream_timeout_s: float = setting(
+        30.0,
+        "A shared upstream connection with no reply for this long is failed and reopened.",
+        validate=_positive,
     )
     # Control plane
     control_host: str = setting(

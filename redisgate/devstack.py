@@ -1,14 +1,13 @@
 """`redisgate dev`: the whole system on one machine, from one data folder, with one command.
 
 Order matters and so does its reverse: PostgreSQL (created on first run, migrated), then Redis,
-then the control API (and the gateway, once it exists); on Ctrl-C or SIGTERM everything stops
+then the gateway and the control API; on Ctrl-C or SIGTERM everything stops
 in the opposite order, also when a later step failed to start. A second signal cuts the wait
 short. Children also get a parent-death signal, so a SIGKILLed `redisgate dev` leaves nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -21,18 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import uvloop
 from aiohttp import web
 
+from redisgate import apikeys
 from redisgate.config import Settings
 from redisgate.control.app import create_app
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
+from redisgate.proxy.principals import Backend
+from redisgate.proxy.server import Gateway, drain
+from redisgate.proxy.static_source import StaticSource, add_key, parse_keys_file, set_instance
+from redisgate.signals import StopSignals
 from redisgate.store import db
 from redisgate.store.migrations import default_migrations_dir, migrate
 
 log = logging.getLogger(__name__)
 
 DATABASE = "redisgate"
+DEMO_INSTANCE = "demo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,59 +114,59 @@ def run_dev(settings: Settings) -> int:
         except (_Stop, KeyboardInterrupt):
             log.info("stopped while starting")
             return 0
-        try:
-            return asyncio.run(_serve(settings, postgres, redis, started))
-        except asyncio.CancelledError:  # a second signal cut the shutdown short
-            return 1
+        return uvloop.run(_serve(settings, postgres, redis, started))
 
 
 async def _serve(
     settings: Settings, postgres: PostgresServer, redis: RedisServer, started: float
 ) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = 0
+    with StopSignals() as signals:
+        async with db.connection(postgres.dsn()) as admin:
+            if await db.ensure_database(admin, DATABASE):
+                log.info("created database %s", DATABASE)
+        database_url = postgres.dsn(DATABASE)
+        async with db.connection(database_url) as conn:
+            applied = await migrate(conn, settings.migrations_dir or default_migrations_dir())
+        log.info("migrations: %d applied now", len(applied))
 
-    def on_signal(sig: signal.Signals) -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
-            log.info("%s: shutting down (send it again to force)", sig.name)
-            stop.set()
-        else:
-            log.warning("%s again: forcing exit", sig.name)
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-
-    async with db.connection(postgres.dsn()) as admin:
-        if await db.ensure_database(admin, DATABASE):
-            log.info("created database %s", DATABASE)
-    database_url = postgres.dsn(DATABASE)
-    async with db.connection(database_url) as conn:
-        applied = await migrate(conn, settings.migrations_dir or default_migrations_dir())
-    log.info("migrations: %d applied now", len(applied))
-
-    app_settings = dataclasses.replace(settings, database_url=database_url)
-    runner = web.AppRunner(create_app(app_settings), handle_signals=False, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(
-            runner,
-            settings.control_host,
-            settings.control_port,
-            shutdown_timeout=settings.shutdown_timeout_s,
-        )
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        endpoints = DevEndpoints(redis_url=redis.url, control_url=f"http://{host}:{port}")
-        log.info("ready in %.1fs", time.monotonic() - started)
-        sys.stdout.write("\n".join(endpoints.lines()) + "\n")
-        sys.stdout.flush()
-        await stop.wait()
-    finally:
-        with contextlib.suppress(asyncio.CancelledError):
+        keys_file = settings.data_dir.resolve() / "keys.toml"
+        token = _demo_key(keys_file, redis)
+        settings = dataclasses.replace(settings, database_url=database_url, keys_file=keys_file)
+        gateway = Gateway(settings, StaticSource(keys_file))
+        runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            await gateway.start()
+            site = web.TCPSite(
+                runner, settings.control_host, settings.control_port,
+                shutdown_timeout=settings.shutdown_timeout_s,
+            )
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            endpoints = DevEndpoints(
+                redis_url=f"redis://default:{token}@127.0.0.1:{gateway.port}/0",
+                control_url=f"http://{host}:{port}",
+            )
+            log.info("ready in %.1fs", time.monotonic() - started)
+            sys.stdout.write("\n".join(endpoints.lines()) + "\n")
+            sys.stdout.flush()
+            await signals.first.wait()
+        finally:
+            await drain(gateway, signals)
             await runner.cleanup()
     return 0
+
+
+def _demo_key(keys_file: Path, redis: RedisServer) -> str:
+    """The demo instance (this run's Redis) and its key, kept across runs in the data folder."""
+    backend = Backend(host=redis.host, port=redis.port, password=redis.password)
+    set_instance(keys_file, DEMO_INSTANCE, backend, replace=True)
+    token_file = keys_file.parent / "demo-key"
+    token = token_file.read_text().strip() if token_file.exists() else ""
+    key_id = apikeys.key_id_of(token.encode())
+    if key_id is None or key_id not in parse_keys_file(keys_file):
+        key = add_key(keys_file, DEMO_INSTANCE, "demo")
+        token = key.token
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    return token

@@ -15,7 +15,7 @@ instance = "cache"
 sha256 = "…"                  # hex SHA-256 of the whole token; the token itself is not stored
 ```
 
-`redisgate keys new --instance cache` appends a key and prints the token once. The gateway
+`redisgate keys new --instance cache` adds a key and prints the token once. The gateway
 rereads the file when it changes (checked at most once a second), so new keys work at once and
 removed ones stop working for new connections.
 """
@@ -23,7 +23,9 @@ removed ones stop working for new connections.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from typing import Any
 from redisgate import apikeys
 from redisgate.errors import ConfigError
 from redisgate.proxy.principals import Backend, Instance, KeyRecord, Principal
+
+log = logging.getLogger(__name__)
 
 _INSTANCE_FIELDS = {"host", "port", "db", "username", "password", "tls", "shared"}
 _KEY_FIELDS = {"name", "instance", "sha256"}
@@ -57,7 +61,7 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"keys file {path} does not exist: create it with "
-                          f"`redisgate keys add-instance` or fix keys_file") from None
+                          f"`redisgate keys add-instance`, or fix keys_file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"keys file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -118,70 +122,105 @@ class StaticSource:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def maybe_reload(self, now: float) -> None:
-        """Reread the file if it changed; a broken file keeps the last good contents."""
+    def maybe_reload(self, now: float) -> bool:
+        """Reread the file if it changed; True when it did. A broken file keeps the last good
+        contents (and is logged), so a half-written edit never locks every client out."""
         if now - self._checked_at < self.recheck_s:
-            return
+            return False
         self._checked_at = now
         stamp = self._file_stamp()
         if stamp == self._stamp or stamp is None:
-            return
+            return False
+        self._stamp = stamp
         try:
             self._records = parse_keys_file(self.path)
-        except ConfigError:
-            return  # logged by the caller's periodic check; keep serving what we had
-        self._stamp = stamp
+        except ConfigError as exc:
+            log.error("keeping the previous keys: %s", exc)
+            return False
+        return True
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
         return self._records.get(key_id)
 
-    @property
-    def instances(self) -> dict[str, Instance]:
-        return {r.principal.instance.id: r.principal.instance for r in self._records.values()}
-
 
 # --- Writing (redisgate keys …) ------------------------------------------------------------
+#
+# Writes rewrite the whole file from its parsed contents (to a temporary file, then renamed), so
+# a reader never sees half a file. Comments are not kept: the file is machine-managed.
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def _instance_names(path: Path) -> set[str]:
-    """Names of the instances in the file, which must be valid as a whole."""
+def _load_raw(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     if not path.exists():
-        return set()
-    parse_keys_file(path)
-    return set(tomllib.loads(path.read_text()).get("instances", {}))
+        return {"instances": {}, "keys": {}}
+    parse_keys_file(path)  # refuse to build on a broken file
+    data = tomllib.loads(path.read_text())
+    return {"instances": data.get("instances", {}), "keys": data.get("keys", {})}
 
 
-def add_instance(path: Path, name: str, backend: Backend) -> None:
-    """Append an [instances.NAME] table (the file is created 0600: it may hold passwords)."""
-    if name in _instance_names(path):
+def _dump(path: Path, data: dict[str, dict[str, dict[str, Any]]]) -> None:
+    lines = ["# RedisGate keys file: instances and API keys (see `redisgate keys --help`).",
+             "# Only SHA-256 digests of keys are stored; the tokens were shown once."]
+    for section in ("instances", "keys"):
+        for name, table in data[section].items():
+            lines.append(f"\n[{section}.{name}]")
+            for field, value in table.items():
+                if isinstance(value, bool):
+                    text = "true" if value else "false"
+                elif isinstance(value, int):
+                    text = str(value)
+                else:
+                    text = _toml_string(str(value))
+                lines.append(f"{field} = {text}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    parse_keys_file(path)  # what we wrote must read back
+
+
+def set_instance(path: Path, name: str, backend: Backend, *, replace: bool = False) -> None:
+    """Add (or with `replace`, update) an instance; the file is 0600: it holds passwords."""
+    if not _NAME.match(name):
+        raise ConfigError(f"instance name {name!r}: use 1-64 letters, digits, '-' or '_'")
+    data = _load_raw(path)
+    if name in data["instances"] and not replace:
         raise ConfigError(f"{path}: instance {name!r} already exists")
-    lines = [f"\n[instances.{name}]", f"host = {_toml_string(backend.host)}",
-             f"port = {backend.port}", f"db = {backend.db}"]
+    table: dict[str, Any] = {"host": backend.host, "port": backend.port, "db": backend.db}
     if backend.username:
-        lines.append(f"username = {_toml_string(backend.username)}")
+        table["username"] = backend.username
     if backend.password:
-        lines.append(f"password = {_toml_string(backend.password)}")
-    lines += [f"tls = {str(backend.tls).lower()}", f"shared = {str(backend.shared).lower()}"]
-    _append(path, lines)
+        table["password"] = backend.password
+    table["tls"] = backend.tls
+    table["shared"] = backend.shared
+    data["instances"][name] = table
+    _dump(path, data)
 
 
 def add_key(path: Path, instance: str, name: str) -> apikeys.MintedKey:
-    """Mint a key for `instance`, append its record, and return it (the token is not stored)."""
-    if instance not in _instance_names(path):
-        raise ConfigError(f"{path}: no instance named {instance!r}")
+    """Mint a key for `instance`, store its digest, and return it (the token is not stored)."""
     key = apikeys.mint()
-    _append(path, [f"\n[keys.{key.key_id}]", f"name = {_toml_string(name)}",
-                   f"instance = {_toml_string(instance)}", f"sha256 = {_toml_string(key.digest)}"])
-    parse_keys_file(path)  # what we wrote must read back
+    store_key(path, instance, name, key)
     return key
 
 
-def _append(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a") as fh:
-        fh.write("\n".join(lines) + "\n")
+def store_key(path: Path, instance: str, name: str, key: apikeys.MintedKey) -> None:
+    data = _load_raw(path)
+    if instance not in data["instances"]:
+        raise ConfigError(f"{path}: no instance named {instance!r}")
+    data["keys"][key.key_id] = {"name": name, "instance": instance, "sha256": key.digest}
+    _dump(path, data)
+
+
+def remove_key(path: Path, key_id: str) -> None:
+    data = _load_raw(path)
+    if data["keys"].pop(key_id, None) is None:
+        raise ConfigError(f"{path}: no key with id {key_id!r}")
+    _dump(path, data)

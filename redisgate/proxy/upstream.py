@@ -34,7 +34,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from typing import Protocol
+from typing import Protocol, cast
 
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.principals import Backend
@@ -101,8 +101,10 @@ class _HandshakeStep:
         if is_error(request.reply):
             message = request.reply[1:].strip().decode(errors="replace")
             self.conn.fail(f"the instance's Redis refused {self.what}: {message}")
-        elif self.what == "HELLO":
+            return
+        if self.what == "HELLO":
             self.conn.hello_reply = request.reply
+        self.conn.handshake_step_done()
 
 
 def handshake_commands(backend: Backend, protocol: int) -> list[tuple[str, bytes]]:
@@ -136,15 +138,26 @@ class UpstreamConnection(asyncio.Protocol):
         self.fifo: deque[PendingRequest] = deque()
         self.owner: DedicatedOwner | None = None
         self.hello_reply: bytes | None = None
+        self.handshake_done = False
+        self.on_ready: Callable[[UpstreamConnection], None] | None = None
         self.close_reason = ""
         self.replies = 0  # progress counter the pool's watchdog reads
         self._wbuf: list[bytes] = []
         self._wbuf_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
-        for what, raw in handshake_commands(backend, protocol):
+        steps = handshake_commands(backend, protocol)
+        self._handshake_left = len(steps)
+        for what, raw in steps:
             self.fifo.append(PendingRequest(_HandshakeStep(self, what)))
             self._wbuf.append(raw)
+
+    def handshake_step_done(self) -> None:
+        self._handshake_left -= 1
+        if self._handshake_left == 0:
+            self.handshake_done = True
+            if self.on_ready is not None:
+                self.on_ready(self)
 
     def __repr__(self) -> str:
         mode = "dedicated" if self.owner is not None else "shared"
@@ -168,11 +181,10 @@ class UpstreamConnection(asyncio.Protocol):
     # --- asyncio.Protocol interface ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         if self.state is State.CLOSED:  # failed (e.g. cancelled) while connecting
             transport.close()
             return
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.state = State.READY
         self._flush()
 

@@ -1,0 +1,390 @@
+"""One client connection: glues the session, the upstream pool and flow control together.
+
+Theory of operation
+-------------------
+Bytes from the client go to the `RequestFramer`; each complete command goes to the `Session`,
+whose decision this class carries out. Every reply the client is owed, forwarded or local,
+takes a slot in `self.slots`, in command order; replies are written from the head while the
+head is complete (Envoy's `onResponse`), in one `transport.write` per batch.
+
+Order across connections: a client's commands may run on a shared connection or on its
+dedicated one. Before the first command goes to a dedicated connection, every command already
+sent on a shared one must have been answered (and the dedicated connection is only given back
+once it has nothing outstanding), so Redis executes the client's commands in the order sent.
+While that is pending, or while AUTH is being checked, `_blocked` holds further commands in
+the framer, unread by the session.
+
+Flow control: reading from the client stops while it has `max_pending_per_client` commands in
+flight or its transport's write buffer is over the high-water mark (`pause_writing`); a client
+whose unsent replies pass `max_client_output_bytes` is disconnected. A shared upstream
+connection is never paused for one slow client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, cast
+
+from redisgate.errors import RemoteProtocolError, StoreError, UpstreamUnavailable
+from redisgate.proxy.pinning import DedicatedTracker, Frame
+from redisgate.proxy.pool import InstancePool
+from redisgate.proxy.resp import RequestFramer, encode_error
+from redisgate.proxy.session import AuthRequest, Kind, Session, State
+from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
+
+if TYPE_CHECKING:
+    from redisgate.proxy.resp import Command
+    from redisgate.proxy.server import Gateway
+
+log = logging.getLogger(__name__)
+
+# Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
+PRE_AUTH_LIMITS = {"max_array_len": 16, "max_bulk_bytes": 1024, "max_inline_bytes": 4096,
+                   "max_request_bytes": 8192}
+REPLY_AUTH_UNAVAILABLE = encode_error(
+    "ERR", "authentication is temporarily unavailable (the key store cannot be reached); "
+    "retry shortly")
+
+
+class ClientConnection(asyncio.Protocol):
+    """The gateway side of one client's TCP, TLS or Unix connection."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.framer = RequestFramer(**PRE_AUTH_LIMITS)
+        self.session: Session | None = None
+        self.slots: deque[PendingRequest] = deque()
+        self.inflight = 0
+        self.pool: InstancePool | None = None
+        self.dedicated: UpstreamConnection | None = None
+        self.dedicated_slots: deque[PendingRequest] = deque()
+        self.last_activity = self.loop.time()
+        self.closing = False
+        self.closed = False
+        self._blocked = False
+        self._stashed: Command | None = None
+        self._stashed_transform: object = None
+        self._at_limit = False
+        self._waiting_for_drain = False
+        self._read_paused = False
+        self._write_paused = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return (f"<ClientConnection {self.session!r} [{self.inflight} in flight, "
+                f"{len(self.slots)} slots]>")
+
+    # --- asyncio.Protocol interface ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = _address(transport.get_extra_info("peername"))
+        local = _address(transport.get_extra_info("sockname"))
+        self.peer_host = peer.rsplit(":", 1)[0]
+        self.session = Session(
+            self.gateway.table, client_id=self.gateway.next_client_id(), peer=peer, local=local,
+            clock=self.loop.time, server_version=self.gateway.server_version,
+        )
+        if not self.gateway.admit(self):
+            transport.write(encode_error("ERR", "max number of clients reached"))
+            self.closing = True
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.loop.time()
+        if self.closing:
+            return
+        self.framer.feed(data)
+        if not self._blocked:
+            self._process()
+
+    def eof_received(self) -> bool | None:
+        # Finish what was sent, then close (like Redis for a half-closed connection).
+        self.closing = True
+        self._close_when_flushed()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = self.closing = True
+        for slot in self.slots:
+            slot.cancelled = True
+        self.slots.clear()
+        self.dedicated_slots.clear()
+        if self.dedicated is not None:
+            self._release_dedicated(clean=False)
+        for task in self._tasks:
+            task.cancel()
+        self.gateway.forget(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # --- Commands ---------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Hand buffered commands to the session until blocked, paused or out of commands."""
+        framer, session = self.framer, self.session
+        assert session is not None
+        limit = self.settings.max_pending_per_client
+        while not self._blocked and not self.closing:
+            if self.inflight >= limit:
+                self._at_limit = True
+                break
+            try:
+                command = framer.next_command()
+            except RemoteProtocolError as exc:
+                self._finish_with(encode_error("ERR", str(exc)))
+                break
+            if command is None:
+                break
+            self._dispatch(command, session)
+        self._update_reading()
+
+    def _dispatch(self, command: Command, session: Session) -> None:
+        kind, payload, transform = session.handle(command)
+        if kind is Kind.SHARED:
+            assert self.pool is not None
+            request = PendingRequest(self, None, transform)
+            self.slots.append(request)
+            self.inflight += 1
+            self.pool.send(request, payload, session.protocol)  # type: ignore[arg-type]
+        elif kind is Kind.LOCAL:
+            self._local_reply(payload)  # type: ignore[arg-type]
+            if session.principal is None and self.pool is not None:  # RESET
+                if self.dedicated is not None:
+                    self._release_dedicated(clean=False)
+                self.pool = None
+                self.framer.set_limits(**PRE_AUTH_LIMITS)
+        elif kind is Kind.DEDICATED:
+            if self.dedicated is None:
+                self._stashed = command
+                self._stashed_transform = transform
+                self._blocked = True
+                if self.inflight:
+                    self._waiting_for_drain = True
+                else:
+                    self._start(self._acquire_dedicated())
+            else:
+                self._send_dedicated(command, payload, transform)  # type: ignore[arg-type]
+        elif kind is Kind.AUTHENTICATE:
+            request = PendingRequest(self)
+            self.slots.append(request)
+            self.inflight += 1
+            self._blocked = True
+            self._start(self._authenticate(payload, request))  # type: ignore[arg-type]
+        else:  # Kind.CLOSE
+            self._finish_with(payload)  # type: ignore[arg-type]
+
+    def _local_reply(self, reply: bytes) -> None:
+        if not self.slots:
+            self._write(reply)
+        else:
+            self.slots.append(PendingRequest(self, reply))
+
+    def _finish_with(self, reply: bytes) -> None:
+        """Answer `reply` after everything owed, then close (QUIT, protocol errors)."""
+        self._local_reply(reply)
+        self.closing = True
+        self._close_when_flushed()
+
+    def _start(self, coro: Coroutine[object, object, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- Authentication ---------------------------------------------------------------------
+
+    async def _authenticate(self, auth: AuthRequest, request: PendingRequest) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            principal = await self.gateway.authenticator.authenticate(auth.token, self.loop.time())
+        except StoreError as exc:
+            log.warning("authentication unavailable: %s", exc)
+            request.complete(REPLY_AUTH_UNAVAILABLE)
+        else:
+            if principal is None:
+                delay = self.gateway.throttle.failure(self.peer_host, self.loop.time())
+                if delay:
+                    await asyncio.sleep(delay)
+            else:
+                self.gateway.throttle.success(self.peer_host)
+                if self.pool is None or self.pool.instance != principal.instance:
+                    self.pool = self.gateway.pools.get(principal.instance)
+                self.framer.set_limits(
+                    max_array_len=1024 * 1024, max_bulk_bytes=self.settings.max_request_bytes,
+                    max_inline_bytes=64 * 1024, max_request_bytes=self.settings.max_request_bytes,
+                )
+            request.complete(session.auth_result(auth, principal))
+        self._unblock()
+
+    def _unblock(self) -> None:
+        self._blocked = False
+        if not self.closing:
+            self._process()
+
+    # --- Dedicated connection ---------------------------------------------------------------
+
+    async def _acquire_dedicated(self) -> None:
+        session, pool = self.session, self.pool
+        assert session is not None and pool is not None
+        command, transform = self._stashed, self._stashed_transform
+        self._stashed = None
+        assert command is not None
+        try:
+            conn = await pool.acquire_dedicated(session.protocol, self)
+        except UpstreamUnavailable as exc:
+            self._local_reply(encode_error("BACKEND", str(exc)))
+            self._unblock()
+            return
+        if self.closed:
+            pool.release_dedicated(conn, clean=True)
+            return
+        self.dedicated = conn
+        session.tracker = DedicatedTracker(session.protocol)
+        self._send_dedicated(command, command.raw, transform)
+        self._unblock()
+
+    def _send_dedicated(self, command: Command, raw: bytes, transform: object) -> None:
+        session, conn = self.session, self.dedicated
+        assert session is not None and session.tracker is not None and conn is not None
+        args = command.args
+        if session.tracker.on_send(args[0].lower(), args):
+            request = PendingRequest(self, None, transform)  # type: ignore[arg-type]
+            self.slots.append(request)
+            self.dedicated_slots.append(request)
+            self.inflight += 1
+        conn.write(raw)
+
+    # DedicatedOwner interface
+
+    def upstream_frame(self, frame: bytes) -> None:
+        tracker = self.session.tracker if self.session else None
+        if tracker is None:
+            return
+        if tracker.on_frame(frame) is Frame.PASS:
+            self._write(frame)
+        elif self.dedicated_slots:
+            self.dedicated_slots.popleft().complete(frame)
+        else:
+            log.error("%r: a reply with no request on its dedicated connection", self)
+            self._abort()
+            return
+        if tracker.clean and not self.dedicated_slots:
+            self._release_dedicated(clean=True)
+
+    def upstream_lost(self, reason: str) -> None:
+        """The dedicated connection died: its state is gone, so this client's session ends."""
+        self.dedicated = None
+        if self.session is not None:
+            self.session.tracker = None
+        error = encode_error("BACKEND", reason)
+        while self.dedicated_slots:
+            self.dedicated_slots.popleft().complete(error)
+        self._finish_with(encode_error("BACKEND", "the connection holding this client's "
+                                       "transaction or subscription was lost; reconnect"))
+
+    def _release_dedicated(self, clean: bool) -> None:
+        conn, self.dedicated = self.dedicated, None
+        if self.session is not None:
+            self.session.tracker = None
+        if conn is not None and self.pool is not None:
+            self.pool.release_dedicated(conn, clean=clean and not self.closed)
+
+    # --- Replies ----------------------------------------------------------------------------
+
+    def reply_ready(self, request: PendingRequest) -> None:
+        """A slot got its reply: write every complete reply from the head, in one write."""
+        self.inflight -= 1
+        slots = self.slots
+        if not slots or slots[0] is not request:
+            return
+        first = slots.popleft()
+        assert first.reply is not None
+        if not slots or slots[0].reply is None:
+            self._write(first.reply)
+        else:
+            out = [first.reply]
+            while slots and slots[0].reply is not None:
+                out.append(slots.popleft().reply)  # type: ignore[arg-type]
+            self._write(b"".join(out))
+        if self._waiting_for_drain and not self.inflight:
+            self._waiting_for_drain = False
+            self._start(self._acquire_dedicated())
+        elif self.closing:
+            self._close_when_flushed()
+        elif self._at_limit and self.inflight < self.settings.max_pending_per_client:
+            self._at_limit = False
+            self._process()
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
+            log.warning("%r: over %d unsent reply bytes; disconnecting a slow reader",
+                        self, self.settings.max_client_output_bytes)
+            self._abort()
+
+    # --- Flow control and closing -----------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        want_pause = self._write_paused or self.inflight >= self.settings.max_pending_per_client
+        if want_pause and not self._read_paused:
+            self._read_paused = True
+            transport.pause_reading()
+        elif not want_pause and self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+
+    def _close_when_flushed(self) -> None:
+        if not self.slots and self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self.closing = True
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Graceful stop: take no new commands, close once every owed reply is written."""
+        self.closing = True
+        self._close_when_flushed()
+
+    def check_timeouts(self, now: float) -> None:
+        """Close a connection that never authenticated in time, or sat idle too long."""
+        session = self.session
+        if session is None or self.closing:
+            return
+        idle = now - self.last_activity
+        auth_timeout = self.settings.auth_timeout_s
+        if session.state is State.AUTH and now - session.connected_at > auth_timeout:
+            self._finish_with(encode_error("ERR", "authentication timeout"))
+        elif (
+            self.settings.client_idle_timeout_s
+            and idle > self.settings.client_idle_timeout_s
+            and not self.inflight
+            and self.dedicated is None
+        ):
+            self._abort()
+
+
+def _address(value: object) -> str:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return f"{value[0]}:{value[1]}"
+    return str(value or "")

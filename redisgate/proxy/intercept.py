@@ -1,0 +1,208 @@
+"""Replies the gateway writes itself, and filters for replies a tenant may only partly see.
+
+Sans-IO helpers for the session: the HELLO reply, CLIENT INFO, ACL CAT, and reply transforms
+for INFO (server-wide sections describe every tenant and the host) and COMMAND (only what the
+gateway allows). Transforms work on the frame's bytes and keep untouched elements byte for
+byte: aggregates are split with the same `ReplyFramer` that frames upstream replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.resp import (
+    ReplyFramer,
+    encode_array,
+    encode_bulk,
+    encode_int,
+    encode_map,
+)
+from redisgate.proxy.routes import Route
+
+# INFO fields a client may see: what clients read to gate features, nothing about the host or
+# other tenants. Everything else, and every other section, is dropped.
+INFO_SERVER_FIELDS = frozenset({
+    b"redis_version", b"redis_git_sha1", b"redis_git_dirty", b"redis_build_id", b"redis_mode",
+    b"arch_bits", b"multiplexing_api", b"gcc_version", b"server_time_usec", b"uptime_in_seconds",
+    b"uptime_in_days", b"hz", b"configured_hz", b"lru_clock", b"io_threads_active",
+})
+INFO_REPLICATION_FIELDS = frozenset({b"role"})
+
+
+def hello_reply(
+    *, protocol: int, client_id: int, version: str, resp3: bool
+) -> bytes:
+    """The HELLO reply: a map in RESP3, a flat array in RESP2 (what Redis itself sends)."""
+    return encode_map(
+        [
+            ("server", encode_bulk("redis")),
+            ("version", encode_bulk(version)),
+            ("proto", encode_int(protocol)),
+            ("id", encode_int(client_id)),
+            ("mode", encode_bulk("standalone")),
+            ("role", encode_bulk("master")),
+            ("modules", encode_array([])),
+        ],
+        resp3=resp3,
+    )
+
+
+def client_info_line(fields: Iterable[tuple[str, object]]) -> bytes:
+    """A CLIENT INFO / CLIENT LIST style line: `k=v k=v ...\\n`."""
+    return (" ".join(f"{k}={v}" for k, v in fields) + "\n").encode()
+
+
+def valid_client_name(name: bytes) -> bool:
+    """Redis's rule: printable ASCII from '!' to '~' (no spaces or newlines)."""
+    return all(33 <= c <= 126 for c in name)
+
+
+# --- INFO ----------------------------------------------------------------------------------
+
+
+def _bulk_payload(frame: bytes) -> tuple[bytes, bytes] | None:
+    """(prefix, text) of a `$` bulk or `=` verbatim frame; the prefix is `txt:` for verbatim."""
+    first = frame[:1]
+    if first not in (b"$", b"="):
+        return None
+    header_end = frame.index(b"\r\n")
+    body = frame[header_end + 2 : -2]
+    if first == b"=":
+        return body[:4], body[4:]
+    return b"", body
+
+
+def filter_info(db: int) -> Callable[[bytes], bytes]:
+    """A transform for INFO replies: only allowed fields, and the instance's db shown as db0."""
+    own_db = b"db%d:" % db
+
+    def transform(frame: bytes) -> bytes:
+        payload = _bulk_payload(frame)
+        if payload is None:
+            return frame
+        prefix, text = payload
+        out: list[bytes] = []
+        section = b""
+        for line in text.split(b"\r\n"):
+            if line.startswith(b"#"):
+                section = line[1:].strip().lower()
+                if section in (b"server", b"replication", b"keyspace"):
+                    out.append(line)
+                continue
+            if not line or b":" not in line:
+                if not line and out and out[-1] != b"":
+                    out.append(b"")
+                continue
+            name = line.split(b":", 1)[0]
+            if (section == b"server" and name in INFO_SERVER_FIELDS) or (
+                section == b"replication" and name in INFO_REPLICATION_FIELDS
+            ):
+                out.append(line)
+            elif section == b"keyspace" and line.startswith(own_db):
+                out.append(b"db0:" + line[len(own_db):])
+        while out and out[-1] == b"":
+            out.pop()
+        body = prefix + b"\r\n".join(out) + (b"\r\n" if out else b"")
+        kind = frame[:1]
+        return kind + b"%d\r\n" % len(body) + body + b"\r\n"
+
+    return transform
+
+
+# --- COMMAND -------------------------------------------------------------------------------
+
+
+def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
+    """(type byte, element frames) of an array/map/set frame, each element byte for byte."""
+    kind = frame[:1]
+    if kind not in (b"*", b"%", b"~"):
+        return None
+    header_end = frame.index(b"\r\n")
+    count = int(frame[1:header_end])
+    if count <= 0:
+        return kind, []
+    elements = ReplyFramer().feed(frame[header_end + 2 :])
+    expected = count * 2 if kind == b"%" else count
+    if len(elements) != expected:
+        return None
+    return kind, elements
+
+
+def allowed_names(table: CommandTable) -> frozenset[bytes]:
+    """Top-level command names a tenant can run through the gateway."""
+    return frozenset(
+        spec.name.encode() for spec in table if spec.route is not Route.DENIED or spec.subcommands
+    )
+
+
+def _first_bulk(frame: bytes) -> bytes | None:
+    parts = split_aggregate(frame)
+    if parts is None or not parts[1]:
+        return None
+    return _bulk_text(parts[1][0])
+
+
+def _bulk_text(frame: bytes) -> bytes | None:
+    if frame[:1] == b"$":
+        return frame[frame.index(b"\r\n") + 2 : -2]
+    if frame[:1] == b"+":
+        return frame[1:-2]
+    return None
+
+
+def filter_command_list(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
+    """For COMMAND, COMMAND INFO (arrays of entries) and COMMAND LIST (array of names)."""
+
+    def transform(frame: bytes) -> bytes:
+        parts = split_aggregate(frame)
+        if parts is None:
+            return frame
+        kind, elements = parts
+        kept = []
+        for element in elements:
+            name = _bulk_text(element) if element[:1] in (b"$", b"+") else _first_bulk(element)
+            if name is None or name.lower() in allowed:
+                kept.append(element)
+        return kind + b"%d\r\n" % len(kept) + b"".join(kept)
+
+    return transform
+
+
+def filter_command_docs(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
+    """For COMMAND DOCS: a map (RESP3) or flat array (RESP2) of name -> doc."""
+
+    def transform(frame: bytes) -> bytes:
+        parts = split_aggregate(frame)
+        if parts is None:
+            return frame
+        kind, elements = parts
+        kept: list[bytes] = []
+        for i in range(0, len(elements) - 1, 2):
+            name = _bulk_text(elements[i])
+            if name is None or name.lower() in allowed:
+                kept += elements[i : i + 2]
+        count = len(kept) // 2 if kind == b"%" else len(kept)
+        return kind + b"%d\r\n" % count + b"".join(kept)
+
+    return transform
+
+
+def command_count_reply(allowed: frozenset[bytes]) -> bytes:
+    return encode_int(len(allowed))
+
+
+def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:
+    """ACL CAT [category]: categories, or the allowed commands in one (None: unknown category)."""
+    if category is None:
+        cats = sorted({c for spec in table.walk() for c in spec.acl_categories})
+        return encode_array([encode_bulk(c) for c in cats])
+    wanted = category.decode(errors="replace").lower().lstrip("@")
+    names = sorted(
+        spec.display_name for spec in table.walk()
+        if wanted in spec.acl_categories and spec.route is not Route.DENIED
+    )
+    known = any(wanted in spec.acl_categories for spec in table.walk())
+    if not known:
+        return None
+    return encode_array([encode_bulk(n) for n in names])

@@ -1,0 +1,179 @@
+"""What a dedicated upstream connection is doing, so we know which frames answer which command.
+
+Theory of operation
+-------------------
+A client that starts a transaction, subscribes, blocks, or turns on client-side caching gets
+an upstream connection of its own. On it, Redis does not always send one reply per command:
+
+- SUBSCRIBE-family commands are answered by one confirmation per channel (RESP2 arrays, RESP3
+  pushes), and an UNSUBSCRIBE without arguments by one per current subscription (or one if
+  there is none);
+- published messages and tracking invalidations arrive whenever they like;
+- CLIENT REPLY OFF/SKIP suppress replies.
+
+`DedicatedTracker` follows the connection exactly as Redis does. `on_send` says how many reply
+slots a command takes (0 or 1); `on_frame` says whether a frame answers the oldest slot
+(`REPLY`) or goes to the client as it is (`PASS`), and updates the state. `clean` says when
+the connection has no state left (no transaction, watch, subscription, tracking, reply mode,
+or outstanding reply), so it can go back to the pool for another client.
+
+Frame kinds are told apart without guessing: in RESP3, pushes start with `>`; in RESP2, while a
+subscription exists or is being confirmed, Redis allows only pub/sub commands, PING, QUIT and
+RESET, so an array whose first element is a pub/sub kind is a pub/sub frame.
+
+This module is sans-IO: bytes and command names in, decisions out.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+
+import hiredis
+
+SUBSCRIBE_KINDS = {
+    b"subscribe": "channels",
+    b"unsubscribe": "channels",
+    b"psubscribe": "patterns",
+    b"punsubscribe": "patterns",
+    b"ssubscribe": "shard",
+    b"sunsubscribe": "shard",
+}
+MESSAGE_KINDS = frozenset({b"message", b"pmessage", b"smessage"})
+_PUBSUB_FRAME_KINDS = frozenset(SUBSCRIBE_KINDS) | MESSAGE_KINDS
+_ADDING = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
+
+
+class Frame(Enum):
+    REPLY = "reply"  # completes the oldest reply slot
+    PASS = "pass"  # out-of-band: goes to the client as it is
+
+
+def _parse(frame: bytes) -> object:
+    reader = hiredis.Reader()
+    reader.feed(frame)
+    return reader.gets()
+
+
+class DedicatedTracker:
+    """State of one dedicated connection, as Redis sees it."""
+
+    def __init__(self, protocol: int) -> None:
+        self.protocol = protocol
+        self.in_multi = False
+        self.watching = False
+        self.tracking = False
+        self.reply_off = False
+        self._skip_next = False
+        # subscriptions by kind, as confirmed by Redis
+        self.subscriptions: dict[str, set[bytes]] = {"channels": set(), "patterns": set(),
+                                                     "shard": set()}
+        # confirmations still expected, per pub/sub command sent: [kind, remaining or None]
+        self._confirming: deque[list[object]] = deque()
+        # commands whose replies we wait for, oldest first (lowercase names)
+        self.awaiting: deque[bytes] = deque()
+
+    def __repr__(self) -> str:
+        flags = [name for name in ("in_multi", "watching", "tracking", "reply_off")
+                 if getattr(self, name)]
+        subs = sum(len(s) for s in self.subscriptions.values())
+        return (f"<DedicatedTracker RESP{self.protocol} {' '.join(flags) or 'plain'} "
+                f"[{subs} subscriptions, {len(self.awaiting)} awaiting]>")
+
+    @property
+    def subscribed(self) -> bool:
+        return any(self.subscriptions.values()) or bool(self._confirming)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing left on the connection that another client could inherit."""
+        return not (self.in_multi or self.watching or self.tracking or self.reply_off
+                    or self._skip_next or self.subscribed or self.awaiting)
+
+    # --- Commands going out -----------------------------------------------------------------
+
+    def on_send(self, name: bytes, args: list[bytes]) -> int:
+        """Account for a command sent on the connection; return its reply slots (0 or 1)."""
+        if name in SUBSCRIBE_KINDS:
+            # Answered by confirmations (pub/sub frames), never by a reply. The session
+            # refuses these inside MULTI, where Redis would queue them instead.
+            count: int | None = len(args) - 1
+            if count == 0:
+                count = 1 if name in _ADDING else None  # resolved when Redis answers
+            self._confirming.append([SUBSCRIBE_KINDS[name], count])
+            return 0
+        tag = name
+        if name == b"multi":
+            self.in_multi = True
+        elif name == b"client" and len(args) >= 3:
+            sub, mode = args[1].lower(), args[2].lower()
+            if sub == b"reply":
+                if mode == b"off":
+                    self.reply_off = True
+                    return 0
+                if mode == b"skip":
+                    self._skip_next = True
+                    return 0
+                if mode == b"on":
+                    self.reply_off = self._skip_next = False
+            elif sub == b"tracking":
+                tag = b"tracking-on" if mode == b"on" else b"tracking-off"
+        if self.reply_off:
+            return 0
+        if self._skip_next:
+            self._skip_next = False
+            return 0
+        self.awaiting.append(tag)
+        return 1
+
+    # --- Frames coming in -------------------------------------------------------------------
+
+    def on_frame(self, frame: bytes) -> Frame:
+        """Classify one frame from Redis and update the state."""
+        first = frame[:1]
+        if first == b">":
+            self._on_pubsub_frame(_parse(frame))
+            return Frame.PASS
+        if self.protocol == 2 and first == b"*" and self.subscribed:
+            parsed = _parse(frame)
+            if isinstance(parsed, list) and parsed and parsed[0] in _PUBSUB_FRAME_KINDS:
+                self._on_pubsub_frame(parsed)
+                return Frame.PASS
+        if self.awaiting:
+            self._on_reply(self.awaiting.popleft(), frame)
+        return Frame.REPLY
+
+    def _on_reply(self, name: bytes, frame: bytes) -> None:
+        ok = frame[:1] not in (b"-", b"!")
+        if name in (b"exec", b"discard"):
+            self.in_multi = self.watching = False
+        elif name == b"watch" and ok and not self.in_multi:
+            self.watching = True
+        elif name == b"unwatch" and ok:
+            self.watching = False
+        elif name == b"tracking-on" and ok:
+            self.tracking = True
+        elif name == b"tracking-off" and ok:
+            self.tracking = False
+
+    def _on_pubsub_frame(self, parsed: object) -> None:
+        if not isinstance(parsed, list) or len(parsed) < 3 or parsed[0] not in SUBSCRIBE_KINDS:
+            return  # a message or an invalidation: no state changes
+        verb = parsed[0]
+        kind = SUBSCRIBE_KINDS[verb]
+        names = self.subscriptions[kind]
+        if self._confirming and self._confirming[0][0] == kind:
+            head = self._confirming[0]
+            if head[1] is None:  # UNSUBSCRIBE with no arguments: one per subscription, or one
+                head[1] = max(1, len(names))
+            remaining = int(head[1]) - 1  # type: ignore[call-overload]
+            if remaining <= 0:
+                self._confirming.popleft()
+            else:
+                head[1] = remaining
+        channel = parsed[1]
+        if verb in _ADDING:
+            if isinstance(channel, bytes):
+                names.add(channel)
+        elif isinstance(channel, bytes):
+            names.discard(channel)

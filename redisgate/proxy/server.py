@@ -1,0 +1,185 @@
+"""The Gateway: listeners, the client registry, upstream pools, timers and graceful shutdown.
+
+Shutdown mirrors uvicorn's: close the listeners, ask every client to finish (idle ones close at
+once, busy ones after their owed replies), wait up to `shutdown_timeout_s`, abort what is left,
+then close the upstream pools. A second SIGINT/SIGTERM skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from pathlib import Path
+
+from redisgate.config import Settings
+from redisgate.errors import ConfigError
+from redisgate.proxy.client import ClientConnection
+from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.policy import AuthThrottle
+from redisgate.proxy.pool import InstancePool, PoolRegistry
+from redisgate.proxy.principals import Authenticator, Instance, PrincipalSource
+from redisgate.proxy.static_source import StaticSource
+from redisgate.signals import StopSignals
+
+log = logging.getLogger(__name__)
+
+_SWEEP_INTERVAL_S = 1.0
+
+
+class Gateway:
+    """The data plane of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: PrincipalSource,
+        table: CommandTable | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.table = table or CommandTable.from_snapshot()
+        self.server_version = self.table.redis_version or "7.0.0"
+        self.authenticator = Authenticator(source)
+        self.throttle = AuthThrottle()
+        self.pools = PoolRegistry(self._new_pool)
+        self.clients: set[ClientConnection] = set()
+        self.servers: list[asyncio.Server] = []
+        self.addresses: list[tuple[str, int] | str] = []
+        self._next_id = 0
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
+
+    def _new_pool(self, instance: Instance) -> InstancePool:
+        s = self.settings
+        return InstancePool(
+            instance, shared_connections=s.upstream_connections,
+            connect_timeout_s=s.upstream_connect_timeout_s, timeout_s=s.upstream_timeout_s,
+        )
+
+    # --- Client registry --------------------------------------------------------------------
+
+    def next_client_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def admit(self, client: ClientConnection) -> bool:
+        if len(self.clients) >= self.settings.max_clients:
+            return False
+        self.clients.add(client)
+        return True
+
+    def forget(self, client: ClientConnection) -> None:
+        self.clients.discard(client)
+
+    # --- Listening --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        factory = lambda: ClientConnection(self)  # noqa: E731
+        tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
+        self._listening(tcp)
+        if s.proxy_tls_port:
+            tls = await loop.create_server(factory, s.proxy_host, s.proxy_tls_port,
+                                           ssl=self._tls_context(), backlog=1024)
+            self._listening(tls)
+        if s.proxy_unix_socket is not None:
+            with contextlib.suppress(FileNotFoundError):
+                Path(s.proxy_unix_socket).unlink()
+            unix = await loop.create_unix_server(factory, str(s.proxy_unix_socket), backlog=1024)
+            self._listening(unix)
+        self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+
+    def _listening(self, server: asyncio.Server) -> None:
+        self.servers.append(server)
+        for sock in server.sockets:
+            address = sock.getsockname()
+            self.addresses.append(address if isinstance(address, str) else address[:2])
+        log.info("gateway listening on %s", self.addresses[-1])
+
+    def _tls_context(self) -> ssl.SSLContext:
+        s = self.settings
+        if s.proxy_tls_cert_file is None or s.proxy_tls_key_file is None:
+            raise ConfigError("proxy_tls_port is set: proxy_tls_cert_file and proxy_tls_key_file "
+                              "must name the certificate and its key")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(s.proxy_tls_cert_file, s.proxy_tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
+        return context
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually bound (useful with proxy_port = 0)."""
+        first = self.addresses[0]
+        assert isinstance(first, tuple)
+        return first[1]
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for client in list(self.clients):
+            client.check_timeouts(now)
+        if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
+            self.authenticator.invalidate()
+            log.info("keys file %s reloaded", self.source.path)
+        self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+
+    # --- Shutdown ---------------------------------------------------------------------------
+
+    async def shutdown(self, timeout_s: float | None = None) -> None:
+        timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        for server in self.servers:
+            server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for client in list(self.clients):
+            client.shutdown()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.clients and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for client in list(self.clients):
+            client._abort()
+        await asyncio.sleep(0)
+        self.pools.close()
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        if self.settings.proxy_unix_socket is not None:
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.settings.proxy_unix_socket).unlink()
+
+
+def load_source(settings: Settings) -> PrincipalSource:
+    if settings.keys_file is None:
+        raise ConfigError("keys_file is not set: the gateway needs a keys file (TOML) listing "
+                          "instances and API keys; create one with `redisgate keys add-instance`")
+    return StaticSource(settings.keys_file)
+
+
+async def serve(settings: Settings) -> int:
+    """Run a gateway until SIGINT/SIGTERM (`redisgate proxy`)."""
+    gateway = Gateway(settings, load_source(settings))
+    await gateway.start()
+    with StopSignals() as signals:
+        await signals.first.wait()
+        await drain(gateway, signals)
+    return 0
+
+
+async def drain(gateway: Gateway, signals: StopSignals) -> None:
+    """Graceful shutdown, cut short by a second signal."""
+    loop = asyncio.get_running_loop()
+    shutdown = loop.create_task(gateway.shutdown())
+    forced = loop.create_task(signals.second.wait())
+    await asyncio.wait({shutdown, forced}, return_when=asyncio.FIRST_COMPLETED)
+    forced.cancel()
+    if not shutdown.done():
+        shutdown.cancel()
+        await gateway.shutdown(timeout_s=0)

@@ -1,0 +1,428 @@
+"""The per-client state machine: which commands run where, and what the gateway answers itself.
+
+Theory of operation
+-------------------
+A session starts in AUTH: only AUTH, HELLO, PING, QUIT and RESET are served, anything else gets
+`-NOAUTH`. A good key moves it to READY, bound to one instance. `handle(command)` returns what
+to do with each command, as a `(Kind, payload, transform)` triple:
+
+- `SHARED`: send the raw bytes on one of the instance's shared upstream connections;
+- `DEDICATED`: send them on the client's own upstream connection (taking one if needed);
+- `LOCAL`: answer with these bytes, in order with the other replies;
+- `AUTHENTICATE`: look the key up (I/O), then call `auth_result`;
+- `CLOSE`: answer with these bytes, then close the connection.
+
+A client moves to a dedicated connection for commands the command table routes PINNED
+(MULTI, WATCH, SUBSCRIBE, blocking commands, CLIENT TRACKING/REPLY …) and stays there while
+`pinning.DedicatedTracker` says the connection holds state; when it is clean again, later
+commands go back to shared connections. The transport keeps order across that switch.
+
+Denied commands get `-NOPERM`, unknown ones Redis's own `-ERR unknown command` wording. SELECT
+is virtualised (db 0 is the instance's db), the client's name and library info live here, and
+INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+from redisgate.proxy import intercept
+from redisgate.proxy.commands import CommandSpec, CommandTable
+from redisgate.proxy.pinning import DedicatedTracker
+from redisgate.proxy.principals import Principal
+from redisgate.proxy.resp import (
+    REPLY_HELLO_NOAUTH,
+    REPLY_NOAUTH,
+    REPLY_NOPROTO,
+    REPLY_OK,
+    REPLY_PONG,
+    REPLY_RESET,
+    REPLY_WRONGPASS,
+    Command,
+    encode_bulk,
+    encode_command,
+    encode_error,
+    encode_int,
+)
+from redisgate.proxy.routes import Route, decide
+
+Transform = Callable[[bytes], bytes]
+
+
+class Kind(IntEnum):
+    SHARED = 0
+    DEDICATED = 1
+    LOCAL = 2
+    AUTHENTICATE = 3
+    CLOSE = 4
+
+
+class State(Enum):
+    AUTH = "auth"
+    READY = "ready"
+    CLOSING = "closing"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """An AUTH or HELLO … AUTH waiting for the key lookup."""
+
+    token: bytes
+    hello_protocol: int | None = None
+    setname: bytes | None = None
+
+
+Decision = tuple[Kind, object, Transform | None]
+
+_PRE_AUTH = frozenset({b"auth", b"hello", b"ping", b"quit", b"reset"})
+_SCRIPTING = frozenset({b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro",
+                        b"script", b"function"})
+_PUBSUB = frozenset({b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
+                     b"punsubscribe", b"sunsubscribe", b"publish", b"spublish", b"pubsub"})
+_NOT_IN_MULTI = frozenset({b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
+                           b"punsubscribe", b"sunsubscribe", b"info", b"hello", b"auth",
+                           b"command"})
+
+
+def unknown_command(args: list[bytes]) -> bytes:
+    """Redis's own wording for a command it does not know."""
+    shown = b""
+    for arg in args[1:]:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + arg[: 128 - len(shown)] + b"' "
+    name = args[0][:128].decode(errors="replace")
+    return encode_error(
+        "ERR", f"unknown command '{name}', with args beginning with: "
+        + shown.decode(errors="replace")
+    )
+
+
+def wrong_arity(name: str) -> bytes:
+    return encode_error("ERR", f"wrong number of arguments for '{name}' command")
+
+
+class Session:
+    """One client's protocol state; see the module docstring."""
+
+    def __init__(
+        self,
+        table: CommandTable,
+        *,
+        client_id: int,
+        peer: str = "",
+        local: str = "",
+        clock: Callable[[], float] = lambda: 0.0,
+        server_version: str = "7.0.0",
+    ) -> None:
+        self.table = table
+        self.client_id = client_id
+        self.peer = peer
+        self.local = local
+        self.clock = clock
+        self.connected_at = clock()
+        self.server_version = server_version
+        self.state = State.AUTH
+        self.principal: Principal | None = None
+        self.protocol = 2
+        self.name: bytes | None = None
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.tracker: DedicatedTracker | None = None
+        self._allowed: frozenset[bytes] | None = None
+        self._fast = _fast_forward(table)
+
+    def __repr__(self) -> str:
+        who = self.principal.key_name if self.principal else "-"
+        return f"<Session id={self.client_id} {self.state.value} key={who} RESP{self.protocol}>"
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None
+
+    # --- Commands ---------------------------------------------------------------------------
+
+    def handle(self, command: Command) -> Decision:
+        """Decide what to do with one command (see the module docstring)."""
+        args = command.args
+        name = args[0]
+        if self.principal is not None:
+            if name in self._fast and self.tracker is None:
+                return (Kind.SHARED, command.raw, None)
+            return self._handle_ready(command, args)
+        return self._handle_unauthenticated(command, args)
+
+    def _handle_unauthenticated(self, command: Command, args: list[bytes]) -> Decision:
+        lowered = args[0].lower()
+        if lowered not in _PRE_AUTH:
+            return (Kind.LOCAL, REPLY_NOAUTH, None)
+        if lowered == b"ping":
+            if len(args) > 2:
+                return (Kind.LOCAL, wrong_arity("ping"), None)
+            return (Kind.LOCAL, encode_bulk(args[1]) if len(args) == 2 else REPLY_PONG, None)
+        return self._intercept(lowered, args)
+
+    def _handle_ready(self, command: Command, args: list[bytes]) -> Decision:
+        spec = self.table.resolve(args)
+        if spec is None:
+            return (Kind.LOCAL, unknown_command(args), None)
+        container = self.table.get(args[0])
+        if container is not None and container.subcommands and spec is container:
+            return (Kind.LOCAL, self._container_error(container, args), None)
+        decision = decide(spec, args)
+        route = decision.route
+        if route is Route.DENIED or not decision.classified:
+            return (Kind.LOCAL, self._denied(spec, decision.reason), None)
+        base = spec.container or spec.name
+        base_b = base.encode()
+        if self.principal is not None and self.principal.instance.backend.shared:
+            refused = self._shared_backend_refusal(base_b)
+            if refused is not None:
+                return (Kind.LOCAL, refused, None)
+        if self.tracker is not None and self.tracker.in_multi and base_b in _NOT_IN_MULTI:
+            return (Kind.LOCAL, encode_error(
+                "ERR", f"'{spec.display_name}' is not allowed inside MULTI on RedisGate"), None)
+        if route is Route.INTERCEPTED:
+            return self._intercept(base_b, args, spec)
+        if route is Route.PINNED or self.tracker is not None:
+            return (Kind.DEDICATED, command.raw, None)
+        return (Kind.SHARED, command.raw, None)
+
+    def _container_error(self, container: CommandSpec, args: list[bytes]) -> bytes:
+        if len(args) < 2:
+            return wrong_arity(container.name)
+        sub = args[1][:128].decode(errors="replace")
+        return encode_error(
+            "ERR", f"unknown subcommand '{sub}'. Try {container.name.upper()} HELP."
+        )
+
+    def _denied(self, spec: CommandSpec, reason: str) -> bytes:
+        why = reason or "not available through RedisGate"
+        return encode_error(
+            "NOPERM", f"this user has no permissions to run the '{spec.display_name}' command "
+            f"through RedisGate: {why}"
+        )
+
+    def _shared_backend_refusal(self, base: bytes) -> bytes | None:
+        if base in _SCRIPTING:
+            why = "scripts could reach other databases of this shared server"
+        elif base in _PUBSUB:
+            why = "pub/sub channels are server-wide and this server is shared"
+        else:
+            return None
+        return encode_error("NOPERM", f"'{base.decode()}' is not available on this instance: "
+                            f"{why}; use an instance with a dedicated server")
+
+    # --- Intercepted commands ---------------------------------------------------------------
+
+    def _intercept(
+        self, base: bytes, args: list[bytes], spec: CommandSpec | None = None
+    ) -> Decision:
+        if base == b"auth":
+            return self._auth(args)
+        if base == b"hello":
+            return self._hello(args)
+        if base == b"quit":
+            self.state = State.CLOSING
+            return (Kind.CLOSE, REPLY_OK, None)
+        if base == b"reset":
+            return self._reset()
+        if base == b"select":
+            return (Kind.LOCAL, self._select(args), None)
+        if base == b"client":
+            return (Kind.LOCAL, self._client(args), None)
+        if base == b"info":
+            assert self.principal is not None
+            transform = intercept.filter_info(self.principal.instance.backend.db)
+            kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+            return (kind, encode_command(args), transform)
+        if base == b"command":
+            return self._command(args)
+        if base == b"acl":
+            return (Kind.LOCAL, self._acl(args), None)
+        name = spec.display_name if spec is not None else base.decode()
+        return (Kind.LOCAL, encode_error("ERR", f"'{name}' is not supported yet"), None)
+
+    def _auth(self, args: list[bytes]) -> Decision:
+        if len(args) not in (2, 3):
+            return (Kind.LOCAL, wrong_arity("auth"), None)
+        if self.tracker is not None:
+            return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
+        return (Kind.AUTHENTICATE, AuthRequest(token=args[-1]), None)
+
+    def _hello(self, args: list[bytes]) -> Decision:
+        protocol: int | None = None
+        token: bytes | None = None
+        setname: bytes | None = None
+        i = 1
+        if len(args) > 1:
+            try:
+                protocol = int(args[1])
+            except ValueError:
+                return (Kind.LOCAL, encode_error(
+                    "ERR", "Protocol version is not an integer or out of range"), None)
+            i = 2
+        while i < len(args):
+            option = args[i].lower()
+            if option == b"auth" and i + 2 < len(args):
+                token = args[i + 2]
+                i += 3
+            elif option == b"setname" and i + 1 < len(args):
+                setname = args[i + 1]
+                i += 2
+            else:
+                opt = args[i].decode(errors="replace")
+                return (Kind.LOCAL, encode_error("ERR", f"Syntax error in HELLO option '{opt}'"),
+                        None)
+        if protocol is not None and protocol not in (2, 3):
+            return (Kind.LOCAL, REPLY_NOPROTO, None)
+        if setname is not None and not intercept.valid_client_name(setname):
+            return (Kind.LOCAL, _BAD_NAME, None)
+        if self.tracker is not None and protocol not in (None, self.protocol):
+            return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
+        if token is not None:
+            return (Kind.AUTHENTICATE, AuthRequest(token, protocol or self.protocol, setname),
+                    None)
+        if self.principal is None:
+            return (Kind.LOCAL, REPLY_HELLO_NOAUTH, None)
+        self._apply_hello(protocol or self.protocol, setname)
+        return (Kind.LOCAL, self.hello_reply(), None)
+
+    def _apply_hello(self, protocol: int, setname: bytes | None) -> None:
+        self.protocol = protocol
+        if setname is not None:
+            self.name = setname
+
+    def hello_reply(self) -> bytes:
+        return intercept.hello_reply(
+            protocol=self.protocol, client_id=self.client_id, version=self.server_version,
+            resp3=self.protocol == 3,
+        )
+
+    def auth_result(self, request: AuthRequest, principal: Principal | None) -> bytes:
+        """The reply once the key lookup is done (a failed AUTH keeps the previous identity)."""
+        if principal is None:
+            return REPLY_WRONGPASS
+        self.principal = principal
+        self.state = State.READY
+        if request.hello_protocol is not None:
+            self._apply_hello(request.hello_protocol, request.setname)
+            return self.hello_reply()
+        return REPLY_OK
+
+    def _reset(self) -> Decision:
+        """RESET: as on Redis, back to a fresh, unauthenticated RESP2 connection."""
+        self.principal = None
+        self.state = State.AUTH
+        self.protocol = 2
+        self.name = None
+        self.lib_name = self.lib_ver = b""
+        return (Kind.LOCAL, REPLY_RESET, None)
+
+    def _not_while_pinned(self, what: str) -> bytes:
+        return encode_error("ERR", f"{what} is not allowed during a transaction, subscription "
+                            f"or tracking on RedisGate; send RESET or finish it first")
+
+    def _select(self, args: list[bytes]) -> bytes:
+        if len(args) != 2:
+            return wrong_arity("select")
+        try:
+            index = int(args[1])
+        except ValueError:
+            return encode_error("ERR", "value is not an integer or out of range")
+        if index != 0:
+            return encode_error("ERR", "DB index is out of range")
+        return REPLY_OK
+
+    def _client(self, args: list[bytes]) -> bytes:
+        sub = args[1].lower()
+        if sub == b"id":
+            return encode_int(self.client_id)
+        if sub == b"getname":
+            return encode_bulk(self.name or None, resp3=self.protocol == 3)
+        if sub == b"setname":
+            if len(args) != 3:
+                return wrong_arity("client|setname")
+            if not intercept.valid_client_name(args[2]):
+                return _BAD_NAME
+            self.name = args[2] or None
+            return REPLY_OK
+        if sub == b"setinfo":
+            if len(args) != 4:
+                return wrong_arity("client|setinfo")
+            attr, value = args[2].lower(), args[3]
+            if attr not in (b"lib-name", b"lib-ver"):
+                option = args[2].decode(errors="replace")
+                return encode_error("ERR", f"Unrecognized option '{option}'")
+            if not intercept.valid_client_name(value):
+                return encode_error("ERR", f"{attr.decode().upper()} cannot contain spaces, "
+                                    "newlines or special characters.")
+            if attr == b"lib-name":
+                self.lib_name = value
+            else:
+                self.lib_ver = value
+            return REPLY_OK
+        return encode_bulk(self.client_info(), resp3=self.protocol == 3)  # CLIENT INFO
+
+    def client_info(self) -> bytes:
+        tracker = self.tracker
+        subs = tracker.subscriptions if tracker else {"channels": (), "patterns": (), "shard": ()}
+        user = self.principal.key_name if self.principal else "default"
+        return intercept.client_info_line([
+            ("id", self.client_id), ("addr", self.peer), ("laddr", self.local),
+            ("name", (self.name or b"").decode(errors="replace")),
+            ("age", int(self.clock() - self.connected_at)), ("db", 0),
+            ("sub", len(subs["channels"])), ("psub", len(subs["patterns"])),
+            ("ssub", len(subs["shard"])), ("multi", 0 if tracker and tracker.in_multi else -1),
+            ("cmd", "client|info"), ("user", user), ("redir", -1), ("resp", self.protocol),
+            ("lib-name", self.lib_name.decode(errors="replace")),
+            ("lib-ver", self.lib_ver.decode(errors="replace")),
+        ])
+
+    def _acl(self, args: list[bytes]) -> bytes:
+        sub = args[1].lower()
+        if sub == b"whoami":
+            assert self.principal is not None
+            return encode_bulk(self.principal.key_name)
+        if len(args) > 3:
+            return wrong_arity("acl|cat")
+        reply = intercept.acl_cat_reply(self.table, args[2] if len(args) == 3 else None)
+        if reply is None:
+            category = args[2].decode(errors="replace")
+            return encode_error("ERR", f"Unknown category '{category}'")
+        return reply
+
+    def _command(self, args: list[bytes]) -> Decision:
+        if self._allowed is None:
+            self._allowed = intercept.allowed_names(self.table)
+        allowed = self._allowed
+        sub = args[1].lower() if len(args) > 1 else b""
+        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+        raw = encode_command(args)
+        if sub == b"count":
+            return (Kind.LOCAL, intercept.command_count_reply(allowed), None)
+        if sub == b"docs":
+            return (kind, raw, intercept.filter_command_docs(allowed))
+        return (kind, raw, intercept.filter_command_list(allowed))  # COMMAND, INFO, LIST
+
+
+_BAD_NAME = encode_error("ERR", "Client names cannot contain spaces, newlines or special "
+                         "characters.")
+
+
+def _fast_forward(table: CommandTable) -> frozenset[bytes]:
+    """Names (as clients send them) of commands that always go to a shared connection.
+
+    The common case, checked with one set lookup: no subcommands, no argument-dependent route.
+    """
+    names: set[bytes] = set()
+    for spec in table:
+        if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
+            continue
+        if not spec.decision.classified or spec.name.encode() in _SCRIPTING | _PUBSUB:
+            continue
+        raw = spec.name.encode()
+        names.update({raw, raw.upper()})
+    return frozenset(names)

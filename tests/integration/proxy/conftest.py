@@ -1,0 +1,106 @@
+"""A real gateway in front of the session's real redis-server, for redis-py and redis-cli.
+
+`run_gateway()` starts a `Gateway` on a free port in a thread of its own (with its own uvloop
+event loop, as in production), so tests can use blocking clients (redis-py sync, redis-cli) as
+well as asyncio ones. The keys file holds one or more instances, each a db of the test Redis
+(flushed first), and a key for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+import uvloop
+
+from redisgate.config import load_settings
+from redisgate.launcher.redis import RedisServer
+from redisgate.proxy.principals import Backend
+from redisgate.proxy.server import Gateway
+from redisgate.proxy.static_source import StaticSource, add_key, set_instance
+
+T = TypeVar("T")
+_dbs = itertools.count()
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    loop: asyncio.AbstractEventLoop
+    keys_file: Path
+    backend: RedisServer
+    tokens: dict[str, str] = field(default_factory=dict)  # instance -> token
+    dbs: dict[str, int] = field(default_factory=dict)  # instance -> backend db
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    def url(self, instance: str = "main") -> str:
+        return f"redis://default:{self.tokens[instance]}@127.0.0.1:{self.port}/0"
+
+    def client(self, instance: str = "main", **kwargs: Any) -> redis.Redis:
+        return redis.Redis.from_url(self.url(instance), **kwargs)
+
+    def direct(self, instance: str = "main") -> redis.Redis:
+        """A client straight to the backend db of `instance` (to check what really happened)."""
+        return redis.Redis(port=self.backend.port, password=self.backend.password,
+                           db=self.dbs[instance])
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the gateway's loop thread and return its result."""
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+
+@contextlib.contextmanager
+def run_gateway(
+    backend: RedisServer,
+    tmp_path: Path,
+    *,
+    instances: tuple[str, ...] = ("main",),
+    shared: bool = False,
+    **overrides: Any,
+) -> Iterator[RunningGateway]:
+    keys_file = tmp_path / "keys.toml"
+    tokens, dbs = {}, {}
+    for name in instances:
+        db = next(_dbs) % 15 + 1
+        with redis.Redis(port=backend.port, password=backend.password, db=db) as direct:
+            direct.flushdb()
+        set_instance(keys_file, name, Backend(host="127.0.0.1", port=backend.port, db=db,
+                                              password=backend.password, shared=shared))
+        tokens[name] = add_key(keys_file, name, f"{name}-key").token
+        dbs[name] = db
+    settings = dataclasses.replace(
+        load_settings(env={}), proxy_port=0, keys_file=keys_file, **overrides
+    )
+    loop = uvloop.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)
+    thread.start()
+    gateway = Gateway(settings, StaticSource(keys_file))
+    asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
+    try:
+        yield RunningGateway(gateway, loop, keys_file, backend, tokens, dbs)
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.shutdown(timeout_s=1), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def gw(redis_server: RedisServer, tmp_path: Path) -> Iterator[RunningGateway]:
+    with run_gateway(redis_server, tmp_path) as running:
+        yield running
