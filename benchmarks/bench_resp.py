@@ -20,9 +20,10 @@ and hiredis parsing plus re-encoding (the design the byte-faithful framer replac
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -142,13 +143,16 @@ def _command(i: int) -> bytes:
     return encode_command([b"GET", b"key:%03d" % (i % 1000)])
 
 
-def _best(run: Callable[[], int], rounds: int) -> float:
-    """Best ns per item over `rounds` runs of `run` (which returns how many items it did)."""
-    best = float("inf")
+def _interleaved(runs: Mapping[str, Callable[[], int]], rounds: int) -> dict[str, float]:
+    """Best ns per item of each run, timing them round-robin so that a noisy moment on the
+    machine does not fall on one candidate only. Each run returns how many items it did."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(rounds):
-        t0 = time.perf_counter_ns()
-        items = run()
-        best = min(best, (time.perf_counter_ns() - t0) / items)
+        for name, run in runs.items():
+            gc.collect()
+            t0 = time.perf_counter_ns()
+            items = run()
+            best[name] = min(best[name], (time.perf_counter_ns() - t0) / items)
     return best
 
 
@@ -184,6 +188,7 @@ def bench_requests(quick: bool) -> list[tuple[str, str, float]]:
             reference = RequestFramer()
             reference.feed(chunk)
             want.append([tuple(command) for command in reference.drain()])
+        runs = {}
         for name, factory in REQUEST_FRAMERS.items():
             framers = [factory() for _ in range(clients)]
             for framer, chunk, expected in zip(framers, chunks, want, strict=True):
@@ -191,11 +196,12 @@ def bench_requests(quick: bool) -> list[tuple[str, str, float]]:
                 got = framer.drain()
                 if name != "hiredis (unsafe)":
                     assert [tuple(command) for command in got] == expected, name
-            run = partial(_drain_all, framers, chunks, feeds, depth)
-            rows.append((load, name, _best(run, rounds)))
+            runs[name] = partial(_drain_all, framers, chunks, feeds, depth)
         framers = [RequestFramer() for _ in range(clients)]
-        run = partial(_next_all, framers, chunks, feeds, depth)
-        rows.append((load, "resp.RequestFramer next_command()", _best(run, rounds)))
+        runs["resp.RequestFramer next_command()"] = partial(
+            _next_all, framers, chunks, feeds, depth
+        )
+        rows += [(load, name, ns) for name, ns in _interleaved(runs, rounds).items()]
     return rows
 
 
@@ -250,29 +256,31 @@ def bench_replies(quick: bool) -> list[tuple[str, str, float]]:
         pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)] if split else [data]
         framer = ReplyFramer()
         assert b"".join(b"".join(framer.feed(piece)) for piece in pieces) == data
-        run = partial(_frame_all, framer, pieces, feeds, per_feed)
-        rows.append((load, "resp.ReplyFramer", _best(run, rounds)))
+        runs = {"resp.ReplyFramer": partial(_frame_all, framer, pieces, feeds, per_feed)}
         for name, reencode in (
             ("hiredis parse (not faithful)", False),
             ("hiredis + re-encode", True),
         ):
-            run = partial(_hiredis_all, hiredis.Reader(), pieces, feeds, per_feed, reencode)
-            rows.append((load, name, _best(run, rounds)))
+            runs[name] = partial(_hiredis_all, hiredis.Reader(), pieces, feeds, per_feed, reencode)
+        rows += [(load, name, ns) for name, ns in _interleaved(runs, rounds).items()]
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke test")
-    quick = parser.parse_args().quick
+    parser.add_argument("--only", choices=["requests", "replies"], help="run one half only")
+    options = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, hiredis {hiredis.__version__}")
-    for title, rows in (
-        ("Request framing (ns per command)", bench_requests(quick)),
-        ("Reply framing (ns per frame)", bench_replies(quick)),
-    ):
-        print(f"\n{title}")
-        for load, name, ns in rows:
-            print(f"  {load:28s} {name:36s} {ns:10.0f}")
+    parts = {
+        "requests": ("Request framing (ns per command)", bench_requests),
+        "replies": ("Reply framing (ns per frame)", bench_replies),
+    }
+    for key, (title, bench) in parts.items():
+        if options.only in (None, key):
+            print(f"\n{title}")
+            for load, name, ns in bench(options.quick):
+                print(f"  {load:28s} {name:36s} {ns:10.0f}")
 
 
 if __name__ == "__main__":

@@ -9,73 +9,52 @@ connection never sees half a command. (hiredis cannot be the judge of that: `has
 False between the arguments of a half-received command, it accepts `+x` or `:1` where Redis
 demands `$`, and it mis-frames RESP3 attributes.)
 
-Two paths, both pure Python, chosen by `benchmarks/bench_resp.py`:
+Two paths, both pure Python, chosen with `benchmarks/bench_resp.py`:
 
 - Fast path, for a buffer that starts on a command boundary: one `bytes.split(b"\\r\\n")` cuts
-  the whole buffer into lines in C. A command `*N` is then the next 2N+1 lines; its arguments
-  are one stepped slice, and one C-level comparison checks that every header is exactly
-  `$<len(arg)>` (which also proves no argument contained CRLF). Byte offsets come from one
-  `accumulate` over the line lengths. No per-argument Python code runs.
+  the whole buffer into lines in C. A command `*N` is then the next 2N+1 lines: its arguments
+  are one stepped slice, and each header line must be exactly `$<len(arg)>`, which also proves
+  that no argument held a CRLF (its line would be shorter). `raw` is the buffer itself when it
+  holds just this command (no copy), else the lines joined back.
 - Slow path, for everything else (inline commands, an argument with CRLF inside, big or
   non-canonical headers, limits, errors, a command cut off by the end of the buffer): a
   resumable header-by-header scanner, modelled on Redis's `processMultibulkBuffer`, with the
   same checks in the same order and Redis's own error messages. A cut-off command moves to a
   growable tail with its parse state, so it is resumed, never re-scanned; `_need` says how
   long the tail must get before parsing can progress, so a 100 MB argument arriving in 64 KB
-  pieces costs one append per piece.
+  pieces costs one append per piece. After a slow command the fast path realigns on the
+  lines it already has, or gives up for the rest of that buffer (never re-splitting it).
 
 Limits (`set_limits`) apply from the headers: a bulk header that would take the command past
 `max_request_bytes` is refused before its body arrives. Commands parsed ahead but not yet
 handed out are re-judged when the limits change (the gateway relaxes them after AUTH).
 
-Measured on the 2-core dev box (CPython 3.11, ns per command; see the benchmark): one
-`SET`/`GET` per feed ~1.9 us, 16-deep pipeline ~1.1 us, 1000-deep ~1.1 us, against ~2.4 us for
-a per-argument scanner and ~2.6 us for hiredis plus the span check it needs.
+Measured (bench_resp.py, best of 3 runs on the shared 2-core dev box, CPython 3.11, ns per
+command; SET/GET mix): one command per feed for 50 clients 2400, 16-deep pipeline 1550,
+1000-deep 1550. Alternatives: the slow path alone (a per-argument scanner) 5200/5100/4800;
+hiredis plus the re-encode check its spans need 3000/2600/2400; Python spans plus hiredis
+parsing them 2800/2300/2400. hiredis alone takes 250-550 but cannot say where a command ends
+nor refuse `+x` or attributes, so it is not an option.
 
 `ReplyFramer` (upstream replies, byte-faithful) lives in `resp_reply`, the inline splitter in
-`resp_inline`; both are re-exported here with the encoders and canned replies.
+`resp_inline`, encoders and canned replies (`REPLY_OK`...) in `resp_encode`; all are
+re-exported here, so the rest of the proxy imports `resp` only.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from redisgate.errors import RemoteProtocolError
+from redisgate.proxy import resp_encode
+from redisgate.proxy.resp_encode import *  # noqa: F403  (encoders and REPLY_*, re-exported)
+from redisgate.proxy.resp_encode import encode_command
 from redisgate.proxy.resp_inline import split_inline_args
 from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push, parse_int
 
-__all__ = [
-    "REPLY_EMPTY_ARRAY",
-    "REPLY_HELLO_NOAUTH",
-    "REPLY_NOAUTH",
-    "REPLY_NOPROTO",
-    "REPLY_NULL",
-    "REPLY_NULL_ARRAY",
-    "REPLY_NULL_BULK",
-    "REPLY_OK",
-    "REPLY_ONE",
-    "REPLY_PONG",
-    "REPLY_QUEUED",
-    "REPLY_RESET",
-    "REPLY_WRONGPASS",
-    "REPLY_ZERO",
-    "Command",
-    "ReplyFramer",
-    "RequestFramer",
-    "encode_array",
-    "encode_bulk",
-    "encode_command",
-    "encode_error",
-    "encode_int",
-    "encode_map",
-    "encode_push",
-    "encode_simple",
-    "is_error",
-    "is_push",
-    "split_inline_args",
-]
+__all__ = ["Command", "ReplyFramer", "RequestFramer", "is_error", "is_push", "split_inline_args"]
+__all__ += resp_encode.__all__
 
 # Redis's defaults: proto-max-bulk-len, PROTO_INLINE_MAX_SIZE, client-query-buffer-limit; the
 # array cap is Redis 6's (Redis 7 allows INT_MAX, but nobody needs a million arguments).
@@ -239,8 +218,8 @@ class RequestFramer:
 
     # Input and output ------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        """Buffer bytes received from the client."""
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes received from the client (any bytes-like object; bytes avoid a copy)."""
         if type(data) is not bytes:
             data = bytes(data)
         tail = self._tail
@@ -483,103 +462,3 @@ class RequestFramer:
         if len(raw) > self._max_request_bytes:
             raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(self._max_request_bytes))
         return _new_command(args, raw), lf + 1
-
-
-# Encoders for the replies the gateway writes itself ---------------------------------------------
-
-_bulk_item = b"$%d\r\n%s\r\n".__mod__
-
-
-def _to_bytes(value: bytes | str | int) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, int):
-        return b"%d" % value
-    return bytes(value)
-
-
-def _one_line(text: str | bytes) -> bytes:
-    """Text for a `+`/`-` line: CR and LF would end the line early, so they become spaces."""
-    data = text.encode() if isinstance(text, str) else text
-    return data.replace(b"\r", b" ").replace(b"\n", b" ")
-
-
-def encode_command(args: Sequence[bytes | str | int]) -> bytes:
-    """A command as multibulk (`*N` of `$` bulks), the only form upstreams are sent."""
-    items = [a if type(a) is bytes else _to_bytes(a) for a in args]
-    return b"*%d\r\n" % len(items) + b"".join(
-        map(_bulk_item, zip(map(len, items), items, strict=True))
-    )
-
-
-def encode_simple(text: str | bytes) -> bytes:
-    """A simple string (`+OK`)."""
-    return b"+" + _one_line(text) + b"\r\n"
-
-
-def encode_error(code: str, message: str) -> bytes:
-    """An error reply `-CODE message` (the first word is what clients map to exceptions)."""
-    return b"-" + _one_line(f"{code} {message}" if message else code) + b"\r\n"
-
-
-def encode_int(value: int) -> bytes:
-    return b":%d\r\n" % value
-
-
-def encode_bulk(value: bytes | str | None, *, resp3: bool = False) -> bytes:
-    """A bulk string; None is `$-1` in RESP2 and `_` in RESP3."""
-    if value is None:
-        return REPLY_NULL if resp3 else REPLY_NULL_BULK
-    data = value.encode() if isinstance(value, str) else value
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-def encode_array(frames: Sequence[bytes] | None, *, resp3: bool = False) -> bytes:
-    """An array of already-encoded frames; None is `*-1` in RESP2 and `_` in RESP3."""
-    if frames is None:
-        return REPLY_NULL if resp3 else REPLY_NULL_ARRAY
-    return b"*%d\r\n" % len(frames) + b"".join(frames)
-
-
-def encode_push(frames: Sequence[bytes], *, resp3: bool = False) -> bytes:
-    """Out-of-band data (pub/sub messages): `>` in RESP3, a plain array in RESP2."""
-    return (b">%d\r\n" if resp3 else b"*%d\r\n") % len(frames) + b"".join(frames)
-
-
-def encode_map(
-    items: Mapping[str | bytes, bytes] | Iterable[tuple[str | bytes, bytes]],
-    *,
-    resp3: bool = False,
-) -> bytes:
-    """A map of bulk-string keys to already-encoded values: `%` in RESP3, a flat array in RESP2.
-
-    This is the shape of the HELLO reply: `encode_map({"proto": encode_int(3), ...})`.
-    """
-    pairs = list(items.items() if isinstance(items, Mapping) else items)
-    parts = [(b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(pairs) if resp3 else 2 * len(pairs))]
-    for key, value in pairs:
-        parts.append(encode_bulk(key))
-        parts.append(value)
-    return b"".join(parts)
-
-
-# Canned replies ------------------------------------------------------------------------------
-
-REPLY_OK = b"+OK\r\n"
-REPLY_PONG = b"+PONG\r\n"
-REPLY_QUEUED = b"+QUEUED\r\n"
-REPLY_RESET = b"+RESET\r\n"
-REPLY_ZERO = b":0\r\n"
-REPLY_ONE = b":1\r\n"
-REPLY_NULL_BULK = b"$-1\r\n"  # RESP2 null
-REPLY_NULL_ARRAY = b"*-1\r\n"  # RESP2 null array
-REPLY_NULL = b"_\r\n"  # RESP3 null
-REPLY_EMPTY_ARRAY = b"*0\r\n"
-REPLY_NOAUTH = b"-NOAUTH Authentication required.\r\n"
-REPLY_WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-REPLY_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
-REPLY_HELLO_NOAUTH = (
-    b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-    b"HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
-    b"select the RESP protocol version at the same time\r\n"
-)

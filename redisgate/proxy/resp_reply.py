@@ -20,6 +20,13 @@ immutable parts and only the unfinished element onwards is kept in a growable ta
 number of bytes it must reach (`_need`) or, for an unfinished line, how far it was already
 searched (`_seen`). So a 100 MB bulk in 64 KB pieces costs one append per piece and one copy at
 the end, and a huge array in pieces is scanned once: linear, never quadratic.
+
+Speed: a read holding exactly one `+`, `-`, `:` or `$` reply (the commonest) is returned as is
+after three checks. Long aggregates of short bulks (LRANGE, MGET hits, HGETALL) are checked in C
+by `_bulk_run`. Measured (bench_resp.py, shared 2-core dev box, ns per frame): `+OK` 370,
+3-byte bulk 480, 16 small bulks per read 530 each, 100-element array 14 000, 100 KB bulk 2300.
+Parsing with hiredis alone takes 260/260/90/3100/5700 and cannot give the bytes back;
+parsing and re-encoding (not byte-faithful anyway) 460/480/270/25 700/184 000.
 """
 
 from __future__ import annotations
@@ -101,7 +108,9 @@ class ReplyFramer:
 
     `feed(data)` returns every reply completed by `data`, each as the exact bytes received
     (attributes included with the reply they annotate). Malformed input raises
-    `RemoteProtocolError`; the framer then stays failed, as the connection must be dropped.
+    `RemoteProtocolError`, and replies completed earlier in the same `data` are not returned:
+    the stream can no longer be trusted, so the caller drops the connection and fails every
+    pending request. The framer then stays failed.
     """
 
     __slots__ = ("_failed", "_need", "_parts", "_seen", "_stack", "_tail")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 from collections.abc import Callable
 
 import hiredis
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy import resp
+from redisgate.proxy import resp, resp_encode, resp_inline, resp_reply
 from redisgate.proxy.resp import (
     Command,
     ReplyFramer,
@@ -102,10 +104,24 @@ def test_pipeline_in_one_feed(make: Factory) -> None:
     assert framer.drain() == []
 
 
+def test_bytes_like_input_and_accounting(make: Factory) -> None:
+    framer = make()
+    framer.feed(bytearray(ref_encode(b"GET", b"a")))
+    framer.feed(memoryview(ref_encode(b"GET", b"b") + b"*1\r\n"))
+    assert framer.buffered_bytes == 2 * len(ref_encode(b"GET", b"a")) + 4
+    command = framer.next_command()
+    assert command is not None and type(command.raw) is bytes
+    assert all(type(arg) is bytes for arg in command.args)
+    assert framer.buffered_bytes == len(ref_encode(b"GET", b"b")) + 4  # one parsed ahead
+    with pytest.raises(AttributeError):
+        command.raw = b""  # type: ignore[misc]
+
+
 def test_next_command_and_drain_agree(make: Factory) -> None:
     data = b"".join(ref_encode(b"GET", b"k%d" % i) for i in range(20))
     one, other = make(), make()
-    assert feed_all(one, data) == (other.feed(data), other.drain())[1]
+    other.feed(data)
+    assert feed_all(one, data) == other.drain()
 
 
 @pytest.mark.parametrize(
@@ -452,6 +468,7 @@ def test_hello_reply_as_clients_parse_it() -> None:
     }
     assert hello(resp3=True).startswith(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n")
     assert encode_map([("a", b":1\r\n")]) == b"*2\r\n$1\r\na\r\n:1\r\n"
+    assert encode_map({b"a": b":1\r\n"}, resp3=True) == b"%1\r\n$1\r\na\r\n:1\r\n"
 
 
 def test_push_encoding() -> None:
@@ -469,3 +486,21 @@ def test_canned_replies_are_single_frames() -> None:
     for name, value in canned.items():
         assert ReplyFramer().feed(value) == [value], name
         assert set(resp.__all__) >= {name}
+
+
+def test_sans_io() -> None:
+    """The RESP modules never touch sockets, the event loop, the clock or Postgres."""
+    for module in (resp, resp_encode, resp_inline, resp_reply):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {
+            name.split(".")[0]
+            for node in ast.walk(tree)
+            for name in (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+        }
+        assert not imported & {"asyncio", "socket", "time", "asyncpg", "selectors"}, module

@@ -249,20 +249,20 @@ def resp3_aggregates(children: Any) -> Any:
 
 def encode(value: Any) -> bytes:
     """Reference RESP encoder over tagged tuples, independent of the module under test."""
-    kind = value[0]
+    kind: str = value[0]
     if kind in ("+", "-"):
-        return kind.encode() + value[1] + CRLF
+        return kind.encode() + bytes(value[1]) + CRLF
     if kind in (":", "("):
         return kind.encode() + str(value[1]).encode() + CRLF
     if kind in ("$", "!", "=") and value[1] is None:
         return b"$-1\r\n"
     if kind in ("$", "!", "="):
-        data = (b"txt:" if kind == "=" else b"") + value[1]
+        data = (b"txt:" if kind == "=" else b"") + bytes(value[1])
         return kind.encode() + str(len(data)).encode() + CRLF + data + CRLF
     if kind == "_":
         return b"_\r\n"
     if kind == ",":
-        return b"," + value[1] + CRLF
+        return b"," + bytes(value[1]) + CRLF
     if kind == "#":
         return b"#t\r\n" if value[1] else b"#f\r\n"
     if kind == "$?":
