@@ -27,7 +27,8 @@ Two paths, both pure Python, chosen with `benchmarks/bench_resp.py`:
 
 Limits (`set_limits`) apply from the headers: a bulk header that would take the command past
 `max_request_bytes` is refused before its body arrives. Commands parsed ahead but not yet
-handed out are re-judged when the limits change (the gateway relaxes them after AUTH).
+handed out are re-judged when the limits change (the gateway relaxes them after AUTH; while
+`unauthenticated` is set, array and bulk limits are refused in Redis's pre-AUTH words).
 
 Measured (bench_resp.py, best of 3 runs on the shared 2-core dev box, CPython 3.11, ns per
 command; SET/GET mix): one command per feed for 50 clients 2400, 16-deep pipeline 1550,
@@ -74,6 +75,10 @@ ERR_EXPECTED_DOLLAR = "Protocol error: expected '$', got '{}'"
 # Ours: Redis skips the two bytes after bulk data unchecked; we refuse to guess.
 ERR_BULK_NOT_TERMINATED = "Protocol error: bulk data not followed by CRLF"
 ERR_REQUEST_TOO_BIG = "Protocol error: request bigger than the {} bytes allowed"
+# Redis 7's words for its pre-AUTH limits; used for ours while `unauthenticated` is set.
+ERR_UNAUTHENTICATED_MULTIBULK = "Protocol error: unauthenticated multibulk length"
+ERR_UNAUTHENTICATED_BULK = "Protocol error: unauthenticated bulk length"
+_INT_MAX = 2**31 - 1
 
 # Fast-path tables: `*N` headers by text, `$L` headers by length (anything else: slow path).
 _ARRAY_HEADERS = {b"*%d" % i: i for i in range(1, 1025)}
@@ -131,6 +136,9 @@ class RequestFramer:
         "_seen",
         "_spans",
         "_tail",
+        "_too_long_array",
+        "_too_long_bulk",
+        "_unauthenticated",
     )
 
     _FAST_PATH = True  # tests and the benchmark switch it off to exercise the slow path alone
@@ -142,11 +150,13 @@ class RequestFramer:
         max_bulk_bytes: int = DEFAULT_MAX_BULK_BYTES,
         max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        unauthenticated: bool = False,
     ) -> None:
         self._max_array_len = max_array_len
         self._max_bulk_bytes = max_bulk_bytes
         self._max_inline_bytes = max_inline_bytes
         self._max_request_bytes = max_request_bytes
+        self._set_wording(unauthenticated)
         self._buf = b""  # parse source when the buffer starts on a command boundary
         self._pos = 0
         self._tail: bytearray | None = None  # a cut-off command (and what follows it)
@@ -188,6 +198,7 @@ class RequestFramer:
         max_bulk_bytes: int | None = None,
         max_inline_bytes: int | None = None,
         max_request_bytes: int | None = None,
+        unauthenticated: bool | None = None,
     ) -> None:
         """Change limits; they apply to every command not yet handed out."""
         if max_array_len is not None:
@@ -198,6 +209,8 @@ class RequestFramer:
             self._max_inline_bytes = max_inline_bytes
         if max_request_bytes is not None:
             self._max_request_bytes = max_request_bytes
+        if unauthenticated is not None:
+            self._set_wording(unauthenticated)
         if self._failed is not None:
             return
         # Un-parse what was parsed ahead (a pipelined command after AUTH must be judged by the
@@ -209,6 +222,18 @@ class RequestFramer:
         self._buf = b"".join(pending)
         self._pos = self._need = 0
         self._reset_command()
+
+    @property
+    def unauthenticated(self) -> bool:
+        return self._unauthenticated
+
+    def _set_wording(self, unauthenticated: bool) -> None:
+        """Whether the array and bulk limits are pre-AUTH ones: Redis then words them apart."""
+        self._unauthenticated = unauthenticated
+        self._too_long_array = (
+            ERR_UNAUTHENTICATED_MULTIBULK if unauthenticated else ERR_MULTIBULK_LENGTH
+        )
+        self._too_long_bulk = ERR_UNAUTHENTICATED_BULK if unauthenticated else ERR_BULK_LENGTH
 
     @property
     def buffered_bytes(self) -> int:
@@ -373,8 +398,10 @@ class RequestFramer:
                 return None, -1
             self._seen = 0
             count = parse_int(bytes(buf[base + 1 : cr]))
-            if count is None or count > self._max_array_len or buf[cr + 1] != 10:
+            if count is None or count > _INT_MAX or buf[cr + 1] != 10:
                 raise RemoteProtocolError(ERR_MULTIBULK_LENGTH)
+            if count > self._max_array_len:
+                raise RemoteProtocolError(self._too_long_array)
             if count <= 0:
                 return None, cr + 2  # `*0`, `*-1`: Redis skips them silently
             argc = count
@@ -402,13 +429,10 @@ class RequestFramer:
                 if buf[p] != 36:
                     raise RemoteProtocolError(ERR_EXPECTED_DOLLAR.format(chr(buf[p])))
                 length = parse_int(bytes(buf[p + 1 : cr]))
-                if (
-                    length is None
-                    or length < 0
-                    or length > self._max_bulk_bytes
-                    or buf[cr + 1] != 10
-                ):
+                if length is None or length < 0 or buf[cr + 1] != 10:
                     raise RemoteProtocolError(ERR_BULK_LENGTH)
+                if length > self._max_bulk_bytes:
+                    raise RemoteProtocolError(self._too_long_bulk)
                 off = cr + 2 - base
                 if off + length + 2 > max_request:
                     raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(max_request))
@@ -455,9 +479,9 @@ class RequestFramer:
         if not args:
             return None, lf + 1  # empty line: skipped, like Redis
         if len(args) > self._max_array_len:
-            raise RemoteProtocolError(ERR_MULTIBULK_LENGTH)
+            raise RemoteProtocolError(self._too_long_array)
         if max(map(len, args)) > self._max_bulk_bytes:
-            raise RemoteProtocolError(ERR_BULK_LENGTH)
+            raise RemoteProtocolError(self._too_long_bulk)
         raw = encode_command(args)
         if len(raw) > self._max_request_bytes:
             raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(self._max_request_bytes))

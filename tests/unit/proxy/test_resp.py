@@ -353,6 +353,25 @@ def test_relaxing_limits_rejudges_commands_parsed_ahead(make: Factory) -> None:
         strict.next_command()
 
 
+def test_pre_auth_limits_speak_like_redis(make: Factory) -> None:
+    def pre_auth() -> RequestFramer:
+        return make(max_array_len=10, max_bulk_bytes=16_384, unauthenticated=True)
+
+    assert pre_auth().unauthenticated
+    assert error_of(pre_auth(), b"*11\r\n") == ("Protocol error: unauthenticated multibulk length")
+    assert error_of(pre_auth(), b"*2\r\n$4\r\nAUTH\r\n$16385\r\n") == (
+        "Protocol error: unauthenticated bulk length"
+    )
+    assert error_of(pre_auth(), b"*3000000000\r\n") == "Protocol error: invalid multibulk length"
+    assert error_of(pre_auth(), b"*1\r\n$-5\r\n") == "Protocol error: invalid bulk length"
+    framer = pre_auth()
+    framer.feed(ref_encode(b"AUTH", b"pw") + ref_encode(*[b"k"] * 11))
+    assert framer.next_command() is not None
+    framer.set_limits(max_array_len=1024, unauthenticated=False)
+    assert not framer.unauthenticated
+    assert framer.next_command() == Command([b"k"] * 11, ref_encode(*[b"k"] * 11))
+
+
 def test_changing_limits_mid_command(make: Factory) -> None:
     raw = ref_encode(b"SET", b"k", b"v" * 3000) + ref_encode(b"PING")
     framer = make(max_request_bytes=2000, max_inline_bytes=10)
