@@ -51,8 +51,12 @@ def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.proxy.static_source import set_instance
 
     backend = Backend(
-        host=args.backend_host, port=args.backend_port, db=args.backend_db,
-        username=args.backend_username, password=args.backend_password, tls=args.backend_tls,
+        host=args.backend_host,
+        port=args.backend_port,
+        db=args.backend_db,
+        username=args.backend_username,
+        password=args.backend_password,
+        tls=args.backend_tls,
         shared=args.shared,
     )
     set_instance(_keys_file(settings), args.name, backend, replace=args.replace)
@@ -192,11 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("dev", "run the whole system locally, from a data folder", cmd_dev)
     add("proxy", "serve the RESP gateway (the data plane)", cmd_proxy)
     add("control", "serve the control-plane HTTP API", cmd_control)
-    keys = sub.add_parser("keys", help="manage instances and API keys in a static keys file",
-                          description="manage instances and API keys in a static keys file")
+    keys = sub.add_parser(
+        "keys",
+        help="manage instances and API keys in a static keys file",
+        description="manage instances and API keys in a static keys file",
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    p = add("add-instance", "add an instance (a backend Redis and db) to the keys file",
-            cmd_keys_add_instance, keys_sub)
+    p = add(
+        "add-instance",
+        "add an instance (a backend Redis and db) to the keys file",
+        cmd_keys_add_instance,
+        keys_sub,
+    )
     p.add_argument("name", help="instance name (letters, digits, '-', '_')")
     p.add_argument("--backend-host", default="127.0.0.1", help="backend Redis host")
     p.add_argument("--backend-port", type=int, default=6379, help="backend Redis port")
@@ -204,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend-username", default=None, help="backend ACL user")
     p.add_argument("--backend-password", default=None, help="backend password")
     p.add_argument("--backend-tls", action="store_true", help="connect to the backend with TLS")
-    p.add_argument("--shared", action="store_true",
-                   help="other dbs of this server belong to other tenants")
+    p.add_argument(
+        "--shared", action="store_true", help="other dbs of this server belong to other tenants"
+    )
     p.add_argument("--replace", action="store_true", help="update an existing instance")
     p = add("new", "mint an API key for an instance and print it once", cmd_keys_new, keys_sub)
     p.add_argument("--instance", required=True, help="the instance the key opens")

@@ -141,7 +141,8 @@ class Settings:
         10.0, "A new connection must authenticate within this time.", validate=_positive
     )
     client_idle_timeout_s: float = setting(
-        0.0, "Close authenticated clients idle this long (0: never, as Redis's default).",
+        0.0,
+        "Close authenticated clients idle this long (0: never, as Redis's default).",
         validate=_not_negative,
     )
     upstream_connections: int = setting(

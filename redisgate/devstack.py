@@ -138,7 +138,9 @@ async def _serve(
         try:
             await gateway.start()
             site = web.TCPSite(
-                runner, settings.control_host, settings.control_port,
+                runner,
+                settings.control_host,
+                settings.control_port,
                 shutdown_timeout=settings.shutdown_timeout_s,
             )
             await site.start()

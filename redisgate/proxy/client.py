@@ -42,11 +42,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
-PRE_AUTH_LIMITS = {"max_array_len": 16, "max_bulk_bytes": 1024, "max_inline_bytes": 4096,
-                   "max_request_bytes": 8192}
+PRE_AUTH_LIMITS = {
+    "max_array_len": 16,
+    "max_bulk_bytes": 1024,
+    "max_inline_bytes": 4096,
+    "max_request_bytes": 8192,
+    "unauthenticated": True,
+}
 REPLY_AUTH_UNAVAILABLE = encode_error(
-    "ERR", "authentication is temporarily unavailable (the key store cannot be reached); "
-    "retry shortly")
+    "ERR",
+    "authentication is temporarily unavailable (the key store cannot be reached); retry shortly",
+)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -57,12 +63,13 @@ class ClientConnection(asyncio.Protocol):
         self.settings = gateway.settings
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.framer = RequestFramer(**PRE_AUTH_LIMITS)
+        self.framer = RequestFramer(**PRE_AUTH_LIMITS)  # type: ignore[arg-type]
         self.session: Session | None = None
         self.slots: deque[PendingRequest] = deque()
         self.inflight = 0
         self.pool: InstancePool | None = None
         self.dedicated: UpstreamConnection | None = None
+        self.dedicated_pool: InstancePool | None = None  # where `dedicated` goes back to
         self.dedicated_slots: deque[PendingRequest] = deque()
         self.last_activity = self.loop.time()
         self.closing = False
@@ -71,14 +78,19 @@ class ClientConnection(asyncio.Protocol):
         self._stashed: Command | None = None
         self._stashed_transform: object = None
         self._at_limit = False
+        self._eof = False
+        self._reset_pending = False
+        self._aborted = False
         self._waiting_for_drain = False
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return (f"<ClientConnection {self.session!r} [{self.inflight} in flight, "
-                f"{len(self.slots)} slots]>")
+        return (
+            f"<ClientConnection {self.session!r} [{self.inflight} in flight, "
+            f"{len(self.slots)} slots]>"
+        )
 
     # --- asyncio.Protocol interface ---------------------------------------------------------
 
@@ -88,13 +100,17 @@ class ClientConnection(asyncio.Protocol):
         local = _address(transport.get_extra_info("sockname"))
         self.peer_host = peer.rsplit(":", 1)[0]
         self.session = Session(
-            self.gateway.table, client_id=self.gateway.next_client_id(), peer=peer, local=local,
-            clock=self.loop.time, server_version=self.gateway.server_version,
+            self.gateway.table,
+            client_id=self.gateway.next_client_id(),
+            peer=peer,
+            local=local,
+            clock=self.loop.time,
+            server_version=self.gateway.server_version,
         )
         if not self.gateway.admit(self):
-            transport.write(encode_error("ERR", "max number of clients reached"))
+            self.transport.write(encode_error("ERR", "max number of clients reached"))
             self.closing = True
-            transport.close()
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.loop.time()
@@ -105,9 +121,10 @@ class ClientConnection(asyncio.Protocol):
             self._process()
 
     def eof_received(self) -> bool | None:
-        # Finish what was sent, then close (like Redis for a half-closed connection).
-        self.closing = True
-        self._close_when_flushed()
+        # The client sent everything it will: run what is buffered, answer it, then close.
+        self._eof = True
+        if not self._blocked:
+            self._process()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -147,6 +164,9 @@ class ClientConnection(asyncio.Protocol):
                 self._finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
+                if self._eof:
+                    self.closing = True
+                    self._close_when_flushed()
                 break
             self._dispatch(command, session)
         self._update_reading()
@@ -162,10 +182,7 @@ class ClientConnection(asyncio.Protocol):
         elif kind is Kind.LOCAL:
             self._local_reply(payload)  # type: ignore[arg-type]
             if session.principal is None and self.pool is not None:  # RESET
-                if self.dedicated is not None:
-                    self._release_dedicated(clean=False)
-                self.pool = None
-                self.framer.set_limits(**PRE_AUTH_LIMITS)
+                self._reset()
         elif kind is Kind.DEDICATED:
             if self.dedicated is None:
                 self._stashed = command
@@ -223,11 +240,26 @@ class ClientConnection(asyncio.Protocol):
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
                 self.framer.set_limits(
-                    max_array_len=1024 * 1024, max_bulk_bytes=self.settings.max_request_bytes,
-                    max_inline_bytes=64 * 1024, max_request_bytes=self.settings.max_request_bytes,
+                    max_array_len=1024 * 1024,
+                    max_bulk_bytes=self.settings.max_request_bytes,
+                    max_inline_bytes=64 * 1024,
+                    max_request_bytes=self.settings.max_request_bytes,
+                    unauthenticated=False,
                 )
             request.complete(session.auth_result(auth, principal))
         self._unblock()
+
+    def _reset(self) -> None:
+        """After RESET: drop the dedicated connection (once its owed replies are in) and the
+        instance, and go back to the limits of an unauthenticated client."""
+        self.pool = None
+        self.framer.set_limits(**PRE_AUTH_LIMITS)  # type: ignore[arg-type]
+        if self.dedicated is None:
+            return
+        if self.dedicated_slots:
+            self._blocked = self._reset_pending = True  # resumes in upstream_frame
+        else:
+            self._release_dedicated(clean=False)
 
     def _unblock(self) -> None:
         self._blocked = False
@@ -251,7 +283,7 @@ class ClientConnection(asyncio.Protocol):
         if self.closed:
             pool.release_dedicated(conn, clean=True)
             return
-        self.dedicated = conn
+        self.dedicated, self.dedicated_pool = conn, pool
         session.tracker = DedicatedTracker(session.protocol)
         self._send_dedicated(command, command.raw, transform)
         self._unblock()
@@ -281,26 +313,38 @@ class ClientConnection(asyncio.Protocol):
             log.error("%r: a reply with no request on its dedicated connection", self)
             self._abort()
             return
-        if tracker.clean and not self.dedicated_slots:
+        if self.dedicated_slots:
+            return
+        if self._reset_pending:
+            self._reset_pending = False
+            self._release_dedicated(clean=False)
+            self._unblock()
+        elif tracker.clean:
             self._release_dedicated(clean=True)
 
     def upstream_lost(self, reason: str) -> None:
         """The dedicated connection died: its state is gone, so this client's session ends."""
-        self.dedicated = None
+        self.dedicated = self.dedicated_pool = None
         if self.session is not None:
             self.session.tracker = None
         error = encode_error("BACKEND", reason)
         while self.dedicated_slots:
             self.dedicated_slots.popleft().complete(error)
-        self._finish_with(encode_error("BACKEND", "the connection holding this client's "
-                                       "transaction or subscription was lost; reconnect"))
+        self._finish_with(
+            encode_error(
+                "BACKEND",
+                "the connection holding this client's "
+                "transaction or subscription was lost; reconnect",
+            )
+        )
 
     def _release_dedicated(self, clean: bool) -> None:
-        conn, self.dedicated = self.dedicated, None
+        conn, pool = self.dedicated, self.dedicated_pool
+        self.dedicated = self.dedicated_pool = None
         if self.session is not None:
             self.session.tracker = None
-        if conn is not None and self.pool is not None:
-            self.pool.release_dedicated(conn, clean=clean and not self.closed)
+        if conn is not None and pool is not None:
+            pool.release_dedicated(conn, clean=clean and not self.closed)
 
     # --- Replies ----------------------------------------------------------------------------
 
@@ -330,12 +374,15 @@ class ClientConnection(asyncio.Protocol):
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
-        if transport is None or self.closed:
+        if transport is None or self.closed or self._aborted:
             return
         transport.write(data)
         if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
-            log.warning("%r: over %d unsent reply bytes; disconnecting a slow reader",
-                        self, self.settings.max_client_output_bytes)
+            log.warning(
+                "%r: over %d unsent reply bytes; disconnecting a slow reader",
+                self,
+                self.settings.max_client_output_bytes,
+            )
             self._abort()
 
     # --- Flow control and closing -----------------------------------------------------------
@@ -357,7 +404,7 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def _abort(self) -> None:
-        self.closing = True
+        self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
 

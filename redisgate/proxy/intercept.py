@@ -22,17 +22,29 @@ from redisgate.proxy.routes import Route
 
 # INFO fields a client may see: what clients read to gate features, nothing about the host or
 # other tenants. Everything else, and every other section, is dropped.
-INFO_SERVER_FIELDS = frozenset({
-    b"redis_version", b"redis_git_sha1", b"redis_git_dirty", b"redis_build_id", b"redis_mode",
-    b"arch_bits", b"multiplexing_api", b"gcc_version", b"server_time_usec", b"uptime_in_seconds",
-    b"uptime_in_days", b"hz", b"configured_hz", b"lru_clock", b"io_threads_active",
-})
+INFO_SERVER_FIELDS = frozenset(
+    {
+        b"redis_version",
+        b"redis_git_sha1",
+        b"redis_git_dirty",
+        b"redis_build_id",
+        b"redis_mode",
+        b"arch_bits",
+        b"multiplexing_api",
+        b"gcc_version",
+        b"server_time_usec",
+        b"uptime_in_seconds",
+        b"uptime_in_days",
+        b"hz",
+        b"configured_hz",
+        b"lru_clock",
+        b"io_threads_active",
+    }
+)
 INFO_REPLICATION_FIELDS = frozenset({b"role"})
 
 
-def hello_reply(
-    *, protocol: int, client_id: int, version: str, resp3: bool
-) -> bytes:
+def hello_reply(*, protocol: int, client_id: int, version: str, resp3: bool) -> bytes:
     """The HELLO reply: a map in RESP3, a flat array in RESP2 (what Redis itself sends)."""
     return encode_map(
         [
@@ -100,7 +112,7 @@ def filter_info(db: int) -> Callable[[bytes], bytes]:
             ):
                 out.append(line)
             elif section == b"keyspace" and line.startswith(own_db):
-                out.append(b"db0:" + line[len(own_db):])
+                out.append(b"db0:" + line[len(own_db) :])
         while out and out[-1] == b"":
             out.pop()
         body = prefix + b"\r\n".join(out) + (b"\r\n" if out else b"")
@@ -199,7 +211,8 @@ def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:
         return encode_array([encode_bulk(c) for c in cats])
     wanted = category.decode(errors="replace").lower().lstrip("@")
     names = sorted(
-        spec.display_name for spec in table.walk()
+        spec.display_name
+        for spec in table.walk()
         if wanted in spec.acl_categories and spec.route is not Route.DENIED
     )
     known = any(wanted in spec.acl_categories for spec in table.walk())

@@ -66,19 +66,27 @@ class DedicatedTracker:
         self.reply_off = False
         self._skip_next = False
         # subscriptions by kind, as confirmed by Redis
-        self.subscriptions: dict[str, set[bytes]] = {"channels": set(), "patterns": set(),
-                                                     "shard": set()}
+        self.subscriptions: dict[str, set[bytes]] = {
+            "channels": set(),
+            "patterns": set(),
+            "shard": set(),
+        }
         # confirmations still expected, per pub/sub command sent: [kind, remaining or None]
         self._confirming: deque[list[object]] = deque()
         # commands whose replies we wait for, oldest first (lowercase names)
         self.awaiting: deque[bytes] = deque()
 
     def __repr__(self) -> str:
-        flags = [name for name in ("in_multi", "watching", "tracking", "reply_off")
-                 if getattr(self, name)]
+        flags = [
+            name
+            for name in ("in_multi", "watching", "tracking", "reply_off")
+            if getattr(self, name)
+        ]
         subs = sum(len(s) for s in self.subscriptions.values())
-        return (f"<DedicatedTracker RESP{self.protocol} {' '.join(flags) or 'plain'} "
-                f"[{subs} subscriptions, {len(self.awaiting)} awaiting]>")
+        return (
+            f"<DedicatedTracker RESP{self.protocol} {' '.join(flags) or 'plain'} "
+            f"[{subs} subscriptions, {len(self.awaiting)} awaiting]>"
+        )
 
     @property
     def subscribed(self) -> bool:
@@ -87,8 +95,15 @@ class DedicatedTracker:
     @property
     def clean(self) -> bool:
         """Nothing left on the connection that another client could inherit."""
-        return not (self.in_multi or self.watching or self.tracking or self.reply_off
-                    or self._skip_next or self.subscribed or self.awaiting)
+        return not (
+            self.in_multi
+            or self.watching
+            or self.tracking
+            or self.reply_off
+            or self._skip_next
+            or self.subscribed
+            or self.awaiting
+        )
 
     # --- Commands going out -----------------------------------------------------------------
 
@@ -105,6 +120,13 @@ class DedicatedTracker:
         tag = name
         if name == b"multi":
             self.in_multi = True
+        elif name in (b"exec", b"discard"):
+            # Ends the transaction and every WATCH, but only if there was a MULTI: after
+            # "EXEC without MULTI" Redis keeps the watched keys.
+            tag = name if self.in_multi else b"exec-without-multi"
+            self.in_multi = False
+        elif name == b"watch" and self.in_multi:
+            tag = b"watch-inside-multi"  # refused by Redis; watches nothing
         elif name == b"client" and len(args) >= 3:
             sub, mode = args[1].lower(), args[2].lower()
             if sub == b"reply":
@@ -146,8 +168,8 @@ class DedicatedTracker:
     def _on_reply(self, name: bytes, frame: bytes) -> None:
         ok = frame[:1] not in (b"-", b"!")
         if name in (b"exec", b"discard"):
-            self.in_multi = self.watching = False
-        elif name == b"watch" and ok and not self.in_multi:
+            self.watching = False
+        elif name == b"watch" and ok:
             self.watching = True
         elif name == b"unwatch" and ok:
             self.watching = False

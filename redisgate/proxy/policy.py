@@ -15,7 +15,8 @@ class AuthThrottle:
     The delay doubles with each failure inside `window_s` (from `base_delay_s` up to
     `max_delay_s`), so a flood of bad keys from one address crawls while a user who mistyped a
     key notices nothing (client libraries retry a failed AUTH several times: redis-py 8 makes
-    eleven attempts per command, so the free allowance is generous). Memory is bounded by `capacity` addresses (oldest forgotten).
+    eleven attempts per command, so the free allowance is generous). Memory is bounded by
+    `capacity` addresses (oldest forgotten).
     """
 
     def __init__(

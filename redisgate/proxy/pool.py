@@ -57,7 +57,7 @@ class InstancePool:
         self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
         self._next = 0
         self._idle_dedicated: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
-        self.dedicated_in_use = 0
+        self._lent: set[UpstreamConnection] = set()
         self._down_until = 0.0
         self._backoff = _BACKOFF_MIN_S
         self.last_error = ""
@@ -66,11 +66,18 @@ class InstancePool:
         self._connecting: set[asyncio.Task[None]] = set()
         self.closed = False
 
+    @property
+    def dedicated_in_use(self) -> int:
+        """Dedicated connections lent to clients right now."""
+        return len(self._lent)
+
     def __repr__(self) -> str:
         shared = sum(len(c) for c in self._shared.values())
         idle = sum(len(c) for c in self._idle_dedicated.values())
-        return (f"<InstancePool {self.instance.name} [{shared} shared, {self.dedicated_in_use} "
-                f"dedicated, {idle} idle]>")
+        return (
+            f"<InstancePool {self.instance.name} [{shared} shared, {self.dedicated_in_use} "
+            f"dedicated, {idle} idle]>"
+        )
 
     # --- Shared connections -----------------------------------------------------------------
 
@@ -114,11 +121,11 @@ class InstancePool:
             conn = idle.pop()
             if conn.state is State.READY:
                 conn.owner = owner
-                self.dedicated_in_use += 1
+                self._lent.add(conn)
                 return conn
         conn = self._new_connection(protocol, self._dedicated_closed, connect=False)
         conn.owner = owner
-        self.dedicated_in_use += 1
+        self._lent.add(conn)
         await conn.connect(self.connect_timeout_s, self._ssl_context())
         if conn.state is State.CLOSED:
             raise UpstreamUnavailable(conn.close_reason)
@@ -126,13 +133,17 @@ class InstancePool:
 
     def release_dedicated(self, conn: UpstreamConnection, clean: bool) -> None:
         """Take a dedicated connection back: kept for reuse if clean, else closed."""
-        if conn.owner is None:
-            return  # already failed and counted
+        if conn not in self._lent:
+            return  # already failed and forgotten
+        self._lent.discard(conn)
         conn.owner = None
-        self.dedicated_in_use -= 1
         idle = self._idle_dedicated[conn.protocol]
-        if clean and conn.state is State.READY and conn.idle and not self.closed and (
-            len(idle) < self.max_idle_dedicated
+        if (
+            clean
+            and conn.state is State.READY
+            and conn.idle
+            and not self.closed
+            and (len(idle) < self.max_idle_dedicated)
         ):
             idle.append(conn)
         else:
@@ -140,8 +151,7 @@ class InstancePool:
             conn.close("returned to the pool in an unknown state")
 
     def _dedicated_closed(self, conn: UpstreamConnection) -> None:
-        if conn.owner is not None:
-            self.dedicated_in_use -= 1
+        self._lent.discard(conn)
         idle = self._idle_dedicated[conn.protocol]
         if conn in idle:
             idle.remove(conn)
@@ -177,8 +187,10 @@ class InstancePool:
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
 
     def down_message(self) -> str:
-        return (f"instance {self.instance.name!r} is unavailable: "
-                f"{self.last_error or 'no connection'} (retrying)")
+        return (
+            f"instance {self.instance.name!r} is unavailable: "
+            f"{self.last_error or 'no connection'} (retrying)"
+        )
 
     def down_reply(self) -> bytes:
         return encode_error("BACKEND", self.down_message())

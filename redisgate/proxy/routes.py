@@ -92,7 +92,7 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "client|setinfo": (INTERCEPTED, "library info lives in the session, not on shared upstreams"),
     "client|info": (INTERCEPTED, "describes the client's gateway connection"),
     "client|help": (FORWARD, ""),
-    "client|tracking": (PINNED, _TRACKING + "; REDIRECT ids are translated by the session"),
+    "client|tracking": (PINNED, _TRACKING + "; REDIRECT is refused (use RESP3)"),
     "client|caching": (PINNED, _TRACKING),
     "client|getredir": (PINNED, _TRACKING),
     "client|trackinginfo": (PINNED, _TRACKING),
@@ -252,6 +252,31 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "pfdebug": (DENIED, "internal debugging command that can corrupt values"),
     "pfselftest": (DENIED, "internal self-test that burns server CPU"),
 }
+
+
+# Denied above because they act on the whole server. An instance whose backend is not shared
+# (`Backend.shared` is false: the instance owns its server, e.g. one provisioned for it) may
+# run them, since there "the whole server" is the instance itself.
+SERVER_WIDE: frozenset[str] = frozenset(
+    {
+        "flushall",
+        "function|load",
+        "function|delete",
+        "function|flush",
+        "function|restore",
+        "function|dump",
+        "function|list",
+        "function|stats",
+        "function|kill",
+        "script|flush",
+        "script|kill",
+        "pubsub|channels",
+        "pubsub|shardchannels",
+        "pubsub|numpat",
+        "memory|stats",
+        "memory|doctor",
+    }
+)
 
 
 def classify(name: str, flags: frozenset[str], group: str) -> Decision:

@@ -50,6 +50,7 @@ class Gateway:
         self.addresses: list[tuple[str, int] | str] = []
         self._next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self._all_gone = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -57,8 +58,10 @@ class Gateway:
     def _new_pool(self, instance: Instance) -> InstancePool:
         s = self.settings
         return InstancePool(
-            instance, shared_connections=s.upstream_connections,
-            connect_timeout_s=s.upstream_connect_timeout_s, timeout_s=s.upstream_timeout_s,
+            instance,
+            shared_connections=s.upstream_connections,
+            connect_timeout_s=s.upstream_connect_timeout_s,
+            timeout_s=s.upstream_timeout_s,
         )
 
     # --- Client registry --------------------------------------------------------------------
@@ -75,6 +78,8 @@ class Gateway:
 
     def forget(self, client: ClientConnection) -> None:
         self.clients.discard(client)
+        if not self.clients:
+            self._all_gone.set()
 
     # --- Listening --------------------------------------------------------------------------
 
@@ -85,12 +90,12 @@ class Gateway:
         tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
         self._listening(tcp)
         if s.proxy_tls_port:
-            tls = await loop.create_server(factory, s.proxy_host, s.proxy_tls_port,
-                                           ssl=self._tls_context(), backlog=1024)
+            tls = await loop.create_server(
+                factory, s.proxy_host, s.proxy_tls_port, ssl=self._tls_context(), backlog=1024
+            )
             self._listening(tls)
         if s.proxy_unix_socket is not None:
-            with contextlib.suppress(FileNotFoundError):
-                Path(s.proxy_unix_socket).unlink()
+            _remove_socket_file(s.proxy_unix_socket)
             unix = await loop.create_unix_server(factory, str(s.proxy_unix_socket), backlog=1024)
             self._listening(unix)
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
@@ -105,8 +110,10 @@ class Gateway:
     def _tls_context(self) -> ssl.SSLContext:
         s = self.settings
         if s.proxy_tls_cert_file is None or s.proxy_tls_key_file is None:
-            raise ConfigError("proxy_tls_port is set: proxy_tls_cert_file and proxy_tls_key_file "
-                              "must name the certificate and its key")
+            raise ConfigError(
+                "proxy_tls_port is set: proxy_tls_cert_file and proxy_tls_key_file "
+                "must name the certificate and its key"
+            )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             context.load_cert_chain(s.proxy_tls_cert_file, s.proxy_tls_key_file)
@@ -139,11 +146,12 @@ class Gateway:
             server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self._all_gone.clear()
         for client in list(self.clients):
             client.shutdown()
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while self.clients and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        if self.clients:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_gone.wait(), timeout_s)
         for client in list(self.clients):
             client._abort()
         await asyncio.sleep(0)
@@ -152,14 +160,20 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         if self.settings.proxy_unix_socket is not None:
-            with contextlib.suppress(FileNotFoundError):
-                Path(self.settings.proxy_unix_socket).unlink()
+            _remove_socket_file(self.settings.proxy_unix_socket)
+
+
+def _remove_socket_file(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def load_source(settings: Settings) -> PrincipalSource:
     if settings.keys_file is None:
-        raise ConfigError("keys_file is not set: the gateway needs a keys file (TOML) listing "
-                          "instances and API keys; create one with `redisgate keys add-instance`")
+        raise ConfigError(
+            "keys_file is not set: the gateway needs a keys file (TOML) listing "
+            "instances and API keys; create one with `redisgate keys add-instance`"
+        )
     return StaticSource(settings.keys_file)
 
 

@@ -46,7 +46,7 @@ from redisgate.proxy.resp import (
     encode_error,
     encode_int,
 )
-from redisgate.proxy.routes import Route, decide
+from redisgate.proxy.routes import SERVER_WIDE, Route, decide
 
 Transform = Callable[[bytes], bytes]
 
@@ -77,13 +77,36 @@ class AuthRequest:
 Decision = tuple[Kind, object, Transform | None]
 
 _PRE_AUTH = frozenset({b"auth", b"hello", b"ping", b"quit", b"reset"})
-_SCRIPTING = frozenset({b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro",
-                        b"script", b"function"})
-_PUBSUB = frozenset({b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
-                     b"punsubscribe", b"sunsubscribe", b"publish", b"spublish", b"pubsub"})
-_NOT_IN_MULTI = frozenset({b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe",
-                           b"punsubscribe", b"sunsubscribe", b"info", b"hello", b"auth",
-                           b"command"})
+_SCRIPTING = frozenset(
+    {b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro", b"script", b"function"}
+)
+_PUBSUB = frozenset(
+    {
+        b"subscribe",
+        b"psubscribe",
+        b"ssubscribe",
+        b"unsubscribe",
+        b"punsubscribe",
+        b"sunsubscribe",
+        b"publish",
+        b"spublish",
+        b"pubsub",
+    }
+)
+_NOT_IN_MULTI = frozenset(
+    {
+        b"subscribe",
+        b"psubscribe",
+        b"ssubscribe",
+        b"unsubscribe",
+        b"punsubscribe",
+        b"sunsubscribe",
+        b"info",
+        b"hello",
+        b"auth",
+        b"command",
+    }
+)
 
 
 def unknown_command(args: list[bytes]) -> bytes:
@@ -95,8 +118,8 @@ def unknown_command(args: list[bytes]) -> bytes:
         shown += b"'" + arg[: 128 - len(shown)] + b"' "
     name = args[0][:128].decode(errors="replace")
     return encode_error(
-        "ERR", f"unknown command '{name}', with args beginning with: "
-        + shown.decode(errors="replace")
+        "ERR",
+        f"unknown command '{name}', with args beginning with: " + shown.decode(errors="replace"),
     )
 
 
@@ -173,19 +196,40 @@ class Session:
             return (Kind.LOCAL, self._container_error(container, args), None)
         decision = decide(spec, args)
         route = decision.route
-        if route is Route.DENIED or not decision.classified:
+        assert self.principal is not None
+        shared_server = self.principal.instance.backend.shared
+        if route is Route.DENIED and spec.name in SERVER_WIDE and not shared_server:
+            route = Route.FORWARD
+        elif route is Route.DENIED or not decision.classified:
             return (Kind.LOCAL, self._denied(spec, decision.reason), None)
         base = spec.container or spec.name
         base_b = base.encode()
-        if self.principal is not None and self.principal.instance.backend.shared:
+        if shared_server:
             refused = self._shared_backend_refusal(base_b)
             if refused is not None:
                 return (Kind.LOCAL, refused, None)
         if self.tracker is not None and self.tracker.in_multi and base_b in _NOT_IN_MULTI:
-            return (Kind.LOCAL, encode_error(
-                "ERR", f"'{spec.display_name}' is not allowed inside MULTI on RedisGate"), None)
+            return (
+                Kind.LOCAL,
+                encode_error(
+                    "ERR", f"'{spec.display_name}' is not allowed inside MULTI on RedisGate"
+                ),
+                None,
+            )
         if route is Route.INTERCEPTED:
             return self._intercept(base_b, args, spec)
+        if spec.name == "client|tracking" and any(a.lower() == b"redirect" for a in args[3:]):
+            # A REDIRECT names a backend connection id, which could be a shared connection or
+            # another tenant's: refused until the gateway can translate ids.
+            return (
+                Kind.LOCAL,
+                encode_error(
+                    "ERR",
+                    "CLIENT TRACKING REDIRECT is not supported through RedisGate: use RESP3 "
+                    "(HELLO 3), where invalidations arrive on the same connection",
+                ),
+                None,
+            )
         if route is Route.PINNED or self.tracker is not None:
             return (Kind.DEDICATED, command.raw, None)
         return (Kind.SHARED, command.raw, None)
@@ -201,8 +245,9 @@ class Session:
     def _denied(self, spec: CommandSpec, reason: str) -> bytes:
         why = reason or "not available through RedisGate"
         return encode_error(
-            "NOPERM", f"this user has no permissions to run the '{spec.display_name}' command "
-            f"through RedisGate: {why}"
+            "NOPERM",
+            f"this user has no permissions to run the '{spec.display_name}' command "
+            f"through RedisGate: {why}",
         )
 
     def _shared_backend_refusal(self, base: bytes) -> bytes | None:
@@ -212,8 +257,11 @@ class Session:
             why = "pub/sub channels are server-wide and this server is shared"
         else:
             return None
-        return encode_error("NOPERM", f"'{base.decode()}' is not available on this instance: "
-                            f"{why}; use an instance with a dedicated server")
+        return encode_error(
+            "NOPERM",
+            f"'{base.decode()}' is not available on this instance: "
+            f"{why}; use an instance with a dedicated server",
+        )
 
     # --- Intercepted commands ---------------------------------------------------------------
 
@@ -261,8 +309,11 @@ class Session:
             try:
                 protocol = int(args[1])
             except ValueError:
-                return (Kind.LOCAL, encode_error(
-                    "ERR", "Protocol version is not an integer or out of range"), None)
+                return (
+                    Kind.LOCAL,
+                    encode_error("ERR", "Protocol version is not an integer or out of range"),
+                    None,
+                )
             i = 2
         while i < len(args):
             option = args[i].lower()
@@ -274,8 +325,11 @@ class Session:
                 i += 2
             else:
                 opt = args[i].decode(errors="replace")
-                return (Kind.LOCAL, encode_error("ERR", f"Syntax error in HELLO option '{opt}'"),
-                        None)
+                return (
+                    Kind.LOCAL,
+                    encode_error("ERR", f"Syntax error in HELLO option '{opt}'"),
+                    None,
+                )
         if protocol is not None and protocol not in (2, 3):
             return (Kind.LOCAL, REPLY_NOPROTO, None)
         if setname is not None and not intercept.valid_client_name(setname):
@@ -283,8 +337,7 @@ class Session:
         if self.tracker is not None and protocol not in (None, self.protocol):
             return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
         if token is not None:
-            return (Kind.AUTHENTICATE, AuthRequest(token, protocol or self.protocol, setname),
-                    None)
+            return (Kind.AUTHENTICATE, AuthRequest(token, protocol or self.protocol, setname), None)
         if self.principal is None:
             return (Kind.LOCAL, REPLY_HELLO_NOAUTH, None)
         self._apply_hello(protocol or self.protocol, setname)
@@ -297,7 +350,9 @@ class Session:
 
     def hello_reply(self) -> bytes:
         return intercept.hello_reply(
-            protocol=self.protocol, client_id=self.client_id, version=self.server_version,
+            protocol=self.protocol,
+            client_id=self.client_id,
+            version=self.server_version,
             resp3=self.protocol == 3,
         )
 
@@ -322,8 +377,11 @@ class Session:
         return (Kind.LOCAL, REPLY_RESET, None)
 
     def _not_while_pinned(self, what: str) -> bytes:
-        return encode_error("ERR", f"{what} is not allowed during a transaction, subscription "
-                            f"or tracking on RedisGate; send RESET or finish it first")
+        return encode_error(
+            "ERR",
+            f"{what} is not allowed during a transaction, subscription "
+            f"or tracking on RedisGate; send RESET or finish it first",
+        )
 
     def _select(self, args: list[bytes]) -> bytes:
         if len(args) != 2:
@@ -357,8 +415,11 @@ class Session:
                 option = args[2].decode(errors="replace")
                 return encode_error("ERR", f"Unrecognized option '{option}'")
             if not intercept.valid_client_name(value):
-                return encode_error("ERR", f"{attr.decode().upper()} cannot contain spaces, "
-                                    "newlines or special characters.")
+                return encode_error(
+                    "ERR",
+                    f"{attr.decode().upper()} cannot contain spaces, "
+                    "newlines or special characters.",
+                )
             if attr == b"lib-name":
                 self.lib_name = value
             else:
@@ -370,16 +431,26 @@ class Session:
         tracker = self.tracker
         subs = tracker.subscriptions if tracker else {"channels": (), "patterns": (), "shard": ()}
         user = self.principal.key_name if self.principal else "default"
-        return intercept.client_info_line([
-            ("id", self.client_id), ("addr", self.peer), ("laddr", self.local),
-            ("name", (self.name or b"").decode(errors="replace")),
-            ("age", int(self.clock() - self.connected_at)), ("db", 0),
-            ("sub", len(subs["channels"])), ("psub", len(subs["patterns"])),
-            ("ssub", len(subs["shard"])), ("multi", 0 if tracker and tracker.in_multi else -1),
-            ("cmd", "client|info"), ("user", user), ("redir", -1), ("resp", self.protocol),
-            ("lib-name", self.lib_name.decode(errors="replace")),
-            ("lib-ver", self.lib_ver.decode(errors="replace")),
-        ])
+        return intercept.client_info_line(
+            [
+                ("id", self.client_id),
+                ("addr", self.peer),
+                ("laddr", self.local),
+                ("name", (self.name or b"").decode(errors="replace")),
+                ("age", int(self.clock() - self.connected_at)),
+                ("db", 0),
+                ("sub", len(subs["channels"])),
+                ("psub", len(subs["patterns"])),
+                ("ssub", len(subs["shard"])),
+                ("multi", 0 if tracker and tracker.in_multi else -1),
+                ("cmd", "client|info"),
+                ("user", user),
+                ("redir", -1),
+                ("resp", self.protocol),
+                ("lib-name", self.lib_name.decode(errors="replace")),
+                ("lib-ver", self.lib_ver.decode(errors="replace")),
+            ]
+        )
 
     def _acl(self, args: list[bytes]) -> bytes:
         sub = args[1].lower()
@@ -408,8 +479,9 @@ class Session:
         return (kind, raw, intercept.filter_command_list(allowed))  # COMMAND, INFO, LIST
 
 
-_BAD_NAME = encode_error("ERR", "Client names cannot contain spaces, newlines or special "
-                         "characters.")
+_BAD_NAME = encode_error(
+    "ERR", "Client names cannot contain spaces, newlines or special characters."
+)
 
 
 def _fast_forward(table: CommandTable) -> frozenset[bytes]:

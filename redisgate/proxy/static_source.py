@@ -60,8 +60,10 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"keys file {path} does not exist: create it with "
-                          f"`redisgate keys add-instance`, or fix keys_file") from None
+        raise ConfigError(
+            f"keys file {path} does not exist: create it with "
+            f"`redisgate keys add-instance`, or fix keys_file"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"keys file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -164,8 +166,10 @@ def _load_raw(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _dump(path: Path, data: dict[str, dict[str, dict[str, Any]]]) -> None:
-    lines = ["# RedisGate keys file: instances and API keys (see `redisgate keys --help`).",
-             "# Only SHA-256 digests of keys are stored; the tokens were shown once."]
+    lines = [
+        "# RedisGate keys file: instances and API keys (see `redisgate keys --help`).",
+        "# Only SHA-256 digests of keys are stored; the tokens were shown once.",
+    ]
     for section in ("instances", "keys"):
         for name, table in data[section].items():
             lines.append(f"\n[{section}.{name}]")

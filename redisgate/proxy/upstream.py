@@ -44,6 +44,7 @@ from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push
 log = logging.getLogger(__name__)
 
 _FLUSH_THRESHOLD = 256 * 1024
+_PUSH_OR_ATTRIBUTE = (ord(">"), ord("|"))
 
 
 class PendingRequest:
@@ -161,8 +162,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         mode = "dedicated" if self.owner is not None else "shared"
-        return (f"<UpstreamConnection {self.backend.host}:{self.backend.port} RESP{self.protocol}"
-                f" {mode} {self.state.value} [{len(self.fifo)} pending]>")
+        return (
+            f"<UpstreamConnection {self.backend.host}:{self.backend.port} RESP{self.protocol}"
+            f" {mode} {self.state.value} [{len(self.fifo)} pending]>"
+        )
 
     # --- Connecting ------------------------------------------------------------------------
 
@@ -209,9 +212,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         fifo = self.fifo
         for frame in frames:
+            if frame[0] in _PUSH_OR_ATTRIBUTE and is_push(frame):
+                # Nobody on a shared connection subscribes or tracks, so a push here was aimed
+                # at it from outside (e.g. another server client's tracking REDIRECT). It never
+                # answers a request: drop it, or every later reply would shift by one.
+                log.warning("%r: dropped an unexpected push frame", self)
+                continue
             if not fifo:
-                if is_push(frame):
-                    continue  # e.g. a RESP3 push on a shared connection: nobody asked for it
                 self.fail("the instance's Redis sent a reply nobody was waiting for")
                 return
             self.replies += 1
@@ -265,13 +272,13 @@ class UpstreamConnection(asyncio.Protocol):
     def error_reply(self) -> bytes:
         return encode_error("BACKEND", self.close_reason or "the instance's Redis is unavailable")
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, expected: bool = False) -> None:
         """Fail every pending request in order, close, and tell the pool and the owner."""
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
         self.close_reason = reason
-        log.warning("%r: %s", self, reason)
+        log.log(logging.DEBUG if expected else logging.WARNING, "%r: %s", self, reason)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -289,7 +296,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.on_closed(self)
 
     def close(self, reason: str = "closed by the gateway") -> None:
-        self.fail(reason)
+        self.fail(reason, expected=True)
 
     @property
     def idle(self) -> bool:

@@ -37,9 +37,17 @@ def test_verify() -> None:
 
 def test_malformed_tokens_have_no_id() -> None:
     key = apikeys.mint().token
-    for bad in [b"", b"secret", b"rg_", key[:-10].encode(), key.replace("rg_", "xx_").encode(),
-                key.replace("_", "-", 2).encode(), ("rg_ABCDEFGHIJKL_" + "a" * 43).encode(),
-                key.encode() + b"x" * 300, "rg_ééééééééééé_".encode() + b"a" * 43]:
+    for bad in [
+        b"",
+        b"secret",
+        b"rg_",
+        key[:-10].encode(),
+        key.replace("rg_", "xx_").encode(),
+        key.replace("_", "-", 2).encode(),
+        ("rg_ABCDEFGHIJKL_" + "a" * 43).encode(),
+        key.encode() + b"x" * 300,
+        "rg_ééééééééééé_".encode() + b"a" * 43,
+    ]:
         assert apikeys.key_id_of(bad) is None, bad
 
 

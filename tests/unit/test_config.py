@@ -196,6 +196,6 @@ def test_every_setting_has_help_env_and_flag() -> None:
 def test_readme_configuration_reference_is_current(repo_root: Path) -> None:
     readme = (repo_root / "README.md").read_text()
     assert reference_markdown() in readme, (
-        "README.md's configuration table is out of date: replace it with the output of "
-        "`redisgate config reference`"
+        "README.md's configuration table is out of date: run "
+        "`.venv/bin/python scripts/update_readme_settings.py`"
     )

@@ -53,11 +53,17 @@ class RunningGateway:
 
     def direct(self, instance: str = "main") -> redis.Redis:
         """A client straight to the backend db of `instance` (to check what really happened)."""
-        return redis.Redis(port=self.backend.port, password=self.backend.password,
-                           db=self.dbs[instance])
+        return redis.Redis(
+            port=self.backend.port, password=self.backend.password, db=self.dbs[instance]
+        )
+
+    def dedicated_in_use(self) -> int:
+        """Dedicated upstream connections lent to clients right now, over all pools."""
+        return sum(pool.dedicated_in_use for pool in self.gateway.pools)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the gateway's loop thread and return its result."""
+
         async def run() -> T:
             return fn()
 
@@ -79,8 +85,13 @@ def run_gateway(
         db = next(_dbs) % 15 + 1
         with redis.Redis(port=backend.port, password=backend.password, db=db) as direct:
             direct.flushdb()
-        set_instance(keys_file, name, Backend(host="127.0.0.1", port=backend.port, db=db,
-                                              password=backend.password, shared=shared))
+        set_instance(
+            keys_file,
+            name,
+            Backend(
+                host="127.0.0.1", port=backend.port, db=db, password=backend.password, shared=shared
+            ),
+        )
         tokens[name] = add_key(keys_file, name, f"{name}-key").token
         dbs[name] = db
     settings = dataclasses.replace(
@@ -103,4 +114,11 @@ def run_gateway(
 @pytest.fixture
 def gw(redis_server: RedisServer, tmp_path: Path) -> Iterator[RunningGateway]:
     with run_gateway(redis_server, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def shared_gw(redis_server: RedisServer, tmp_path: Path) -> Iterator[RunningGateway]:
+    """A gateway whose instance is one db of a server that other tenants share."""
+    with run_gateway(redis_server, tmp_path, shared=True) as running:
         yield running

@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redisgate.launcher.redis import RedisServer
+from redisgate.proxy.resp import ReplyFramer
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 
@@ -25,6 +26,28 @@ def raw_exchange(port: int, payload: bytes, expect_close: bool = False) -> bytes
         while chunk := sock.recv(65536):
             data += chunk
         return data
+
+
+def gateway_and_redis(
+    gw: RunningGateway, body: bytes, *, resp3: bool = False
+) -> tuple[bytes, bytes]:
+    """Send the same commands through the gateway and straight to Redis; return both replies
+    after the authentication preamble (which necessarily differs)."""
+    token, password = gw.tokens["main"].encode(), gw.backend.password.encode()
+    if resp3:
+        via_gateway = b"HELLO 3 AUTH default " + token + b"\r\n"
+        direct = b"HELLO 3 AUTH default " + password + b"\r\n"
+    else:
+        via_gateway, direct = b"AUTH " + token + b"\r\n", b"AUTH " + password + b"\r\n"
+    direct += b"SELECT %d\r\n" % gw.dbs["main"]
+    with gw.direct() as db:
+        db.flushdb()
+        ours = raw_exchange(gw.port, via_gateway + body)
+        db.flushdb()
+        theirs = raw_exchange(gw.backend.port, direct + body)
+    skip = ReplyFramer().feed(ours)[0]
+    skip_direct = b"".join(ReplyFramer().feed(theirs)[:2])
+    return ours[len(skip) :], theirs[len(skip_direct) :]
 
 
 def test_common_commands_of_every_data_type(gw: RunningGateway) -> None:
@@ -41,14 +64,17 @@ def test_common_commands_of_every_data_type(gw: RunningGateway) -> None:
     assert r.hgetall("h") == {"f1": "1", "f2": "2"}
     assert r.sadd("set", "a", "b") == 2 and r.smembers("set") == {"a", "b"}
     assert r.zadd("z", {"a": 1, "b": 2}) == 2 and r.zrange("z", 0, -1, withscores=True) == [
-        ("a", 1.0), ("b", 2.0)]
+        ("a", 1.0),
+        ("b", 2.0),
+    ]
     assert r.pfadd("hll", "a", "b") == 1 and r.pfcount("hll") == 2
     assert r.setbit("bits", 7, 1) == 0 and r.bitcount("bits") == 1
     assert r.geoadd("geo", (13.361389, 38.115556, "Palermo")) == 1
     entry = r.xadd("stream", {"k": "v"})
     assert r.xrange("stream")[0][0] == entry
     assert sorted(r.keys("*")) == sorted(
-        ["s", "n", "a", "b", "l", "h", "set", "z", "hll", "bits", "geo", "stream"])
+        ["s", "n", "a", "b", "l", "h", "set", "z", "hll", "bits", "geo", "stream"]
+    )
     assert r.dbsize() == 12
     assert r.type("h") == "hash" and r.exists("a", "b") == 2
     assert r.delete("a") == 1 and r.get("a") is None
@@ -101,20 +127,43 @@ def test_select_is_virtualised(gw: RunningGateway) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ("CONFIG", "GET", "maxmemory"), ("CONFIG", "SET", "maxmemory", "1"), ("DEBUG", "SLEEP", "0"),
-        ("SHUTDOWN",), ("MODULE", "LIST"), ("REPLICAOF", "NO", "ONE"), ("SLAVEOF", "NO", "ONE"),
-        ("SYNC",), ("PSYNC", "?", "-1"), ("MONITOR",), ("ACL", "LIST"), ("ACL", "SETUSER", "x"),
-        ("FAILOVER",), ("SAVE",), ("BGSAVE",), ("BGREWRITEAOF",), ("CLIENT", "KILL", "ID", "1"),
-        ("CLIENT", "LIST"), ("CLIENT", "PAUSE", "10"), ("CLIENT", "UNPAUSE"),
-        ("CLIENT", "NO-EVICT", "on"), ("CLUSTER", "INFO"), ("LATENCY", "LATEST"),
-        ("SLOWLOG", "GET"), ("MIGRATE", "h", "1", "k", "0", "1"), ("MOVE", "k", "1"),
-        ("SWAPDB", "0", "1"), ("FLUSHALL",),
+        ("CONFIG", "GET", "maxmemory"),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("DEBUG", "SLEEP", "0"),
+        ("SHUTDOWN",),
+        ("MODULE", "LIST"),
+        ("REPLICAOF", "NO", "ONE"),
+        ("SLAVEOF", "NO", "ONE"),
+        ("SYNC",),
+        ("PSYNC", "?", "-1"),
+        ("MONITOR",),
+        ("ACL", "LIST"),
+        ("ACL", "SETUSER", "x"),
+        ("FAILOVER",),
+        ("SAVE",),
+        ("BGSAVE",),
+        ("BGREWRITEAOF",),
+        ("CLIENT", "KILL", "ID", "1"),
+        ("CLIENT", "LIST"),
+        ("CLIENT", "PAUSE", "10"),
+        ("CLIENT", "UNPAUSE"),
+        ("CLIENT", "NO-EVICT", "on"),
+        ("CLUSTER", "INFO"),
+        ("LATENCY", "LATEST"),
+        ("SLOWLOG", "GET"),
+        ("MIGRATE", "h", "1", "k", "0", "1"),
+        ("MOVE", "k", "1"),
+        ("SWAPDB", "0", "1"),
+        ("FLUSHALL",),
+        ("FUNCTION", "FLUSH"),
+        ("SCRIPT", "KILL"),
+        ("PUBSUB", "CHANNELS"),
     ],
 )
 def test_admin_and_cross_tenant_commands_are_refused(
-    gw: RunningGateway, command: tuple[str, ...]
+    shared_gw: RunningGateway, command: tuple[str, ...]
 ) -> None:
-    r = gw.client()
+    r = shared_gw.client()
     with pytest.raises(redis.exceptions.NoPermissionError, match="through RedisGate"):
         r.execute_command(*command)
     assert r.ping()  # the connection stays usable
@@ -148,14 +197,16 @@ def test_auth_rules(gw: RunningGateway) -> None:
 
 def test_before_auth_only_a_few_commands_are_served(gw: RunningGateway) -> None:
     reply = raw_exchange(gw.port, b"PING\r\nGET x\r\nECHO hi\r\nQUIT\r\n")
-    assert reply == (b"+PONG\r\n-NOAUTH Authentication required.\r\n"
-                     b"-NOAUTH Authentication required.\r\n+OK\r\n")
+    assert reply == (
+        b"+PONG\r\n-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n+OK\r\n"
+    )
 
 
 def test_inline_commands_after_auth(gw: RunningGateway) -> None:
     token = gw.tokens["main"].encode()
-    reply = raw_exchange(gw.port, b"AUTH " + token + b"\r\nSET greeting \"hello world\"\r\n"
-                         b"GET greeting\r\nQUIT\r\n")
+    reply = raw_exchange(
+        gw.port, b"AUTH " + token + b'\r\nSET greeting "hello world"\r\nGET greeting\r\nQUIT\r\n'
+    )
     assert reply == b"+OK\r\n+OK\r\n$11\r\nhello world\r\n+OK\r\n"
 
 
@@ -189,16 +240,28 @@ def test_info_hides_the_host_and_other_tenants(gw: RunningGateway) -> None:
     assert info["redis_version"].startswith("7.")
     assert info["redis_mode"] == "standalone"
     assert info["db0"]["keys"] == 1
-    for leak in ("process_id", "executable", "config_file", "tcp_port", "connected_clients",
-                 "used_memory", "os", "run_id"):
+    for leak in (
+        "process_id",
+        "executable",
+        "config_file",
+        "tcp_port",
+        "connected_clients",
+        "used_memory",
+        "os",
+        "run_id",
+    ):
         assert leak not in info, leak
     assert [k for k in info if k.startswith("db")] == ["db0"]
 
 
 def test_redis_cli_through_the_gateway(gw: RunningGateway) -> None:
     base = ["redis-cli", "-u", gw.url(), "--no-auth-warning"]
-    assert subprocess.run([*base, "SET", "cli", "ok"], capture_output=True, text=True,
-                          check=True).stdout.strip() == "OK"
+    assert (
+        subprocess.run(
+            [*base, "SET", "cli", "ok"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "OK"
+    )
     out = subprocess.run([*base, "GET", "cli"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
     subprocess.run([*base, "HSET", "h", "f", "v"], capture_output=True, check=True)
@@ -220,3 +283,16 @@ async def test_asyncio_client_resp2_and_resp3(gw: RunningGateway) -> None:
                 assert await pipe.execute() == list(range(1, 101))
         finally:
             await r.aclose()
+
+
+def test_scripts_and_pubsub_are_refused_on_a_shared_server(shared_gw: RunningGateway) -> None:
+    r = shared_gw.client()
+    for command in (
+        ("EVAL", "return 1", "0"),
+        ("FCALL", "f", "0"),
+        ("PUBLISH", "c", "m"),
+        ("SUBSCRIBE", "c"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError, match="dedicated server"):
+            r.execute_command(*command)
+    assert r.ping()
