@@ -32,7 +32,7 @@ from redisgate.errors import RemoteProtocolError, StoreError, UpstreamUnavailabl
 from redisgate.proxy.pinning import DedicatedTracker, Frame
 from redisgate.proxy.pool import InstancePool
 from redisgate.proxy.resp import RequestFramer, encode_error
-from redisgate.proxy.session import AuthRequest, Kind, Session, State
+from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State, Transform
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -75,13 +75,13 @@ class ClientConnection(asyncio.Protocol):
         self.closing = False
         self.closed = False
         self._blocked = False
-        self._stashed: Command | None = None
-        self._stashed_transform: object = None
+        # A command held until this client's in-flight commands are answered (see `_hold`).
+        self._held: tuple[Command, Decision] | None = None
+        self._shared_protocol = 2  # protocol of the shared connections last used
         self._at_limit = False
         self._eof = False
         self._reset_pending = False
         self._aborted = False
-        self._waiting_for_drain = False
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,8 +172,18 @@ class ClientConnection(asyncio.Protocol):
         self._update_reading()
 
     def _dispatch(self, command: Command, session: Session) -> None:
-        kind, payload, transform = session.handle(command)
+        self._execute(command, session.handle(command), session)
+
+    def _execute(self, command: Command, decision: Decision, session: Session) -> None:
+        kind, payload, transform = decision
         if kind is Kind.SHARED:
+            if session.protocol != self._shared_protocol:
+                # HELLO switched protocols: RESP2 and RESP3 use different connections, so
+                # finish what runs on the old ones first, to keep the order Redis sees.
+                if self.inflight:
+                    self._hold(command, decision)
+                    return
+                self._shared_protocol = session.protocol
             assert self.pool is not None
             request = PendingRequest(self, None, transform)
             self.slots.append(request)
@@ -184,16 +194,13 @@ class ClientConnection(asyncio.Protocol):
             if session.principal is None and self.pool is not None:  # RESET
                 self._reset()
         elif kind is Kind.DEDICATED:
-            if self.dedicated is None:
-                self._stashed = command
-                self._stashed_transform = transform
-                self._blocked = True
-                if self.inflight:
-                    self._waiting_for_drain = True
-                else:
-                    self._start(self._acquire_dedicated())
-            else:
+            if self.dedicated is not None:
                 self._send_dedicated(command, payload, transform)  # type: ignore[arg-type]
+            elif self.inflight:
+                self._hold(command, decision)  # shared requests first, then the switch
+            else:
+                self._blocked = True
+                self._start(self._acquire_dedicated(command, transform))
         elif kind is Kind.AUTHENTICATE:
             request = PendingRequest(self)
             self.slots.append(request)
@@ -202,6 +209,19 @@ class ClientConnection(asyncio.Protocol):
             self._start(self._authenticate(payload, request))  # type: ignore[arg-type]
         else:  # Kind.CLOSE
             self._finish_with(payload)  # type: ignore[arg-type]
+
+    def _hold(self, command: Command, decision: Decision) -> None:
+        """Stop taking commands until every in-flight one is answered, then run this one."""
+        self._held = (command, decision)
+        self._blocked = True
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        assert held is not None and self.session is not None
+        self._blocked = False
+        self._execute(held[0], held[1], self.session)
+        if not self._blocked:
+            self._process()
 
     def _local_reply(self, reply: bytes) -> None:
         if not self.slots:
@@ -268,12 +288,9 @@ class ClientConnection(asyncio.Protocol):
 
     # --- Dedicated connection ---------------------------------------------------------------
 
-    async def _acquire_dedicated(self) -> None:
+    async def _acquire_dedicated(self, command: Command, transform: Transform | None) -> None:
         session, pool = self.session, self.pool
         assert session is not None and pool is not None
-        command, transform = self._stashed, self._stashed_transform
-        self._stashed = None
-        assert command is not None
         try:
             conn = await pool.acquire_dedicated(session.protocol, self)
         except UpstreamUnavailable as exc:
@@ -288,12 +305,12 @@ class ClientConnection(asyncio.Protocol):
         self._send_dedicated(command, command.raw, transform)
         self._unblock()
 
-    def _send_dedicated(self, command: Command, raw: bytes, transform: object) -> None:
+    def _send_dedicated(self, command: Command, raw: bytes, transform: Transform | None) -> None:
         session, conn = self.session, self.dedicated
         assert session is not None and session.tracker is not None and conn is not None
         args = command.args
         if session.tracker.on_send(args[0].lower(), args):
-            request = PendingRequest(self, None, transform)  # type: ignore[arg-type]
+            request = PendingRequest(self, None, transform)
             self.slots.append(request)
             self.dedicated_slots.append(request)
             self.inflight += 1
@@ -363,9 +380,8 @@ class ClientConnection(asyncio.Protocol):
             while slots and slots[0].reply is not None:
                 out.append(slots.popleft().reply)  # type: ignore[arg-type]
             self._write(b"".join(out))
-        if self._waiting_for_drain and not self.inflight:
-            self._waiting_for_drain = False
-            self._start(self._acquire_dedicated())
+        if self._held is not None and not self.inflight:
+            self._release_held()
         elif self.closing:
             self._close_when_flushed()
         elif self._at_limit and self.inflight < self.settings.max_pending_per_client:

@@ -198,3 +198,18 @@ def test_reset_leaves_a_fresh_unauthenticated_connection(gw: RunningGateway) -> 
         b"+OK\r\n+OK\r\n+QUEUED\r\n+RESET\r\n-NOAUTH Authentication required.\r\n"
         b"+OK\r\n$-1\r\n+OK\r\n"
     )
+
+
+def test_hello_switching_protocol_mid_pipeline_keeps_order(gw: RunningGateway) -> None:
+    # RESP2 and RESP3 commands travel on different upstream connections: the switch must not
+    # let a later command overtake an earlier one.
+    body = b"".join(b"SET k%d v%d\r\n" % (i, i) for i in range(200))
+    body += b"HELLO 3\r\n" + b"".join(b"GET k%d\r\n" % i for i in range(200)) + b"QUIT\r\n"
+    ours, redis_own = gateway_and_redis(gw, body)
+    hello_at = ours.index(b"%7\r\n")
+    assert ours[:hello_at] == b"+OK\r\n" * 200
+    gets = ours[ours.index(b"$7\r\nmodules\r\n*0\r\n") + 17 :]
+    assert (
+        gets == b"".join(b"$%d\r\nv%d\r\n" % (len(str(i)) + 1, i) for i in range(200)) + b"+OK\r\n"
+    )
+    assert redis_own.endswith(gets)
