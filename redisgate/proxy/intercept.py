@@ -9,12 +9,15 @@ byte: aggregates are split with the same `ReplyFramer` that frames upstream repl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.resp import (
+    REPLY_NOPROTO,
     ReplyFramer,
     encode_array,
     encode_bulk,
+    encode_error,
     encode_int,
     encode_map,
 )
@@ -42,6 +45,68 @@ INFO_SERVER_FIELDS = frozenset(
     }
 )
 INFO_REPLICATION_FIELDS = frozenset({b"role"})
+
+
+def unknown_command(args: list[bytes]) -> bytes:
+    """Redis's own wording for a command it does not know."""
+    shown = b""
+    for arg in args[1:]:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + arg[: 128 - len(shown)] + b"' "
+    name = args[0][:128].decode(errors="replace")
+    return encode_error(
+        "ERR",
+        f"unknown command '{name}', with args beginning with: " + shown.decode(errors="replace"),
+    )
+
+
+def wrong_arity(name: str) -> bytes:
+    return encode_error("ERR", f"wrong number of arguments for '{name}' command")
+
+
+BAD_NAME = encode_error(
+    "ERR", "Client names cannot contain spaces, newlines or special characters."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloArgs:
+    """`HELLO [protover [AUTH username password] [SETNAME clientname]]`, parsed."""
+
+    protocol: int | None
+    token: bytes | None
+    setname: bytes | None
+
+
+def parse_hello(args: list[bytes]) -> HelloArgs | bytes:
+    """The parsed arguments, or the error reply Redis would give."""
+    protocol: int | None = None
+    token: bytes | None = None
+    setname: bytes | None = None
+    i = 1
+    if len(args) > 1:
+        try:
+            protocol = int(args[1])
+        except ValueError:
+            return encode_error("ERR", "Protocol version is not an integer or out of range")
+        i = 2
+    while i < len(args):
+        option = args[i].lower()
+        if option == b"auth" and i + 2 < len(args):
+            token = args[i + 2]
+            i += 3
+        elif option == b"setname" and i + 1 < len(args):
+            setname = args[i + 1]
+            i += 2
+        else:
+            opt = args[i].decode(errors="replace")
+            return encode_error("ERR", f"Syntax error in HELLO option '{opt}'")
+    if protocol is not None and protocol not in (2, 3):
+        return REPLY_NOPROTO
+    if setname is not None and not valid_client_name(setname):
+        return BAD_NAME
+    return HelloArgs(protocol, token, setname)
 
 
 def hello_reply(*, protocol: int, client_id: int, version: str, resp3: bool) -> bytes:

@@ -35,7 +35,6 @@ from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import (
     REPLY_HELLO_NOAUTH,
     REPLY_NOAUTH,
-    REPLY_NOPROTO,
     REPLY_OK,
     REPLY_PONG,
     REPLY_RESET,
@@ -109,24 +108,6 @@ _NOT_IN_MULTI = frozenset(
 )
 
 
-def unknown_command(args: list[bytes]) -> bytes:
-    """Redis's own wording for a command it does not know."""
-    shown = b""
-    for arg in args[1:]:
-        if len(shown) >= 128:
-            break
-        shown += b"'" + arg[: 128 - len(shown)] + b"' "
-    name = args[0][:128].decode(errors="replace")
-    return encode_error(
-        "ERR",
-        f"unknown command '{name}', with args beginning with: " + shown.decode(errors="replace"),
-    )
-
-
-def wrong_arity(name: str) -> bytes:
-    return encode_error("ERR", f"wrong number of arguments for '{name}' command")
-
-
 class Session:
     """One client's protocol state; see the module docstring."""
 
@@ -183,14 +164,14 @@ class Session:
             return (Kind.LOCAL, REPLY_NOAUTH, None)
         if lowered == b"ping":
             if len(args) > 2:
-                return (Kind.LOCAL, wrong_arity("ping"), None)
+                return (Kind.LOCAL, intercept.wrong_arity("ping"), None)
             return (Kind.LOCAL, encode_bulk(args[1]) if len(args) == 2 else REPLY_PONG, None)
         return self._intercept(lowered, args)
 
     def _handle_ready(self, command: Command, args: list[bytes]) -> Decision:
         spec = self.table.resolve(args)
         if spec is None:
-            return (Kind.LOCAL, unknown_command(args), None)
+            return (Kind.LOCAL, intercept.unknown_command(args), None)
         container = self.table.get(args[0])
         if container is not None and container.subcommands and spec is container:
             return (Kind.LOCAL, self._container_error(container, args), None)
@@ -236,7 +217,7 @@ class Session:
 
     def _container_error(self, container: CommandSpec, args: list[bytes]) -> bytes:
         if len(args) < 2:
-            return wrong_arity(container.name)
+            return intercept.wrong_arity(container.name)
         sub = args[1][:128].decode(errors="replace")
         return encode_error(
             "ERR", f"unknown subcommand '{sub}'. Try {container.name.upper()} HELP."
@@ -295,52 +276,23 @@ class Session:
 
     def _auth(self, args: list[bytes]) -> Decision:
         if len(args) not in (2, 3):
-            return (Kind.LOCAL, wrong_arity("auth"), None)
+            return (Kind.LOCAL, intercept.wrong_arity("auth"), None)
         if self.tracker is not None:
             return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
         return (Kind.AUTHENTICATE, AuthRequest(token=args[-1]), None)
 
     def _hello(self, args: list[bytes]) -> Decision:
-        protocol: int | None = None
-        token: bytes | None = None
-        setname: bytes | None = None
-        i = 1
-        if len(args) > 1:
-            try:
-                protocol = int(args[1])
-            except ValueError:
-                return (
-                    Kind.LOCAL,
-                    encode_error("ERR", "Protocol version is not an integer or out of range"),
-                    None,
-                )
-            i = 2
-        while i < len(args):
-            option = args[i].lower()
-            if option == b"auth" and i + 2 < len(args):
-                token = args[i + 2]
-                i += 3
-            elif option == b"setname" and i + 1 < len(args):
-                setname = args[i + 1]
-                i += 2
-            else:
-                opt = args[i].decode(errors="replace")
-                return (
-                    Kind.LOCAL,
-                    encode_error("ERR", f"Syntax error in HELLO option '{opt}'"),
-                    None,
-                )
-        if protocol is not None and protocol not in (2, 3):
-            return (Kind.LOCAL, REPLY_NOPROTO, None)
-        if setname is not None and not intercept.valid_client_name(setname):
-            return (Kind.LOCAL, _BAD_NAME, None)
-        if self.tracker is not None and protocol not in (None, self.protocol):
+        hello = intercept.parse_hello(args)
+        if isinstance(hello, bytes):
+            return (Kind.LOCAL, hello, None)
+        if self.tracker is not None and hello.protocol not in (None, self.protocol):
             return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
-        if token is not None:
-            return (Kind.AUTHENTICATE, AuthRequest(token, protocol or self.protocol, setname), None)
+        protocol = hello.protocol or self.protocol
+        if hello.token is not None:
+            return (Kind.AUTHENTICATE, AuthRequest(hello.token, protocol, hello.setname), None)
         if self.principal is None:
             return (Kind.LOCAL, REPLY_HELLO_NOAUTH, None)
-        self._apply_hello(protocol or self.protocol, setname)
+        self._apply_hello(protocol, hello.setname)
         return (Kind.LOCAL, self.hello_reply(), None)
 
     def _apply_hello(self, protocol: int, setname: bytes | None) -> None:
@@ -385,7 +337,7 @@ class Session:
 
     def _select(self, args: list[bytes]) -> bytes:
         if len(args) != 2:
-            return wrong_arity("select")
+            return intercept.wrong_arity("select")
         try:
             index = int(args[1])
         except ValueError:
@@ -402,14 +354,14 @@ class Session:
             return encode_bulk(self.name or None, resp3=self.protocol == 3)
         if sub == b"setname":
             if len(args) != 3:
-                return wrong_arity("client|setname")
+                return intercept.wrong_arity("client|setname")
             if not intercept.valid_client_name(args[2]):
-                return _BAD_NAME
+                return intercept.BAD_NAME
             self.name = args[2] or None
             return REPLY_OK
         if sub == b"setinfo":
             if len(args) != 4:
-                return wrong_arity("client|setinfo")
+                return intercept.wrong_arity("client|setinfo")
             attr, value = args[2].lower(), args[3]
             if attr not in (b"lib-name", b"lib-ver"):
                 option = args[2].decode(errors="replace")
@@ -458,7 +410,7 @@ class Session:
             assert self.principal is not None
             return encode_bulk(self.principal.key_name)
         if len(args) > 3:
-            return wrong_arity("acl|cat")
+            return intercept.wrong_arity("acl|cat")
         reply = intercept.acl_cat_reply(self.table, args[2] if len(args) == 3 else None)
         if reply is None:
             category = args[2].decode(errors="replace")
@@ -479,7 +431,7 @@ class Session:
         return (kind, raw, intercept.filter_command_list(allowed))  # COMMAND, INFO, LIST
 
 
-_BAD_NAME = encode_error(
+intercept.BAD_NAME = encode_error(
     "ERR", "Client names cannot contain spaces, newlines or special characters."
 )
 
