@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install run test lint bench clean system-deps
 
@@ -36,7 +37,8 @@ lint: install
 	$(BIN)/mypy redisgate
 
 bench: install
-	@echo "make bench arrives with the performance issue (benchmarks/)" >&2; exit 1
+	@scripts/install-system-deps.sh --optional nutcracker
+	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

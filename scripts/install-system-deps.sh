@@ -3,9 +3,20 @@
 # As root: `apt-get update` once, then install what is missing from Debian's packages, without
 # starting the distribution's own services (we run our own, on our own ports). Otherwise: say
 # which packages to install and fail.
+#
+# `install-system-deps.sh --optional PKG…` installs extra packages the same way when possible
+# (e.g. nutcracker for the benchmarks) and never fails: what cannot be had is skipped.
 set -euo pipefail
 
 missing=()
+optional=0
+if [ "${1:-}" = "--optional" ]; then
+  optional=1
+  shift
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+fi
 
 redis_ok() {
   command -v redis-server >/dev/null 2>&1 || return 1
@@ -30,15 +41,21 @@ postgres_ok() {
   command -v postgres >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1
 }
 
-redis_ok || missing+=(redis-server)
-postgres_ok || missing+=(postgresql)
-command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+if [ "$optional" -eq 0 ]; then
+  redis_ok || missing+=(redis-server)
+  postgres_ok || missing+=(postgresql)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
+  if [ "$optional" -eq 1 ]; then
+    echo "optional packages not installed (not root): ${missing[*]}" >&2
+    exit 0
+  fi
   echo "RedisGate needs these Debian packages: ${missing[*]}" >&2
   echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
   exit 1
@@ -61,6 +78,11 @@ echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/redi
 cleanup() { [ "$added_policy" -eq 1 ] && rm -f "$policy"; }
 trap cleanup EXIT
 
+if [ "$optional" -eq 1 ]; then
+  { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } ||
+    echo "could not install ${missing[*]}: skipping them" >&2
+  exit 0
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 

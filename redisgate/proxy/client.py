@@ -82,6 +82,8 @@ class ClientConnection(asyncio.Protocol):
         self._eof = False
         self._reset_pending = False
         self._aborted = False
+        self._out: list[bytes] = []  # replies queued for the next write
+        self._flush_handle: asyncio.Handle | None = None
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -366,20 +368,16 @@ class ClientConnection(asyncio.Protocol):
     # --- Replies ----------------------------------------------------------------------------
 
     def reply_ready(self, request: PendingRequest) -> None:
-        """A slot got its reply: write every complete reply from the head, in one write."""
+        """A slot got its reply: queue every complete reply from the head for writing."""
         self.inflight -= 1
         slots = self.slots
         if not slots or slots[0] is not request:
             return
-        first = slots.popleft()
-        assert first.reply is not None
-        if not slots or slots[0].reply is None:
-            self._write(first.reply)
-        else:
-            out = [first.reply]
-            while slots and slots[0].reply is not None:
-                out.append(slots.popleft().reply)  # type: ignore[arg-type]
-            self._write(b"".join(out))
+        out = self._out
+        while slots and slots[0].reply is not None:
+            out.append(slots.popleft().reply)  # type: ignore[arg-type]
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
         if self._held is not None and not self.inflight:
             self._release_held()
         elif self.closing:
@@ -389,9 +387,19 @@ class ClientConnection(asyncio.Protocol):
             self._process()
 
     def _write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is None or self.closed or self._aborted:
+        """Queue bytes for the client; everything queued in one loop turn is one write."""
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        out, transport = self._out, self.transport
+        if not out or transport is None or self.closed or self._aborted:
+            out.clear()
             return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         transport.write(data)
         if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
             log.warning(
@@ -417,6 +425,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _close_when_flushed(self) -> None:
         if not self.slots and self.transport is not None and not self.closed:
+            self._flush()
             self.transport.close()
 
     def _abort(self) -> None:
