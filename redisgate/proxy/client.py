@@ -240,7 +240,14 @@ class ClientConnection(asyncio.Protocol):
     def _start(self, coro: Coroutine[object, object, None]) -> None:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a client error: this connection's state is unknown, so it ends.
+            log.error("%r: internal error", self, exc_info=task.exception())
+            self._abort()
 
     # --- Authentication ---------------------------------------------------------------------
 
@@ -261,6 +268,7 @@ class ClientConnection(asyncio.Protocol):
                 self.gateway.throttle.success(self.peer_host)
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
+                    session.use_table(await self.gateway.command_table(self.pool))
                 self.framer.set_limits(
                     max_array_len=1024 * 1024,
                     max_bulk_bytes=self.settings.max_request_bytes,

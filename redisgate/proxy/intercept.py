@@ -8,6 +8,7 @@ byte: aggregates are split with the same `ReplyFramer` that frames upstream repl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -206,10 +207,14 @@ def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
     return kind, elements
 
 
+@functools.lru_cache(maxsize=16)  # one entry per command table
 def allowed_names(table: CommandTable) -> frozenset[bytes]:
     """Top-level command names a tenant can run through the gateway."""
     return frozenset(
-        spec.name.encode() for spec in table if spec.route is not Route.DENIED or spec.subcommands
+        spec.name.encode()
+        for spec in table
+        if spec.route is not Route.DENIED
+        or any(sub.route is not Route.DENIED for sub in spec.subcommands.values())
     )
 
 

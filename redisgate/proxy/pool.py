@@ -20,10 +20,14 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
+from typing import Any
+
+import hiredis
 
 from redisgate.errors import UpstreamUnavailable
+from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.principals import Backend, Instance
-from redisgate.proxy.resp import encode_error
+from redisgate.proxy.resp import encode_command, encode_error, is_error
 from redisgate.proxy.upstream import DedicatedOwner, PendingRequest, State, UpstreamConnection
 
 log = logging.getLogger(__name__)
@@ -157,6 +161,35 @@ class InstancePool:
             idle.remove(conn)
         self._note_failure(conn)
 
+    # --- Command metadata -------------------------------------------------------------------
+
+    async def fetch_command_table(self) -> CommandTable:
+        """This backend's own COMMAND INFO and COMMAND DOCS, as a command table.
+
+        Raises UpstreamUnavailable if the backend cannot be asked (the caller falls back to the
+        table shipped with RedisGate).
+        """
+        if self.closed or self._clock() < self._down_until:
+            raise UpstreamUnavailable(self.down_message())
+        conn = UpstreamConnection(self.backend, 2)
+        info, docs = _Reply(self._loop), _Reply(self._loop)
+        conn.send(PendingRequest(info), encode_command(["COMMAND", "INFO"]))
+        conn.send(PendingRequest(docs), encode_command(["COMMAND", "DOCS"]))
+        try:
+            await conn.connect(self.connect_timeout_s, self._ssl_context())
+            async with asyncio.timeout(self.timeout_s):
+                info_reply, docs_reply = await info.future, await docs.future
+        except TimeoutError:
+            raise UpstreamUnavailable("COMMAND INFO timed out") from None
+        finally:
+            conn.close()
+        if is_error(info_reply) or is_error(docs_reply):
+            raise UpstreamUnavailable(conn.close_reason or "COMMAND INFO failed")
+        version = _hello_version(conn.hello_reply)
+        return CommandTable.from_command_info(
+            _parse(info_reply), _parse(docs_reply), redis_version=version
+        )
+
     # --- Connections, failures and backoff --------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext | None:
@@ -231,6 +264,35 @@ class InstancePool:
             conns.clear()
         for task in self._connecting:
             task.cancel()
+
+
+class _Reply:
+    """Collects one reply (a ReplyOwner for requests the pool makes itself)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[bytes] = loop.create_future()
+
+    def reply_ready(self, request: PendingRequest) -> None:
+        if not self.future.done() and request.reply is not None:
+            self.future.set_result(request.reply)
+
+
+def _parse(frame: bytes) -> Any:
+    reader = hiredis.Reader()
+    reader.feed(frame)
+    return reader.gets()
+
+
+def _hello_version(hello_reply: bytes | None) -> str:
+    """The `version` field of a RESP2 HELLO reply (a flat key/value array)."""
+    if hello_reply is None:
+        return ""
+    fields = _parse(hello_reply)
+    if not isinstance(fields, list):
+        return ""
+    pairs = dict(zip(fields[::2], fields[1::2], strict=False))
+    version = pairs.get(b"version", b"")
+    return version.decode() if isinstance(version, bytes) else ""
 
 
 class PoolRegistry:

@@ -51,6 +51,7 @@ class Gateway:
         self._next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_gone = asyncio.Event()
+        self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -63,6 +64,23 @@ class Gateway:
             connect_timeout_s=s.upstream_connect_timeout_s,
             timeout_s=s.upstream_timeout_s,
         )
+
+    # --- Command tables ---------------------------------------------------------------------
+
+    async def command_table(self, pool: InstancePool) -> CommandTable:
+        """The command table of the pool's backend (its own COMMAND INFO), fetched once per
+        backend server; the shipped table while the backend cannot be asked."""
+        key = (pool.backend.host, pool.backend.port)
+        pending = self._tables.get(key)
+        if pending is None:
+            pending = self._tables[key] = asyncio.ensure_future(pool.fetch_command_table())
+        try:
+            return await asyncio.shield(pending)
+        except Exception as exc:  # never let metadata break authentication
+            if self._tables.get(key) is pending:
+                del self._tables[key]  # ask again next time
+            log.warning("using the shipped command table for %s:%s: %s", *key, exc)
+            return self.table
 
     # --- Client registry --------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -135,12 +136,16 @@ class Session:
         self.lib_name = b""
         self.lib_ver = b""
         self.tracker: DedicatedTracker | None = None
-        self._allowed: frozenset[bytes] | None = None
         self._fast = _fast_forward(table)
 
     def __repr__(self) -> str:
         who = self.principal.key_name if self.principal else "-"
         return f"<Session id={self.client_id} {self.state.value} key={who} RESP{self.protocol}>"
+
+    def use_table(self, table: CommandTable) -> None:
+        """Judge commands by this table (the instance's backend's own command metadata)."""
+        self.table = table
+        self._fast = _fast_forward(table)
 
     @property
     def authenticated(self) -> bool:
@@ -418,9 +423,7 @@ class Session:
         return reply
 
     def _command(self, args: list[bytes]) -> Decision:
-        if self._allowed is None:
-            self._allowed = intercept.allowed_names(self.table)
-        allowed = self._allowed
+        allowed = intercept.allowed_names(self.table)
         sub = args[1].lower() if len(args) > 1 else b""
         kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
         raw = encode_command(args)
@@ -436,6 +439,7 @@ intercept.BAD_NAME = encode_error(
 )
 
 
+@functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client
 def _fast_forward(table: CommandTable) -> frozenset[bytes]:
     """Names (as clients send them) of commands that always go to a shared connection.
 
