@@ -31,6 +31,8 @@ from enum import Enum
 
 import hiredis
 
+from redisgate.proxy.resp import is_error, is_push
+
 SUBSCRIBE_KINDS = {
     b"subscribe": "channels",
     b"unsubscribe": "channels",
@@ -55,6 +57,16 @@ def _parse(frame: bytes) -> object:
     return reader.gets()
 
 
+class _Confirming:
+    """Confirmations still expected for one pub/sub command (`remaining` None: not yet known)."""
+
+    __slots__ = ("kind", "remaining")
+
+    def __init__(self, kind: str, remaining: int | None) -> None:
+        self.kind = kind
+        self.remaining = remaining
+
+
 class DedicatedTracker:
     """State of one dedicated connection, as Redis sees it."""
 
@@ -71,10 +83,9 @@ class DedicatedTracker:
             "patterns": set(),
             "shard": set(),
         }
-        # confirmations still expected, per pub/sub command sent: [kind, remaining or None]
-        self._confirming: deque[list[object]] = deque()
-        # commands whose replies we wait for, oldest first (lowercase names)
-        self.awaiting: deque[bytes] = deque()
+        # What Redis still owes, in the order the commands were sent: a reply (the command's
+        # lowercase name, as a tag) or the confirmations of a pub/sub command.
+        self._expect: deque[bytes | _Confirming] = deque()
 
     def __repr__(self) -> str:
         flags = [
@@ -89,8 +100,15 @@ class DedicatedTracker:
         )
 
     @property
+    def awaiting(self) -> tuple[bytes, ...]:
+        """Tags of the commands whose replies are still expected, oldest first."""
+        return tuple(e for e in self._expect if isinstance(e, bytes))
+
+    @property
     def subscribed(self) -> bool:
-        return any(self.subscriptions.values()) or bool(self._confirming)
+        return any(self.subscriptions.values()) or any(
+            isinstance(e, _Confirming) for e in self._expect
+        )
 
     @property
     def clean(self) -> bool:
@@ -101,8 +119,8 @@ class DedicatedTracker:
             or self.tracking
             or self.reply_off
             or self._skip_next
-            or self.subscribed
-            or self.awaiting
+            or self._expect
+            or any(self.subscriptions.values())
         )
 
     # --- Commands going out -----------------------------------------------------------------
@@ -110,12 +128,12 @@ class DedicatedTracker:
     def on_send(self, name: bytes, args: list[bytes]) -> int:
         """Account for a command sent on the connection; return its reply slots (0 or 1)."""
         if name in SUBSCRIBE_KINDS:
-            # Answered by confirmations (pub/sub frames), never by a reply. The session
-            # refuses these inside MULTI, where Redis would queue them instead.
+            # Answered by confirmations (pub/sub frames) or one error, never by a reply slot.
+            # The session refuses these inside MULTI, where Redis would queue them instead.
             count: int | None = len(args) - 1
             if count == 0:
                 count = 1 if name in _ADDING else None  # resolved when Redis answers
-            self._confirming.append([SUBSCRIBE_KINDS[name], count])
+            self._expect.append(_Confirming(SUBSCRIBE_KINDS[name], count))
             return 0
         tag = name
         if name == b"multi":
@@ -145,28 +163,42 @@ class DedicatedTracker:
         if self._skip_next:
             self._skip_next = False
             return 0
-        self.awaiting.append(tag)
+        self._expect.append(tag)
         return 1
 
     # --- Frames coming in -------------------------------------------------------------------
 
     def on_frame(self, frame: bytes) -> Frame:
-        """Classify one frame from Redis and update the state."""
-        first = frame[:1]
-        if first == b">":
+        """Classify one frame from Redis and update the state.
+
+        Redis answers in the order commands were sent, so the oldest expectation says what
+        a frame can be, with two exceptions that arrive at any time: RESP3 pushes, and (in
+        RESP2) messages while a subscription exists.
+        """
+        expect = self._expect
+        head = expect[0] if expect else None
+        confirming = isinstance(head, _Confirming)
+        if is_push(frame):
             self._on_pubsub_frame(_parse(frame))
             return Frame.PASS
-        if self.protocol == 2 and first == b"*" and self.subscribed:
+        if self.protocol == 2 and frame[:1] == b"*" and (
+            confirming or any(self.subscriptions.values())
+        ):
             parsed = _parse(frame)
             if isinstance(parsed, list) and parsed and parsed[0] in _PUBSUB_FRAME_KINDS:
                 self._on_pubsub_frame(parsed)
                 return Frame.PASS
-        if self.awaiting:
-            self._on_reply(self.awaiting.popleft(), frame)
+        if confirming:
+            if is_error(frame):  # the pub/sub command failed as a whole (arity, NOPERM …)
+                expect.popleft()
+                return Frame.PASS
+        elif isinstance(head, bytes):
+            expect.popleft()
+            self._on_reply(head, frame)
         return Frame.REPLY
 
     def _on_reply(self, name: bytes, frame: bytes) -> None:
-        ok = frame[:1] not in (b"-", b"!")
+        ok = not is_error(frame)
         if name in (b"exec", b"discard"):
             self.watching = False
         elif name == b"watch" and ok:
@@ -184,15 +216,13 @@ class DedicatedTracker:
         verb = parsed[0]
         kind = SUBSCRIBE_KINDS[verb]
         names = self.subscriptions[kind]
-        if self._confirming and self._confirming[0][0] == kind:
-            head = self._confirming[0]
-            if head[1] is None:  # UNSUBSCRIBE with no arguments: one per subscription, or one
-                head[1] = max(1, len(names))
-            remaining = int(head[1]) - 1  # type: ignore[call-overload]
-            if remaining <= 0:
-                self._confirming.popleft()
-            else:
-                head[1] = remaining
+        head = self._expect[0] if self._expect else None
+        if isinstance(head, _Confirming) and head.kind == kind:
+            if head.remaining is None:  # UNSUBSCRIBE with no arguments: one per subscription
+                head.remaining = max(1, len(names))
+            head.remaining -= 1
+            if head.remaining <= 0:
+                self._expect.popleft()
         channel = parsed[1]
         if verb in _ADDING:
             if isinstance(channel, bytes):

@@ -396,15 +396,6 @@ def test_repr() -> None:
 # --- Known bugs ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pinning.py:112-119/164-166: a SUBSCRIBE-family command Redis answers with one error "
-    "(no channel: wrong arity; or NOPERM for a channel) takes no reply slot, yet the "
-    "error frame is classified REPLY (stealing the next command's slot, or none: "
-    "client.py aborts) and the expected confirmation stays in _confirming, so the "
-    "connection is never clean again",
-)
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -426,14 +417,6 @@ def test_subscribe_answered_by_an_error(args: tuple[str, ...], error: bytes, pro
     assert tracker.clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pinning.py:159-163: in RESP2, while a SUBSCRIBE sent later is still unconfirmed, the"
-    " reply to an earlier command (LRANGE returning ['subscribe', 'x', 'y']) is taken for"
-    " a pub/sub frame: PASSed out of order, its slot left waiting, and 'x' recorded as "
-    "subscribed",
-)
 def test_resp2_reply_sent_before_a_subscribe_is_still_a_reply() -> None:
     tracker = DedicatedTracker(2)
     send(tracker, "WATCH", "k")
