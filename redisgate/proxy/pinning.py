@@ -73,6 +73,7 @@ class DedicatedTracker:
     def __init__(self, protocol: int) -> None:
         self.protocol = protocol
         self.in_multi = False
+        self.queue_error = False  # a command of this MULTI was refused: EXEC must abort
         self.watching = False
         self.tracking = False
         self.reply_off = False
@@ -137,8 +138,11 @@ class DedicatedTracker:
             return 0
         tag = name
         if name == b"multi":
-            self.in_multi = True
+            if not self.in_multi:  # a nested MULTI is refused by Redis and changes nothing
+                self.in_multi = True
+                self.queue_error = False
         elif name in (b"exec", b"discard"):
+            self.queue_error = False
             # Ends the transaction and every WATCH, but only if there was a MULTI: after
             # "EXEC without MULTI" Redis keeps the watched keys.
             tag = name if self.in_multi else b"exec-without-multi"

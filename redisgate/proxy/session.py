@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from redisgate.proxy import intercept
-from redisgate.proxy.commands import CommandSpec, CommandTable
+from redisgate.proxy.commands import CommandSpec, CommandTable, arity_ok
 from redisgate.proxy.pinning import DedicatedTracker
 from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import (
@@ -174,12 +174,35 @@ class Session:
         return self._intercept(lowered, args)
 
     def _handle_ready(self, command: Command, args: list[bytes]) -> Decision:
+        tracker = self.tracker
+        if tracker is None or not tracker.in_multi:
+            return self._route(command, args)
+        # Inside MULTI: Redis queues commands and answers them in EXEC's array. A command the
+        # gateway refuses (or would answer itself) cannot be queued, so, as with any error
+        # while queueing on Redis, the transaction is doomed: EXEC answers -EXECABORT.
+        decision = self._route(command, args)
+        kind, payload, _ = decision
+        lowered = args[0].lower()
+        if lowered == b"exec" and tracker.queue_error and kind is Kind.DEDICATED:
+            return (Kind.DEDICATED, encode_command(["DISCARD"]), _execabort)
+        if lowered in _RUN_AT_ONCE_IN_MULTI:
+            return decision
+        if kind is Kind.LOCAL:
+            if not (isinstance(payload, bytes) and payload[:1] == b"-"):
+                name = args[0].decode(errors="replace")
+                payload = encode_error("ERR", f"'{name}' cannot be queued in MULTI on RedisGate")
+                decision = (Kind.LOCAL, payload, None)
+            tracker.queue_error = True
+        return decision
+
+    def _route(self, command: Command, args: list[bytes]) -> Decision:
         spec = self.table.resolve(args)
         if spec is None:
             return (Kind.LOCAL, intercept.unknown_command(args), None)
         container = self.table.get(args[0])
         if container is not None and container.subcommands and spec is container:
-            return (Kind.LOCAL, self._container_error(container, args), None)
+            if len(args) > 1 or not arity_ok(container, 1):
+                return (Kind.LOCAL, self._container_error(container, args), None)
         decision = decide(spec, args)
         route = decision.route
         assert self.principal is not None
@@ -203,6 +226,8 @@ class Session:
                 None,
             )
         if route is Route.INTERCEPTED:
+            if not arity_ok(spec, len(args)):
+                return (Kind.LOCAL, intercept.wrong_arity(spec.name), None)
             return self._intercept(base_b, args, spec)
         if spec.name == "client|tracking" and any(a.lower() == b"redirect" for a in args[3:]):
             # A REDIRECT names a backend connection id, which could be a shared connection or
@@ -290,6 +315,8 @@ class Session:
         hello = intercept.parse_hello(args)
         if isinstance(hello, bytes):
             return (Kind.LOCAL, hello, None)
+        if self.tracker is not None and hello.token is not None:
+            return (Kind.LOCAL, self._not_while_pinned("HELLO with AUTH"), None)
         if self.tracker is not None and hello.protocol not in (None, self.protocol):
             return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
         protocol = hello.protocol or self.protocol
@@ -437,6 +464,16 @@ class Session:
 intercept.BAD_NAME = encode_error(
     "ERR", "Client names cannot contain spaces, newlines or special characters."
 )
+
+
+# Redis runs these at once inside MULTI instead of queueing them.
+_RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
+_EXECABORT = encode_error("EXECABORT", "Transaction discarded because of previous errors.")
+
+
+def _execabort(frame: bytes) -> bytes:
+    """EXEC of a doomed transaction is sent as DISCARD; its +OK becomes Redis's EXECABORT."""
+    return _EXECABORT
 
 
 @functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client

@@ -213,3 +213,14 @@ def test_hello_switching_protocol_mid_pipeline_keeps_order(gw: RunningGateway) -
         gets == b"".join(b"$%d\r\nv%d\r\n" % (len(str(i)) + 1, i) for i in range(200)) + b"+OK\r\n"
     )
     assert redis_own.endswith(gets)
+
+
+def test_a_refused_command_inside_multi_aborts_the_transaction(gw: RunningGateway) -> None:
+    r = gw.client()
+    r.set("k", "before")
+    pipe = r.pipeline()
+    pipe.set("k", "after").execute_command("CONFIG", "GET", "maxmemory")
+    with pytest.raises(redis.ResponseError, match="EXECABORT|no permissions"):
+        pipe.execute()
+    assert r.get("k") == b"before"  # as on Redis: nothing of the transaction ran
+    wait_for(lambda: gw.dedicated_in_use() == 0)

@@ -588,14 +588,6 @@ def test_inside_multi_other_commands_are_queued_on_the_dedicated_connection() ->
         assert session.handle(cmd(*args)) == (Kind.DEDICATED, wire(*args), None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="session.py:197-206 (Session._handle_ready) answers SELECT, CLIENT ID/GETNAME/"
-    "SETNAME/INFO and ACL WHOAMI/CAT locally inside MULTI at once (+OK, :42) where Redis "
-    "replies +QUEUED and puts the result in EXEC's array: EXEC then has fewer elements than "
-    "commands queued (redis-py: 'Wrong number of response items from pipeline execution')",
-)
 @pytest.mark.parametrize(
     "args", [("SELECT", "0"), ("CLIENT", "ID"), ("CLIENT", "SETNAME", "x"), ("ACL", "WHOAMI")]
 )
@@ -608,14 +600,6 @@ def test_locally_answered_commands_inside_multi_are_queued_or_refused(
     assert reply == b"+QUEUED\r\n" or reply.startswith(b"-")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="session.py:176-206 (Session._handle_ready): a command refused by the gateway inside "
-    "MULTI (unknown, NOPERM, not allowed inside MULTI) never reaches Redis, so the transaction "
-    "is not flagged and EXEC is forwarded as is, committing the other queued commands; Redis "
-    "itself discards the whole transaction (-EXECABORT) when a command fails to queue",
-)
 @pytest.mark.parametrize(
     "refused", [("INCRR", "n"), ("CONFIG", "SET", "x", "y"), ("INFO",), ("SUBSCRIBE", "c")]
 )
@@ -724,7 +708,7 @@ def test_client_info_counts_subscriptions_and_multi() -> None:
     assert b" sub=2 psub=1 ssub=0 multi=-1 " in info
     session.tracker = DedicatedTracker(2)
     session.tracker.on_send(b"multi", [b"multi"])
-    assert b" sub=0 psub=0 ssub=0 multi=0 " in local(session, "CLIENT", "INFO")
+    assert b" sub=0 psub=0 ssub=0 multi=0 " in session.client_info()  # CLIENT INFO can't queue
 
 
 def _table_with_setinfo() -> CommandTable:
@@ -787,13 +771,6 @@ def test_client_setinfo_error_echoes_the_attribute_as_sent() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="session.py:354-385 (Session._client) never checks the arity of CLIENT "
-    "ID/GETNAME/INFO: 'CLIENT ID x' answers ':42' where Redis replies the wrong-arity "
-    "error for 'client|id'",
-)
 def test_client_id_with_extra_arguments_is_an_arity_error() -> None:
     assert local(ready(), "CLIENT", "ID", "x") == err(
         "ERR wrong number of arguments for 'client|id' command"
@@ -948,14 +925,6 @@ def test_command_getkeys_is_forwarded_as_is() -> None:
     assert ready().handle(cmd(*args)) == (Kind.SHARED, wire(*args), None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="session.py:181-182 (Session._handle_ready) treats a container with no subcommand as "
-    'an error, so bare COMMAND (arity -1, valid in Redis: the whole table) gets "wrong '
-    "number of arguments for 'command' command\" instead of being forwarded with the "
-    "COMMAND filter",
-)
 def test_bare_command_is_forwarded_with_a_filter() -> None:
     kind, payload, transform = ready().handle(cmd("COMMAND"))
     assert (kind, payload) == (Kind.SHARED, wire("COMMAND"))
