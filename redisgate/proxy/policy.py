@@ -48,7 +48,8 @@ class AuthThrottle:
         excess = count - self.free_failures
         if excess <= 0:
             return 0.0
-        return float(min(self.max_delay_s, self.base_delay_s * 2.0 ** (excess - 1)))
+        doublings = min(excess - 1, 64)  # past the cap anyway; keeps 2**n finite
+        return float(min(self.max_delay_s, self.base_delay_s * 2.0**doublings))
 
     def success(self, peer: str) -> None:
         self._failures.pop(peer, None)

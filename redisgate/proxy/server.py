@@ -148,13 +148,13 @@ class Gateway:
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)  # whatever happens below
         now = loop.time()
         for client in list(self.clients):
             client.check_timeouts(now)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
-        self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
 
     # --- Shutdown ---------------------------------------------------------------------------
 

@@ -55,6 +55,18 @@ def _typed(where: str, value: Any, kind: type, what: str) -> Any:
     return value
 
 
+def _tables(path: Path, data: dict[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
+    """The `[section.NAME]` tables, refusing anything else in the section."""
+    entries = data.get(section, {})
+    if not isinstance(entries, dict):
+        raise ConfigError(f"keys file {path}: '{section}' must be a section of [{section}.NAME]")
+    for name, table in entries.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"keys file {path}: {section}.{name} must be a table "
+                              f"([{section}.{name}])")
+    return list(entries.items())
+
+
 def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
     """Read and validate the whole file; every problem names the file and the entry."""
     try:
@@ -72,7 +84,7 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
     if unknown:
         raise ConfigError(f"keys file {path}: unknown section(s) {', '.join(unknown)}")
     instances: dict[str, Instance] = {}
-    for name, table in data.get("instances", {}).items():
+    for name, table in _tables(path, data, "instances"):
         where = f"{path}: [instances.{name}]"
         _check_fields(where, table, _INSTANCE_FIELDS, {"host", "port"})
         port = _typed(where, table["port"], int, "port must be a whole number")
@@ -92,10 +104,10 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
         )
         instances[name] = Instance(id=name, name=name, backend=backend)
     records: dict[str, KeyRecord] = {}
-    for key_id, table in data.get("keys", {}).items():
+    for key_id, table in _tables(path, data, "keys"):
         where = f"{path}: [keys.{key_id}]"
         _check_fields(where, table, _KEY_FIELDS, {"instance", "sha256"})
-        instance = instances.get(table["instance"])
+        instance = instances.get(_typed(where, table["instance"], str, "instance must be a string"))
         if instance is None:
             raise ConfigError(f"{where}: no instance named {table['instance']!r}")
         digest = _typed(where, table["sha256"], str, "sha256 must be a string")
@@ -136,7 +148,7 @@ class StaticSource:
         self._stamp = stamp
         try:
             self._records = parse_keys_file(self.path)
-        except ConfigError as exc:
+        except Exception as exc:  # a half-written or broken file must not lock clients out
             log.error("keeping the previous keys: %s", exc)
             return False
         return True
@@ -154,7 +166,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _toml_string(value: str) -> str:
-    return json.dumps(value)  # a JSON string is a valid TOML basic string
+    # A JSON string is a TOML basic string, as long as characters outside the BMP stay
+    # literal (JSON would write surrogate pairs, which TOML refuses).
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _load_raw(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -183,11 +197,16 @@ def _dump(path: Path, data: dict[str, dict[str, dict[str, Any]]]) -> None:
                 lines.append(f"{field} = {text}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    tmp.unlink(missing_ok=True)  # a leftover would keep its own (maybe looser) mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+    try:
+        parse_keys_file(tmp)  # what we wrote must read back before it replaces the file
+    except ConfigError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
-    parse_keys_file(path)  # what we wrote must read back
 
 
 def set_instance(path: Path, name: str, backend: Backend, *, replace: bool = False) -> None:

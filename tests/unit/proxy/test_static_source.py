@@ -178,14 +178,6 @@ def test_missing_file(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, TypeError),
-    reason="static_source.py:253-276 (parse_keys_file) assumes every entry is a table and an "
-    "instance reference is hashable: 'instances = 5' raises AttributeError, '[keys] x = "
-    "1' and 'instance = [1]' raise TypeError, instead of a ConfigError naming file and "
-    "entry",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -285,13 +277,6 @@ def test_rewrite_tightens_a_hand_written_file_to_0600(tmp_path: Path) -> None:
     assert mode(path) == 0o600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="static_source.py:364 (_dump) opens the temporary file with O_CREAT|O_TRUNC: a "
-    "leftover keys.toml.tmp (from an interrupted write) keeps its mode, so the keys file,"
-    " which holds backend passwords, is renamed into place 0644 instead of 0600",
-)
 def test_a_leftover_temporary_file_does_not_loosen_the_mode(tmp_path: Path) -> None:
     path = tmp_path / "keys.toml"
     leftover = write(tmp_path / "keys.toml.tmp", "half a file")
@@ -300,13 +285,6 @@ def test_a_leftover_temporary_file_does_not_loosen_the_mode(tmp_path: Path) -> N
     assert mode(path) == 0o600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConfigError,
-    reason="static_source.py:335 (_toml_string) writes json.dumps escapes: a character outside "
-    "the BMP becomes a surrogate pair (\\ud83d\\ude00), which TOML refuses; _dump checks "
-    "only after os.replace, so the keys file on disk is left unparseable",
-)
 def test_key_names_outside_the_bmp_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "keys.toml"
     set_instance(path, "cache", Backend("h", 1))
@@ -384,14 +362,6 @@ def test_maybe_reload_keeps_the_keys_when_the_file_disappears(tmp_path: Path) ->
     assert run(source.get_key(KEY.key_id)) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="static_source.py:315-319 (maybe_reload) catches only ConfigError, and "
-    "parse_keys_file raises AttributeError/TypeError for non-table entries: the exception"
-    " escapes into Gateway._sweep (server.py:154), which then never reschedules itself "
-    "(no more reloads or client timeouts) instead of keeping the last good keys",
-)
 def test_maybe_reload_survives_any_broken_file(tmp_path: Path) -> None:
     path = write(tmp_path / "keys.toml", INSTANCE + key_entry())
     os.utime(path, ns=(10**18, 10**18))
