@@ -270,8 +270,10 @@ class ClientConnection(asyncio.Protocol):
                     self.pool = self.gateway.pools.get(principal.instance)
                     session.use_table(await self.gateway.command_table(self.pool))
                 self.framer.set_limits(
+                    # The request-size limit governs; the bulk limit only bounds the header
+                    # (Redis's proto-max-bulk-len), so an oversized value names the limit.
                     max_array_len=1024 * 1024,
-                    max_bulk_bytes=self.settings.max_request_bytes,
+                    max_bulk_bytes=max(self.settings.max_request_bytes, 512 * 1024 * 1024),
                     max_inline_bytes=64 * 1024,
                     max_request_bytes=self.settings.max_request_bytes,
                     unauthenticated=False,
@@ -458,10 +460,10 @@ class ClientConnection(asyncio.Protocol):
         elif (
             self.settings.client_idle_timeout_s
             and idle > self.settings.client_idle_timeout_s
-            and not self.inflight
-            and self.dedicated is None
+            and not self.inflight  # blocked clients wait on purpose
+            and not (session.tracker is not None and session.tracker.subscribed)
         ):
-            self._abort()
+            self._abort()  # as Redis: only blocked and pub/sub clients are spared
 
 
 def _address(value: object) -> str:

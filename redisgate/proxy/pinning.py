@@ -185,8 +185,10 @@ class DedicatedTracker:
         if is_push(frame):
             self._on_pubsub_frame(_parse(frame))
             return Frame.PASS
-        if self.protocol == 2 and frame[:1] == b"*" and (
-            confirming or any(self.subscriptions.values())
+        if (
+            self.protocol == 2
+            and frame[:1] == b"*"
+            and (confirming or any(self.subscriptions.values()))
         ):
             parsed = _parse(frame)
             if isinstance(parsed, list) and parsed and parsed[0] in _PUBSUB_FRAME_KINDS:

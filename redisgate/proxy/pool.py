@@ -128,11 +128,11 @@ class InstancePool:
                 self._lent.add(conn)
                 return conn
         conn = self._new_connection(protocol, self._dedicated_closed, connect=False)
-        conn.owner = owner
         self._lent.add(conn)
         await conn.connect(self.connect_timeout_s, self._ssl_context())
-        if conn.state is State.CLOSED:
+        if conn.state is State.CLOSED:  # never connected: the owner has lost nothing
             raise UpstreamUnavailable(conn.close_reason)
+        conn.owner = owner  # from here on, its failure is the owner's
         return conn
 
     def release_dedicated(self, conn: UpstreamConnection, clean: bool) -> None:

@@ -51,6 +51,7 @@ class Gateway:
         self._next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
         self._all_gone = asyncio.Event()
+        self._unix_inode: int | None = None
         self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
 
     def __repr__(self) -> str:
@@ -102,20 +103,31 @@ class Gateway:
     # --- Listening --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Bind every listener, or none: a failure closes what was already bound."""
         loop = asyncio.get_running_loop()
         s = self.settings
+        tls_context = self._tls_context() if s.proxy_tls_port else None  # fail before binding
         factory = lambda: ClientConnection(self)  # noqa: E731
-        tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
-        self._listening(tcp)
-        if s.proxy_tls_port:
-            tls = await loop.create_server(
-                factory, s.proxy_host, s.proxy_tls_port, ssl=self._tls_context(), backlog=1024
-            )
-            self._listening(tls)
-        if s.proxy_unix_socket is not None:
-            _remove_socket_file(s.proxy_unix_socket)
-            unix = await loop.create_unix_server(factory, str(s.proxy_unix_socket), backlog=1024)
-            self._listening(unix)
+        try:
+            tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
+            self._listening(tcp)
+            if tls_context is not None:
+                tls = await loop.create_server(
+                    factory, s.proxy_host, s.proxy_tls_port, ssl=tls_context, backlog=1024
+                )
+                self._listening(tls)
+            if s.proxy_unix_socket is not None:
+                _remove_socket_file(s.proxy_unix_socket)
+                unix = await loop.create_unix_server(
+                    factory, str(s.proxy_unix_socket), backlog=1024
+                )
+                self._unix_inode = s.proxy_unix_socket.stat().st_ino
+                self._listening(unix)
+        except BaseException:
+            for server in self.servers:
+                server.close()
+            self.servers.clear()
+            raise
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
 
     def _listening(self, server: asyncio.Server) -> None:
@@ -177,13 +189,17 @@ class Gateway:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
-        if self.settings.proxy_unix_socket is not None:
-            _remove_socket_file(self.settings.proxy_unix_socket)
+        path = self.settings.proxy_unix_socket
+        if path is not None and self._unix_inode is not None:
+            _remove_socket_file(path, self._unix_inode)
 
 
-def _remove_socket_file(path: Path) -> None:
+def _remove_socket_file(path: Path, inode: int | None = None) -> None:
+    """Remove a Unix socket file; with `inode`, only if it is still that file (a successor
+    that took the path over in a rolling restart keeps its socket)."""
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        if inode is None or path.stat().st_ino == inode:
+            path.unlink()
 
 
 def load_source(settings: Settings) -> PrincipalSource:

@@ -199,10 +199,9 @@ class Session:
         spec = self.table.resolve(args)
         if spec is None:
             return (Kind.LOCAL, intercept.unknown_command(args), None)
-        container = self.table.get(args[0])
-        if container is not None and container.subcommands and spec is container:
-            if len(args) > 1 or not arity_ok(container, 1):
-                return (Kind.LOCAL, self._container_error(container, args), None)
+        if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
+            # resolve() fell back to the container: the subcommand is unknown or missing
+            return (Kind.LOCAL, self._container_error(spec, args), None)
         decision = decide(spec, args)
         route = decision.route
         assert self.principal is not None

@@ -62,8 +62,9 @@ def _tables(path: Path, data: dict[str, Any], section: str) -> list[tuple[str, d
         raise ConfigError(f"keys file {path}: '{section}' must be a section of [{section}.NAME]")
     for name, table in entries.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"keys file {path}: {section}.{name} must be a table "
-                              f"([{section}.{name}])")
+            raise ConfigError(
+                f"keys file {path}: {section}.{name} must be a table ([{section}.{name}])"
+            )
     return list(entries.items())
 
 

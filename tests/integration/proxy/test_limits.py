@@ -184,16 +184,6 @@ def test_idle_timeout_closes_idle_clients_but_not_busy_blocked_or_subscribed_one
         assert blocked.ping()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "client.py ClientConnection.check_timeouts skips every client holding a dedicated "
-        "connection (`self.dedicated is None`), so a client idle inside MULTI or after WATCH "
-        "is never closed and keeps its dedicated upstream connection forever; Redis's timeout "
-        "spares only blocked and Pub/Sub clients (a blocked one is already spared here by "
-        "`not self.inflight`)"
-    ),
-)
 def test_idle_timeout_closes_clients_idle_in_a_transaction(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -252,15 +242,6 @@ def test_request_just_over_max_request_bytes_is_refused_from_its_header(
         assert direct.strlen("k") == LIMIT - 64  # nothing reached Redis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a value larger than max_request_bytes gets Redis's 'Protocol error: invalid bulk "
-        "length', which does not name the limit: client.py _authenticate() sets "
-        "max_bulk_bytes = max_request_bytes, and RequestFramer._parse_one (resp.py) checks "
-        "the bulk length (ERR_BULK_LENGTH) before the request size (ERR_REQUEST_TOO_BIG)"
-    ),
-)
 def test_value_far_over_max_request_bytes_is_refused_naming_the_limit(
     small_requests_gw: RunningGateway,
 ) -> None:
@@ -370,17 +351,6 @@ def pools_retrying(gw: RunningGateway) -> bool:
     return gw.call(lambda: all(p._clock() >= p._down_until for p in gw.gateway.pools))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pool.py InstancePool.acquire_dedicated sets conn.owner = owner before awaiting "
-        "conn.connect(); when the connect fails, UpstreamConnection.fail() calls "
-        "owner.upstream_lost(), so client.py ClientConnection.upstream_lost answers '-BACKEND "
-        "the connection holding this client's transaction or subscription was lost; "
-        "reconnect' and closes a client that never had a dedicated connection (outside the "
-        "retry backoff window; inside it the client gets the pool's BACKEND error and stays)"
-    ),
-)
 def test_backend_down_multi_gets_a_backend_error_and_the_connection_stays_open(
     gw_with_backend_down: tuple[RunningGateway, RedisServer],
 ) -> None:

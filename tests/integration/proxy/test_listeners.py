@@ -122,16 +122,6 @@ def test_unix_socket_serves_clients_and_is_removed_at_shutdown(
     assert not path.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server.py Gateway.shutdown() unlinks proxy_unix_socket unconditionally: when another "
-        "gateway has taken the path over (its start() removes the file and binds its own, as "
-        "in a rolling restart), the old one's shutdown deletes the new one's socket file and "
-        "no client can connect to it any more; it should remove the file only while it is "
-        "still its own (same inode, as asyncio's cleanup_socket does in Python 3.13)"
-    ),
-)
 def test_shutdown_leaves_a_successors_unix_socket_alone(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -219,16 +209,6 @@ async def test_bad_tls_files_fail_the_gateway_start_with_a_config_error(
         await gateway.shutdown(timeout_s=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server.py Gateway.start() binds the plain TCP listener before _tls_context() loads "
-        "the certificate; when that raises ConfigError the TCP listener stays open and serves "
-        "clients until shutdown() is called on a gateway that never started (`redisgate "
-        "proxy` logs 'gateway listening on' before exiting 2; an embedding caller such as "
-        "tests' run_gateway leaks the socket)"
-    ),
-)
 async def test_a_gateway_that_fails_to_start_leaves_nothing_listening(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

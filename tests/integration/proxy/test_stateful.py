@@ -220,7 +220,7 @@ def test_a_refused_command_inside_multi_aborts_the_transaction(gw: RunningGatewa
     r.set("k", "before")
     pipe = r.pipeline()
     pipe.set("k", "after").execute_command("CONFIG", "GET", "maxmemory")
-    with pytest.raises(redis.ResponseError, match="EXECABORT|no permissions"):
+    with pytest.raises(redis.ResponseError, match=r"EXECABORT|no permissions"):
         pipe.execute()
     assert r.get("k") == b"before"  # as on Redis: nothing of the transaction ran
     wait_for(lambda: gw.dedicated_in_use() == 0)
