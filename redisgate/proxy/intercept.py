@@ -209,13 +209,15 @@ def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
 
 @functools.lru_cache(maxsize=16)  # one entry per command table
 def allowed_names(table: CommandTable) -> frozenset[bytes]:
-    """Top-level command names a tenant can run through the gateway."""
-    return frozenset(
+    """Names a tenant can run through the gateway: commands, and subcommands by full name
+    (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does."""
+    names = {spec.name.encode() for spec in table.walk() if spec.route is not Route.DENIED}
+    names.update(
         spec.name.encode()
         for spec in table
-        if spec.route is not Route.DENIED
-        or any(sub.route is not Route.DENIED for sub in spec.subcommands.values())
+        if any(sub.route is not Route.DENIED for sub in spec.subcommands.values())
     )
+    return frozenset(names)
 
 
 def _first_bulk(frame: bytes) -> bytes | None:
@@ -233,8 +235,13 @@ def _bulk_text(frame: bytes) -> bytes | None:
     return None
 
 
-def filter_command_list(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
-    """For COMMAND, COMMAND INFO (arrays of entries) and COMMAND LIST (array of names)."""
+def filter_command_list(
+    allowed: frozenset[bytes], *, keep_positions: bool = False, resp3: bool = False
+) -> Callable[[bytes], bytes]:
+    """For COMMAND and COMMAND LIST (denied commands left out) and COMMAND INFO name…
+    (`keep_positions`: one element per name asked, a null for a denied one, as Redis does for
+    a name it does not know)."""
+    null = b"_\r\n" if resp3 else b"*-1\r\n"
 
     def transform(frame: bytes) -> bytes:
         parts = split_aggregate(frame)
@@ -246,6 +253,8 @@ def filter_command_list(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
             name = _bulk_text(element) if element[:1] in (b"$", b"+") else _first_bulk(element)
             if name is None or name.lower() in allowed:
                 kept.append(element)
+            elif keep_positions:
+                kept.append(null)
         return kind + b"%d\r\n" % len(kept) + b"".join(kept)
 
     return transform
@@ -271,7 +280,8 @@ def filter_command_docs(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
 
 
 def command_count_reply(allowed: frozenset[bytes]) -> bytes:
-    return encode_int(len(allowed))
+    """COMMAND COUNT counts top-level commands, as Redis does."""
+    return encode_int(sum(1 for name in allowed if b"|" not in name))
 
 
 def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:
@@ -281,7 +291,7 @@ def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:
         return encode_array([encode_bulk(c) for c in cats])
     wanted = category.decode(errors="replace").lower().lstrip("@")
     names = sorted(
-        spec.display_name
+        spec.name
         for spec in table.walk()
         if wanted in spec.acl_categories and spec.route is not Route.DENIED
     )

@@ -315,7 +315,7 @@ class Session:
         if isinstance(hello, bytes):
             return (Kind.LOCAL, hello, None)
         if self.tracker is not None and hello.token is not None:
-            return (Kind.LOCAL, self._not_while_pinned("HELLO with AUTH"), None)
+            return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
         if self.tracker is not None and hello.protocol not in (None, self.protocol):
             return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
         protocol = hello.protocol or self.protocol
@@ -400,7 +400,7 @@ class Session:
             if not intercept.valid_client_name(value):
                 return encode_error(
                     "ERR",
-                    f"{attr.decode().upper()} cannot contain spaces, "
+                    f"{args[2].decode(errors='replace')} cannot contain spaces, "
                     "newlines or special characters.",
                 )
             if attr == b"lib-name":
@@ -408,7 +408,10 @@ class Session:
             else:
                 self.lib_ver = value
             return REPLY_OK
-        return encode_bulk(self.client_info(), resp3=self.protocol == 3)  # CLIENT INFO
+        info = self.client_info()  # CLIENT INFO: a verbatim string in RESP3, as Redis sends
+        if self.protocol == 3:
+            return b"=%d\r\ntxt:%s\r\n" % (len(info) + 4, info)
+        return encode_bulk(info)
 
     def client_info(self) -> bytes:
         tracker = self.tracker
@@ -457,7 +460,11 @@ class Session:
             return (Kind.LOCAL, intercept.command_count_reply(allowed), None)
         if sub == b"docs":
             return (kind, raw, intercept.filter_command_docs(allowed))
-        return (kind, raw, intercept.filter_command_list(allowed))  # COMMAND, INFO, LIST
+        by_name = sub == b"info" and len(args) > 2
+        transform = intercept.filter_command_list(
+            allowed, keep_positions=by_name, resp3=self.protocol == 3
+        )
+        return (kind, raw, transform)  # COMMAND, COMMAND INFO, COMMAND LIST
 
 
 intercept.BAD_NAME = encode_error(
