@@ -131,7 +131,9 @@ class InstancePool:
         self._lent.add(conn)
         await conn.connect(self.connect_timeout_s, self._ssl_context())
         if conn.state is State.CLOSED:  # never connected: the owner has lost nothing
-            raise UpstreamUnavailable(conn.close_reason)
+            raise UpstreamUnavailable(
+                f"instance {self.instance.name!r} is unavailable: {conn.close_reason}"
+            )
         conn.owner = owner  # from here on, its failure is the owner's
         return conn
 
@@ -199,6 +201,7 @@ class InstancePool:
         self, protocol: int, on_closed: Callable[[UpstreamConnection], None], connect: bool = True
     ) -> UpstreamConnection:
         conn = UpstreamConnection(self.backend, protocol, on_closed=on_closed)
+        conn.label = self.instance.name
         conn.on_ready = self._connection_ready
         if connect:
             task = self._loop.create_task(conn.connect(self.connect_timeout_s, self._ssl_context()))

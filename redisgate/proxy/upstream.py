@@ -142,6 +142,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.handshake_done = False
         self.on_ready: Callable[[UpstreamConnection], None] | None = None
         self.close_reason = ""
+        self.label = ""  # the instance's name, for error messages
         self.replies = 0  # progress counter the pool's watchdog reads
         self._wbuf: list[bytes] = []
         self._wbuf_bytes = 0
@@ -270,7 +271,10 @@ class UpstreamConnection(asyncio.Protocol):
     # --- Failing and closing ----------------------------------------------------------------
 
     def error_reply(self) -> bytes:
-        return encode_error("BACKEND", self.close_reason or "the instance's Redis is unavailable")
+        reason = self.close_reason or "the instance's Redis is unavailable"
+        if self.label:
+            reason = f"instance {self.label!r} is unavailable: {reason}"
+        return encode_error("BACKEND", reason)
 
     def fail(self, reason: str, *, expected: bool = False) -> None:
         """Fail every pending request in order, close, and tell the pool and the owner."""
