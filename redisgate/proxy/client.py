@@ -109,6 +109,7 @@ class ClientConnection(asyncio.Protocol):
             clock=self.loop.time,
             server_version=self.gateway.server_version,
         )
+        self.session.redirect_target = self._backend_id_of
         if not self.gateway.admit(self):
             self.transport.write(encode_error("ERR", "max number of clients reached"))
             self.closing = True
@@ -202,7 +203,7 @@ class ClientConnection(asyncio.Protocol):
                 self._hold(command, decision)  # shared requests first, then the switch
             else:
                 self._blocked = True
-                self._start(self._acquire_dedicated(command, transform))
+                self._start(self._acquire_dedicated(command, payload, transform))  # type: ignore[arg-type]
         elif kind is Kind.AUTHENTICATE:
             request = PendingRequest(self)
             self.slots.append(request)
@@ -300,7 +301,9 @@ class ClientConnection(asyncio.Protocol):
 
     # --- Dedicated connection ---------------------------------------------------------------
 
-    async def _acquire_dedicated(self, command: Command, transform: Transform | None) -> None:
+    async def _acquire_dedicated(
+        self, command: Command, raw: bytes, transform: Transform | None
+    ) -> None:
         session, pool = self.session, self.pool
         assert session is not None and pool is not None
         try:
@@ -314,7 +317,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.dedicated, self.dedicated_pool = conn, pool
         session.tracker = DedicatedTracker(session.protocol)
-        self._send_dedicated(command, command.raw, transform)
+        self._send_dedicated(command, raw, transform)
         self._unblock()
 
     def _send_dedicated(self, command: Command, raw: bytes, transform: Transform | None) -> None:
@@ -327,6 +330,18 @@ class ClientConnection(asyncio.Protocol):
             self.dedicated_slots.append(request)
             self.inflight += 1
         conn.write(raw)
+
+    def _backend_id_of(self, client_id: int) -> int | None:
+        """The backend id of another client's dedicated connection, for CLIENT TRACKING
+        REDIRECT: only a client of the same instance, holding a dedicated connection."""
+        target = self.gateway.client_by_id(client_id)
+        if target is None or target.dedicated is None or self.session is None:
+            return None
+        mine = self.session.principal
+        theirs = target.session.principal if target.session is not None else None
+        if mine is None or theirs is None or mine.instance != theirs.instance:
+            return None
+        return target.dedicated.server_client_id
 
     # DedicatedOwner interface
 

@@ -92,7 +92,7 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "client|setinfo": (INTERCEPTED, "library info lives in the session, not on shared upstreams"),
     "client|info": (INTERCEPTED, "describes the client's gateway connection"),
     "client|help": (FORWARD, ""),
-    "client|tracking": (PINNED, _TRACKING + "; REDIRECT is refused (use RESP3)"),
+    "client|tracking": (PINNED, _TRACKING + "; REDIRECT ids are translated by the gateway"),
     "client|caching": (PINNED, _TRACKING),
     "client|getredir": (PINNED, _TRACKING),
     "client|trackinginfo": (PINNED, _TRACKING),

@@ -46,6 +46,7 @@ class Gateway:
         self.throttle = AuthThrottle()
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
+        self._by_id: dict[int, ClientConnection] = {}
         self.servers: list[asyncio.Server] = []
         self.addresses: list[tuple[str, int] | str] = []
         self._next_id = 0
@@ -85,6 +86,9 @@ class Gateway:
 
     # --- Client registry --------------------------------------------------------------------
 
+    def client_by_id(self, client_id: int) -> ClientConnection | None:
+        return self._by_id.get(client_id)
+
     def next_client_id(self) -> int:
         self._next_id += 1
         return self._next_id
@@ -93,10 +97,14 @@ class Gateway:
         if len(self.clients) >= self.settings.max_clients:
             return False
         self.clients.add(client)
+        if client.session is not None:
+            self._by_id[client.session.client_id] = client
         return True
 
     def forget(self, client: ClientConnection) -> None:
         self.clients.discard(client)
+        if client.session is not None:
+            self._by_id.pop(client.session.client_id, None)
         if not self.clients:
             self._all_gone.set()
 

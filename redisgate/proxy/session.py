@@ -136,6 +136,9 @@ class Session:
         self.lib_name = b""
         self.lib_ver = b""
         self.tracker: DedicatedTracker | None = None
+        # gateway client id -> backend id of that client's dedicated connection (set by the
+        # transport, which knows the other clients); None: REDIRECT is refused
+        self.redirect_target: Callable[[int], int | None] | None = None
         self._fast = _fast_forward(table)
 
     def __repr__(self) -> str:
@@ -228,21 +231,34 @@ class Session:
             if not arity_ok(spec, len(args)):
                 return (Kind.LOCAL, intercept.wrong_arity(spec.name), None)
             return self._intercept(base_b, args, spec)
-        if spec.name == "client|tracking" and any(a.lower() == b"redirect" for a in args[3:]):
-            # A REDIRECT names a backend connection id, which could be a shared connection or
-            # another tenant's: refused until the gateway can translate ids.
-            return (
-                Kind.LOCAL,
-                encode_error(
-                    "ERR",
-                    "CLIENT TRACKING REDIRECT is not supported through RedisGate: use RESP3 "
-                    "(HELLO 3), where invalidations arrive on the same connection",
-                ),
-                None,
-            )
+        if spec.name == "client|tracking":
+            redirected = self._translate_redirect(args)
+            if isinstance(redirected, bytes):
+                return (Kind.LOCAL, redirected, None)
+            if redirected is not None:
+                return (Kind.DEDICATED, encode_command(redirected), None)
         if route is Route.PINNED or self.tracker is not None:
             return (Kind.DEDICATED, command.raw, None)
         return (Kind.SHARED, command.raw, None)
+
+    def _translate_redirect(self, args: list[bytes]) -> list[bytes] | bytes | None:
+        """CLIENT TRACKING … REDIRECT <id>: the id the client knows is a gateway client id;
+        the backend needs the id of that client's own upstream connection. None: no
+        REDIRECT; bytes: the error reply."""
+        lowered = [a.lower() for a in args]
+        if b"redirect" not in lowered[3:]:
+            return None
+        at = lowered.index(b"redirect", 3) + 1
+        if at >= len(args):
+            return encode_error("ERR", "syntax error")
+        try:
+            wanted = int(args[at])
+        except ValueError:
+            return encode_error("ERR", "value is not an integer or out of range")
+        backend_id = self.redirect_target(wanted) if self.redirect_target else None
+        if backend_id is None:
+            return encode_error("ERR", "The client ID you want redirect to does not exist")
+        return [*args[:at], b"%d" % backend_id, *args[at + 1 :]]
 
     def _container_error(self, container: CommandSpec, args: list[bytes]) -> bytes:
         if len(args) < 2:

@@ -36,6 +36,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Protocol, cast
 
+import hiredis
+
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.principals import Backend
 from redisgate.proxy.resp import encode_command, encode_error
@@ -153,6 +155,19 @@ class UpstreamConnection(asyncio.Protocol):
         for what, raw in steps:
             self.fifo.append(PendingRequest(_HandshakeStep(self, what)))
             self._wbuf.append(raw)
+
+    @property
+    def server_client_id(self) -> int | None:
+        """This connection's client id on the backend (from its HELLO reply)."""
+        if self.hello_reply is None:
+            return None
+        reader = hiredis.Reader()
+        reader.feed(self.hello_reply)
+        fields = reader.gets()
+        if isinstance(fields, list):
+            fields = dict(zip(fields[::2], fields[1::2], strict=False))
+        value = fields.get(b"id") if isinstance(fields, dict) else None
+        return value if isinstance(value, int) else None
 
     def handshake_step_done(self) -> None:
         self._handshake_left -= 1

@@ -224,3 +224,28 @@ def test_a_refused_command_inside_multi_aborts_the_transaction(gw: RunningGatewa
         pipe.execute()
     assert r.get("k") == b"before"  # as on Redis: nothing of the transaction ran
     wait_for(lambda: gw.dedicated_in_use() == 0)
+
+
+def test_client_tracking_redirect_to_the_clients_own_other_connection(gw: RunningGateway) -> None:
+    # RESP2 client-side caching: invalidations go to another connection of the same client,
+    # subscribed to __redis__:invalidate; the gateway translates its client id.
+    listener = gw.client(protocol=2).pubsub()
+    listener.subscribe("__redis__:invalidate")
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
+    tracker, writer = gw.client(protocol=2, single_connection_client=True), gw.client()
+    target = next(c for c in gw.gateway.clients if c.dedicated is not None)
+    assert target.session is not None
+    tracker.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", target.session.client_id)
+    assert tracker.get("cached") is None  # now tracked
+    writer.set("cached", "new")
+    message = None
+    for _ in range(50):
+        message = listener.get_message(timeout=0.1)
+        if message and message["type"] == "message":
+            break
+    assert message is not None and message["channel"] == b"__redis__:invalidate"
+    assert message["data"] == [b"cached"]
+    with pytest.raises(redis.ResponseError, match="redirect to does not exist"):
+        writer.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", 999_999)
+    listener.close()
+    tracker.close()

@@ -370,14 +370,22 @@ def test_everything_follows_the_dedicated_connection_while_pinned() -> None:
         assert session.handle(cmd(*args)) == (Kind.DEDICATED, wire(*args), None)
 
 
-def test_client_tracking_redirect_is_refused() -> None:
-    refused = err(
-        "ERR CLIENT TRACKING REDIRECT is not supported through RedisGate: use RESP3 "
-        "(HELLO 3), where invalidations arrive on the same connection"
-    )
+def test_client_tracking_redirect_translates_gateway_ids() -> None:
     session = ready()
-    assert local(session, "CLIENT", "TRACKING", "ON", "REDIRECT", "5") == refused
-    assert local(session, "client", "tracking", "on", "bcast", "redirect", "5") == refused
+    unknown = err("ERR The client ID you want redirect to does not exist")
+    # with no way to find other clients, every REDIRECT names a client that does not exist
+    assert local(session, "CLIENT", "TRACKING", "ON", "REDIRECT", "5") == unknown
+    session.redirect_target = {7: 1234}.get  # gateway client 7 holds backend connection 1234
+    assert local(session, "client", "tracking", "on", "bcast", "redirect", "5") == unknown
+    assert local(session, "CLIENT", "TRACKING", "ON", "REDIRECT", "x") == err(
+        "ERR value is not an integer or out of range"
+    )
+    translated = session.handle(cmd("CLIENT", "TRACKING", "ON", "REDIRECT", "7", "BCAST"))
+    assert translated == (
+        Kind.DEDICATED,
+        wire("CLIENT", "TRACKING", "ON", "REDIRECT", "1234", "BCAST"),
+        None,
+    )
     assert session.tracker is None
 
 
