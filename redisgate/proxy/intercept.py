@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.commands import CommandSpec, CommandTable
 from redisgate.proxy.resp import (
     REPLY_NOPROTO,
     ReplyFramer,
@@ -64,6 +64,41 @@ def unknown_command(args: list[bytes]) -> bytes:
 
 def wrong_arity(name: str) -> bytes:
     return encode_error("ERR", f"wrong number of arguments for '{name}' command")
+
+
+def unknown_subcommand(container: CommandSpec, args: list[bytes]) -> bytes:
+    """Redis's reply to a container command with a missing or unknown subcommand."""
+    if len(args) < 2:
+        return wrong_arity(container.name)
+    sub = args[1][:128].decode(errors="replace")
+    return encode_error("ERR", f"unknown subcommand '{sub}'. Try {container.name.upper()} HELP.")
+
+
+def denied(spec: CommandSpec, reason: str) -> bytes:
+    """-NOPERM for a command the gateway refuses whatever the key allows, saying why."""
+    why = reason or "not available through RedisGate"
+    return encode_error(
+        "NOPERM",
+        f"this user has no permissions to run the '{spec.display_name}' command "
+        f"through RedisGate: {why}",
+    )
+
+
+def shared_server_refusal(
+    base: bytes, scripting: frozenset[bytes], pubsub: frozenset[bytes]
+) -> bytes | None:
+    """-NOPERM for scripts and pub/sub on a shared server (they cross databases), else None."""
+    if base in scripting:
+        why = "scripts could reach other databases of this shared server"
+    elif base in pubsub:
+        why = "pub/sub channels are server-wide and this server is shared"
+    else:
+        return None
+    return encode_error(
+        "NOPERM",
+        f"'{base.decode()}' is not available on this instance: "
+        f"{why}; use an instance with a dedicated server",
+    )
 
 
 BAD_NAME = encode_error(

@@ -204,7 +204,7 @@ class Session:
             return (Kind.LOCAL, intercept.unknown_command(args), None)
         if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
             # resolve() fell back to the container: the subcommand is unknown or missing
-            return (Kind.LOCAL, self._container_error(spec, args), None)
+            return (Kind.LOCAL, intercept.unknown_subcommand(spec, args), None)
         decision = decide(spec, args)
         route = decision.route
         assert self.principal is not None
@@ -212,11 +212,11 @@ class Session:
         if route is Route.DENIED and spec.name in SERVER_WIDE and not shared_server:
             route = Route.FORWARD
         elif route is Route.DENIED or not decision.classified:
-            return (Kind.LOCAL, self._denied(spec, decision.reason), None)
+            return (Kind.LOCAL, intercept.denied(spec, decision.reason), None)
         base = spec.container or spec.name
         base_b = base.encode()
         if shared_server:
-            refused = self._shared_backend_refusal(base_b)
+            refused = intercept.shared_server_refusal(base_b, _SCRIPTING, _PUBSUB)
             if refused is not None:
                 return (Kind.LOCAL, refused, None)
         if self.tracker is not None and self.tracker.in_multi and base_b in _NOT_IN_MULTI:
@@ -259,35 +259,6 @@ class Session:
         if backend_id is None:
             return encode_error("ERR", "The client ID you want redirect to does not exist")
         return [*args[:at], b"%d" % backend_id, *args[at + 1 :]]
-
-    def _container_error(self, container: CommandSpec, args: list[bytes]) -> bytes:
-        if len(args) < 2:
-            return intercept.wrong_arity(container.name)
-        sub = args[1][:128].decode(errors="replace")
-        return encode_error(
-            "ERR", f"unknown subcommand '{sub}'. Try {container.name.upper()} HELP."
-        )
-
-    def _denied(self, spec: CommandSpec, reason: str) -> bytes:
-        why = reason or "not available through RedisGate"
-        return encode_error(
-            "NOPERM",
-            f"this user has no permissions to run the '{spec.display_name}' command "
-            f"through RedisGate: {why}",
-        )
-
-    def _shared_backend_refusal(self, base: bytes) -> bytes | None:
-        if base in _SCRIPTING:
-            why = "scripts could reach other databases of this shared server"
-        elif base in _PUBSUB:
-            why = "pub/sub channels are server-wide and this server is shared"
-        else:
-            return None
-        return encode_error(
-            "NOPERM",
-            f"'{base.decode()}' is not available on this instance: "
-            f"{why}; use an instance with a dedicated server",
-        )
 
     # --- Intercepted commands ---------------------------------------------------------------
 
