@@ -153,10 +153,16 @@ class ClientConnection(asyncio.Protocol):
     # --- Commands ---------------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Hand buffered commands to the session until blocked, paused or out of commands."""
+        """Hand buffered commands to the session until blocked, paused or out of commands.
+
+        Consecutive commands bound for a shared connection are sent as one run: one slot,
+        one write (see `PendingRequest`); the run is sent before anything else happens, so
+        order is kept.
+        """
         framer, session = self.framer, self.session
         assert session is not None
         limit = self.settings.max_pending_per_client
+        run: list[bytes] = []
         while not self._blocked and not self.closing:
             if self.inflight >= limit:
                 self._at_limit = True
@@ -164,15 +170,41 @@ class ClientConnection(asyncio.Protocol):
             try:
                 command = framer.next_command()
             except RemoteProtocolError as exc:
+                self._send_run(run, session)
+                run = []
                 self._finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
                 if self._eof:
+                    self._send_run(run, session)
+                    run = []
                     self.closing = True
                     self._close_when_flushed()
                 break
-            self._dispatch(command, session)
+            decision = session.handle(command)
+            if (
+                decision[0] is Kind.SHARED
+                and decision[2] is None
+                and session.protocol == self._shared_protocol
+            ):
+                run.append(decision[1])  # type: ignore[arg-type]
+                self.inflight += 1
+                continue
+            if run:
+                self._send_run(run, session)
+                run = []
+            self._execute(command, decision, session)
+        self._send_run(run, session)
         self._update_reading()
+
+    def _send_run(self, run: list[bytes], session: Session) -> None:
+        """Send consecutive shared commands (already counted in `inflight`) as one slot."""
+        if not run:
+            return
+        assert self.pool is not None
+        request = PendingRequest(self, None, None, len(run))
+        self.slots.append(request)
+        self.pool.send(request, run[0] if len(run) == 1 else b"".join(run), session.protocol)
 
     def _dispatch(self, command: Command, session: Session) -> None:
         self._execute(command, session.handle(command), session)
@@ -394,7 +426,7 @@ class ClientConnection(asyncio.Protocol):
 
     def reply_ready(self, request: PendingRequest) -> None:
         """A slot got its reply: queue every complete reply from the head for writing."""
-        self.inflight -= 1
+        self.inflight -= request.count
         slots = self.slots
         if not slots or slots[0] is not request:
             return

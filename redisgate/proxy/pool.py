@@ -94,7 +94,7 @@ class InstancePool:
         else:
             opened = self._open_shared(protocol)
             if opened is None:
-                request.complete(self.down_reply())
+                request.fail(self.down_reply())
                 return
             conn = opened
         conn.send(request, raw)

@@ -50,28 +50,42 @@ _PUSH_OR_ATTRIBUTE = (ord(">"), ord("|"))
 
 
 class PendingRequest:
-    """One reply slot. `reply` is set once; `owner.reply_ready(self)` is told."""
+    """One reply slot for `count` consecutive commands of one client (a pipelined run sent
+    as one write); `reply` is set once, to their replies' bytes, and `owner.reply_ready(self)`
+    is told. Counting a run as one slot keeps per-command work off the pipelined hot path."""
 
-    __slots__ = ("cancelled", "owner", "reply", "transform")
+    __slots__ = ("cancelled", "count", "owner", "parts", "reply", "transform", "waiting")
 
     def __init__(
         self,
         owner: ReplyOwner,
         reply: bytes | None = None,
         transform: Callable[[bytes], bytes] | None = None,
+        count: int = 1,
     ) -> None:
         self.owner = owner
         self.reply = reply
         self.cancelled = False
         self.transform = transform
+        self.count = count
+        self.waiting = count  # replies still to come
+        self.parts: list[bytes] = []  # replies received so far (runs of more than one)
 
     def complete(self, frame: bytes) -> None:
+        """The last reply arrived (`frame`); earlier ones of a run are in `parts`."""
         if self.cancelled:
             return
-        if self.transform is not None and not is_error(frame):
+        if self.parts:
+            self.parts.append(frame)
+            frame = b"".join(self.parts)
+        elif self.transform is not None and not is_error(frame):
             frame = self.transform(frame)
         self.reply = frame
         self.owner.reply_ready(self)
+
+    def fail(self, error: bytes) -> None:
+        """Every reply still owed becomes `error`."""
+        self.complete(error * self.waiting)
 
 
 class ReplyOwner(Protocol):
@@ -238,6 +252,11 @@ class UpstreamConnection(asyncio.Protocol):
                 self.fail("the instance's Redis sent a reply nobody was waiting for")
                 return
             self.replies += 1
+            head = fifo[0]
+            if head.waiting > 1:  # a run: more replies to come for this slot
+                head.waiting -= 1
+                head.parts.append(frame)
+                continue
             fifo.popleft().complete(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -259,7 +278,7 @@ class UpstreamConnection(asyncio.Protocol):
     def send(self, request: PendingRequest, raw: bytes) -> None:
         """Queue `raw` for this connection; its reply will complete `request`."""
         if self.state is State.CLOSED:
-            request.complete(self.error_reply())
+            request.fail(self.error_reply())
             return
         self.fifo.append(request)
         self.write(raw)
@@ -307,7 +326,7 @@ class UpstreamConnection(asyncio.Protocol):
         error = self.error_reply()
         fifo, self.fifo = self.fifo, deque()
         while fifo:
-            fifo.popleft().complete(error)
+            fifo.popleft().fail(error)
         if self.owner is not None:
             owner, self.owner = self.owner, None
             owner.upstream_lost(reason)
