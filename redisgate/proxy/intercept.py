@@ -22,6 +22,7 @@ from redisgate.proxy.resp import (
     encode_int,
     encode_map,
 )
+from redisgate.proxy.resp_reply import parse_int
 from redisgate.proxy.routes import Route
 
 # INFO fields a client may see: what clients read to gate features, nothing about the host or
@@ -122,10 +123,11 @@ def parse_hello(args: list[bytes]) -> HelloArgs | bytes:
     setname: bytes | None = None
     i = 1
     if len(args) > 1:
-        try:
-            protocol = int(args[1])
-        except ValueError:
+        protocol = parse_int(args[1])  # strictly, as Redis's string2ll
+        if protocol is None:
             return encode_error("ERR", "Protocol version is not an integer or out of range")
+        if protocol not in (2, 3):  # checked before the options, as Redis does
+            return REPLY_NOPROTO
         i = 2
     while i < len(args):
         option = args[i].lower()
@@ -138,8 +140,6 @@ def parse_hello(args: list[bytes]) -> HelloArgs | bytes:
         else:
             opt = args[i].decode(errors="replace")
             return encode_error("ERR", f"Syntax error in HELLO option '{opt}'")
-    if protocol is not None and protocol not in (2, 3):
-        return REPLY_NOPROTO
     if setname is not None and not valid_client_name(setname):
         return BAD_NAME
     return HelloArgs(protocol, token, setname)

@@ -46,6 +46,7 @@ from redisgate.proxy.resp import (
     encode_error,
     encode_int,
 )
+from redisgate.proxy.resp_reply import parse_int
 from redisgate.proxy.routes import SERVER_WIDE, Route, decide
 
 Transform = Callable[[bytes], bytes]
@@ -251,9 +252,8 @@ class Session:
         at = lowered.index(b"redirect", 3) + 1
         if at >= len(args):
             return encode_error("ERR", "syntax error")
-        try:
-            wanted = int(args[at])
-        except ValueError:
+        wanted = parse_int(args[at])  # strictly, as Redis's string2ll
+        if wanted is None:
             return encode_error("ERR", "value is not an integer or out of range")
         backend_id = self.redirect_target(wanted) if self.redirect_target else None
         if backend_id is None:
@@ -356,9 +356,8 @@ class Session:
     def _select(self, args: list[bytes]) -> bytes:
         if len(args) != 2:
             return intercept.wrong_arity("select")
-        try:
-            index = int(args[1])
-        except ValueError:
+        index = parse_int(args[1])
+        if index is None:
             return encode_error("ERR", "value is not an integer or out of range")
         if index != 0:
             return encode_error("ERR", "DB index is out of range")

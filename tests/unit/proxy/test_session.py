@@ -941,3 +941,20 @@ def test_reset_goes_back_to_a_fresh_unauthenticated_resp2_session() -> None:
 def test_repr() -> None:
     assert repr(new_session()) == "<Session id=42 auth key=- RESP2>"
     assert repr(ready()) == "<Session id=42 ready key=web RESP2>"
+
+
+@pytest.mark.parametrize("text", [" 0", "00", "+0", "0x0", "1_0", "0.0", ""])
+def test_select_parses_integers_as_strictly_as_redis(text: str) -> None:
+    assert local(ready(), "SELECT", text) == err("ERR value is not an integer or out of range")
+
+
+@pytest.mark.parametrize(
+    ("args", "reply"),
+    [
+        (("HELLO", "4", "FOO"), b"-NOPROTO unsupported protocol version\r\n"),
+        (("HELLO", " 3"), err("ERR Protocol version is not an integer or out of range")),
+        (("HELLO", "03"), err("ERR Protocol version is not an integer or out of range")),
+    ],
+)
+def test_hello_checks_the_version_first_and_strictly(args: tuple[str, ...], reply: bytes) -> None:
+    assert local(ready(), *args) == reply
