@@ -28,11 +28,11 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, cast
 
-from redisgate.errors import RemoteProtocolError, StoreError, UpstreamUnavailable
-from redisgate.proxy.pinning import DedicatedTracker, Frame
+from redisgate.errors import RemoteProtocolError, StoreError
+from redisgate.proxy.dedicated import DedicatedConnectionMixin
 from redisgate.proxy.pool import InstancePool
 from redisgate.proxy.resp import RequestFramer, encode_error
-from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State, Transform
+from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ REPLY_AUTH_UNAVAILABLE = encode_error(
 )
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
     """The gateway side of one client's TCP, TLS or Unix connection."""
 
     def __init__(self, gateway: Gateway) -> None:
@@ -206,9 +206,6 @@ class ClientConnection(asyncio.Protocol):
         self.slots.append(request)
         self.pool.send(request, run[0] if len(run) == 1 else b"".join(run), session.protocol)
 
-    def _dispatch(self, command: Command, session: Session) -> None:
-        self._execute(command, session.handle(command), session)
-
     def _execute(self, command: Command, decision: Decision, session: Session) -> None:
         kind, payload, transform = decision
         if kind is Kind.SHARED:
@@ -330,97 +327,6 @@ class ClientConnection(asyncio.Protocol):
         self._blocked = False
         if not self.closing:
             self._process()
-
-    # --- Dedicated connection ---------------------------------------------------------------
-
-    async def _acquire_dedicated(
-        self, command: Command, raw: bytes, transform: Transform | None
-    ) -> None:
-        session, pool = self.session, self.pool
-        assert session is not None and pool is not None
-        try:
-            conn = await pool.acquire_dedicated(session.protocol, self)
-        except UpstreamUnavailable as exc:
-            self._local_reply(encode_error("BACKEND", str(exc)))
-            self._unblock()
-            return
-        if self.closed:
-            pool.release_dedicated(conn, clean=True)
-            return
-        self.dedicated, self.dedicated_pool = conn, pool
-        session.tracker = DedicatedTracker(session.protocol)
-        self._send_dedicated(command, raw, transform)
-        self._unblock()
-
-    def _send_dedicated(self, command: Command, raw: bytes, transform: Transform | None) -> None:
-        session, conn = self.session, self.dedicated
-        assert session is not None and session.tracker is not None and conn is not None
-        args = command.args
-        if session.tracker.on_send(args[0].lower(), args):
-            request = PendingRequest(self, None, transform)
-            self.slots.append(request)
-            self.dedicated_slots.append(request)
-            self.inflight += 1
-        conn.write(raw)
-
-    def _backend_id_of(self, client_id: int) -> int | None:
-        """The backend id of another client's dedicated connection, for CLIENT TRACKING
-        REDIRECT: only a client of the same instance, holding a dedicated connection."""
-        target = self.gateway.client_by_id(client_id)
-        if target is None or target.dedicated is None or self.session is None:
-            return None
-        mine = self.session.principal
-        theirs = target.session.principal if target.session is not None else None
-        if mine is None or theirs is None or mine.instance != theirs.instance:
-            return None
-        return target.dedicated.server_client_id
-
-    # DedicatedOwner interface
-
-    def upstream_frame(self, frame: bytes) -> None:
-        tracker = self.session.tracker if self.session else None
-        if tracker is None:
-            return
-        if tracker.on_frame(frame) is Frame.PASS:
-            self._write(frame)
-        elif self.dedicated_slots:
-            self.dedicated_slots.popleft().complete(frame)
-        else:
-            log.error("%r: a reply with no request on its dedicated connection", self)
-            self._abort()
-            return
-        if self.dedicated_slots:
-            return
-        if self._reset_pending:
-            self._reset_pending = False
-            self._release_dedicated(clean=False)
-            self._unblock()
-        elif tracker.clean:
-            self._release_dedicated(clean=True)
-
-    def upstream_lost(self, reason: str) -> None:
-        """The dedicated connection died: its state is gone, so this client's session ends."""
-        self.dedicated = self.dedicated_pool = None
-        if self.session is not None:
-            self.session.tracker = None
-        error = encode_error("BACKEND", reason)
-        while self.dedicated_slots:
-            self.dedicated_slots.popleft().complete(error)
-        self._finish_with(
-            encode_error(
-                "BACKEND",
-                "the connection holding this client's "
-                "transaction or subscription was lost; reconnect",
-            )
-        )
-
-    def _release_dedicated(self, clean: bool) -> None:
-        conn, pool = self.dedicated, self.dedicated_pool
-        self.dedicated = self.dedicated_pool = None
-        if self.session is not None:
-            self.session.tracker = None
-        if conn is not None and pool is not None:
-            pool.release_dedicated(conn, clean=clean and not self.closed)
 
     # --- Replies ----------------------------------------------------------------------------
 

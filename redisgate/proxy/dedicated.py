@@ -1,0 +1,138 @@
+"""The dedicated-connection half of a client connection (mixed into `ClientConnection`).
+
+A client that starts a transaction, subscribes, blocks or tracks keys borrows an upstream
+connection of its own from its instance's pool. This part of the client takes it, sends on it,
+sorts what comes back (replies to slots, pub/sub and pushes straight through: see
+`pinning.DedicatedTracker`), gives it back when it is clean, and ends the session if it dies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from redisgate.errors import UpstreamUnavailable
+from redisgate.proxy.pinning import DedicatedTracker, Frame
+from redisgate.proxy.resp import encode_error
+from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
+
+if TYPE_CHECKING:
+    from redisgate.proxy.pool import InstancePool
+    from redisgate.proxy.resp import Command
+    from redisgate.proxy.server import Gateway
+    from redisgate.proxy.session import Session, Transform
+
+log = logging.getLogger(__name__)
+
+
+class DedicatedConnectionMixin:
+    """Borrowing, using and returning the client's dedicated upstream connection."""
+
+    # Provided by ClientConnection.
+    gateway: Gateway
+    session: Session | None
+    pool: InstancePool | None
+    dedicated: UpstreamConnection | None
+    dedicated_pool: InstancePool | None
+    dedicated_slots: deque[PendingRequest]
+    slots: deque[PendingRequest]
+    inflight: int
+    closed: bool
+    _reset_pending: bool
+
+    def _write(self, data: bytes) -> None: ...
+    def _abort(self) -> None: ...
+    def _unblock(self) -> None: ...
+    def _local_reply(self, reply: bytes) -> None: ...
+    def _finish_with(self, reply: bytes) -> None: ...
+    def reply_ready(self, request: PendingRequest) -> None: ...
+
+    async def _acquire_dedicated(
+        self, command: Command, raw: bytes, transform: Transform | None
+    ) -> None:
+        session, pool = self.session, self.pool
+        assert session is not None and pool is not None
+        try:
+            conn = await pool.acquire_dedicated(session.protocol, self)
+        except UpstreamUnavailable as exc:
+            self._local_reply(encode_error("BACKEND", str(exc)))
+            self._unblock()
+            return
+        if self.closed:
+            pool.release_dedicated(conn, clean=True)
+            return
+        self.dedicated, self.dedicated_pool = conn, pool
+        session.tracker = DedicatedTracker(session.protocol)
+        self._send_dedicated(command, raw, transform)
+        self._unblock()
+
+    def _send_dedicated(self, command: Command, raw: bytes, transform: Transform | None) -> None:
+        session, conn = self.session, self.dedicated
+        assert session is not None and session.tracker is not None and conn is not None
+        args = command.args
+        if session.tracker.on_send(args[0].lower(), args):
+            request = PendingRequest(self, None, transform)
+            self.slots.append(request)
+            self.dedicated_slots.append(request)
+            self.inflight += 1
+        conn.write(raw)
+
+    def _backend_id_of(self, client_id: int) -> int | None:
+        """The backend id of another client's dedicated connection, for CLIENT TRACKING
+        REDIRECT: only a client of the same instance, holding a dedicated connection."""
+        target = self.gateway.client_by_id(client_id)
+        if target is None or target.dedicated is None or self.session is None:
+            return None
+        mine = self.session.principal
+        theirs = target.session.principal if target.session is not None else None
+        if mine is None or theirs is None or mine.instance != theirs.instance:
+            return None
+        return target.dedicated.server_client_id
+
+    # DedicatedOwner interface
+
+    def upstream_frame(self, frame: bytes) -> None:
+        tracker = self.session.tracker if self.session else None
+        if tracker is None:
+            return
+        if tracker.on_frame(frame) is Frame.PASS:
+            self._write(frame)
+        elif self.dedicated_slots:
+            self.dedicated_slots.popleft().complete(frame)
+        else:
+            log.error("%r: a reply with no request on its dedicated connection", self)
+            self._abort()
+            return
+        if self.dedicated_slots:
+            return
+        if self._reset_pending:
+            self._reset_pending = False
+            self._release_dedicated(clean=False)
+            self._unblock()
+        elif tracker.clean:
+            self._release_dedicated(clean=True)
+
+    def upstream_lost(self, reason: str) -> None:
+        """The dedicated connection died: its state is gone, so this client's session ends."""
+        self.dedicated = self.dedicated_pool = None
+        if self.session is not None:
+            self.session.tracker = None
+        error = encode_error("BACKEND", reason)
+        while self.dedicated_slots:
+            self.dedicated_slots.popleft().complete(error)
+        self._finish_with(
+            encode_error(
+                "BACKEND",
+                "the connection holding this client's "
+                "transaction or subscription was lost; reconnect",
+            )
+        )
+
+    def _release_dedicated(self, clean: bool) -> None:
+        conn, pool = self.dedicated, self.dedicated_pool
+        self.dedicated = self.dedicated_pool = None
+        if self.session is not None:
+            self.session.tracker = None
+        if conn is not None and pool is not None:
+            pool.release_dedicated(conn, clean=clean and not self.closed)
