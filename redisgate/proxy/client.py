@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from redisgate.errors import RemoteProtocolError, StoreError
 from redisgate.proxy.dedicated import DedicatedConnectionMixin
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
-PRE_AUTH_LIMITS = {
+PRE_AUTH_LIMITS: dict[str, Any] = {
     "max_array_len": 16,
     "max_bulk_bytes": 1024,
     "max_inline_bytes": 4096,
@@ -63,7 +63,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self.settings = gateway.settings
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.framer = RequestFramer(**PRE_AUTH_LIMITS)  # type: ignore[arg-type]
+        self.framer = RequestFramer(**PRE_AUTH_LIMITS)
         self.session: Session | None = None
         self.slots: deque[PendingRequest] = deque()
         self.inflight = 0
@@ -315,7 +315,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         """After RESET: drop the dedicated connection (once its owed replies are in) and the
         instance, and go back to the limits of an unauthenticated client."""
         self.pool = None
-        self.framer.set_limits(**PRE_AUTH_LIMITS)  # type: ignore[arg-type]
+        self.framer.set_limits(**PRE_AUTH_LIMITS)
         if self.dedicated is None:
             return
         if self.dedicated_slots:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hiredis
@@ -312,7 +312,7 @@ class PoolRegistry:
             pool = self._pools[key] = self._factory(instance)
         return pool
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[InstancePool]:
         return iter(list(self._pools.values()))
 
     def close(self) -> None:
