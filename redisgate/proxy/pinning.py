@@ -76,6 +76,7 @@ class DedicatedTracker:
         self.queue_error = False  # a command of this MULTI was refused: EXEC must abort
         self.watching = False
         self.tracking = False
+        self.no_touch = False  # once set, the connection is not lent again
         self.reply_off = False
         self._skip_next = False
         # subscriptions by kind, as confirmed by Redis
@@ -118,6 +119,7 @@ class DedicatedTracker:
             self.in_multi
             or self.watching
             or self.tracking
+            or self.no_touch
             or self.reply_off
             or self._skip_next
             or self._expect
@@ -162,6 +164,8 @@ class DedicatedTracker:
                     self.reply_off = self._skip_next = False
             elif sub == b"tracking":
                 tag = b"tracking-on" if mode == b"on" else b"tracking-off"
+            elif sub == b"no-touch":  # Redis 7.2: a mode that must not pass to the next client
+                self.no_touch = mode == b"on" or self.no_touch
         if self.reply_off:
             return 0
         if self._skip_next:

@@ -512,3 +512,10 @@ def test_subscriptions_follow_redis(
         assert tracker.subscribed == has_any
         assert tracker.clean == (not has_any)
         assert not tracker.awaiting
+
+
+def test_client_no_touch_keeps_the_connection_from_being_lent_again() -> None:
+    tracker = DedicatedTracker(2)
+    assert tracker.on_send(b"client", [b"CLIENT", b"NO-TOUCH", b"on"]) == 1
+    assert tracker.on_frame(b"+OK\r\n") is REPLY
+    assert not tracker.clean
