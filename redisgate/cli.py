@@ -16,7 +16,7 @@ from typing import Any
 
 from redisgate import __version__
 from redisgate.config import SPECS, Settings, load_settings, reference_markdown
-from redisgate.errors import ConfigError, RedisGateError
+from redisgate.errors import ConfigError, RedisGateError, ServiceError
 
 log = logging.getLogger("redisgate")
 
@@ -89,14 +89,20 @@ def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
 
     app = create_app(settings)
     log.info("control API on http://%s:%s", settings.control_host, settings.control_port)
-    web.run_app(
-        app,
-        host=settings.control_host,
-        port=settings.control_port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.control_host,
+            port=settings.control_port,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            print=None,
+            access_log=None,
+        )
+    except OSError as exc:
+        raise ServiceError(
+            f"the control API cannot listen on {settings.control_host}:{settings.control_port}: "
+            f"{exc.strerror or exc}; choose another port or stop what uses it"
+        ) from None
     return 0
 
 

@@ -26,6 +26,7 @@ from aiohttp import web
 from redisgate import apikeys
 from redisgate.config import Settings
 from redisgate.control.app import create_app
+from redisgate.errors import ServiceError
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.principals import Backend
@@ -143,7 +144,15 @@ async def _serve(
                 settings.control_port,
                 shutdown_timeout=settings.shutdown_timeout_s,
             )
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ServiceError(
+                    f"the control API cannot listen on {settings.control_host}:"
+                    f"{settings.control_port} (control_port, "
+                    f"{settings.source_of('control_port')}): {exc.strerror or exc}; choose "
+                    f"another port (0 picks a free one) or stop what uses it"
+                ) from None
             host, port = runner.addresses[0][:2]
             endpoints = DevEndpoints(
                 redis_url=f"redis://default:{token}@127.0.0.1:{gateway.port}/0",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from redisgate.config import Settings
-from redisgate.errors import ConfigError
+from redisgate.errors import ConfigError, ServiceError
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.policy import AuthThrottle
@@ -116,27 +116,40 @@ class Gateway:
         s = self.settings
         tls_context = self._tls_context() if s.proxy_tls_port else None  # fail before binding
         factory = lambda: ClientConnection(self)  # noqa: E731
+        where = ""
         try:
+            where = f"{s.proxy_host}:{s.proxy_port} (proxy_port, {s.source_of('proxy_port')})"
             tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
             self._listening(tcp)
             if tls_context is not None:
+                where = f"{s.proxy_host}:{s.proxy_tls_port} (proxy_tls_port)"
                 tls = await loop.create_server(
                     factory, s.proxy_host, s.proxy_tls_port, ssl=tls_context, backlog=1024
                 )
                 self._listening(tls)
             if s.proxy_unix_socket is not None:
+                where = f"{s.proxy_unix_socket} (proxy_unix_socket)"
                 _remove_socket_file(s.proxy_unix_socket)
                 unix = await loop.create_unix_server(
                     factory, str(s.proxy_unix_socket), backlog=1024
                 )
                 self._unix_inode = s.proxy_unix_socket.stat().st_ino
                 self._listening(unix)
+        except OSError as exc:
+            self._close_listeners()
+            raise ServiceError(
+                f"the gateway cannot listen on {where}: {exc.strerror or exc}; "
+                f"choose another port (0 picks a free one) or stop what uses it"
+            ) from None
         except BaseException:
-            for server in self.servers:
-                server.close()
-            self.servers.clear()
+            self._close_listeners()
             raise
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+
+    def _close_listeners(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
 
     def _listening(self, server: asyncio.Server) -> None:
         self.servers.append(server)

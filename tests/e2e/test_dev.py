@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import shlex
+import socket
 import signal
 import subprocess
 import sys
@@ -181,3 +182,16 @@ def test_dev_rejects_bad_settings_before_starting_anything(dev_dir: Path) -> Non
     assert code == 2
     assert "control_port = 99999 (from flag --control-port)" in err
     assert not dev_dir.exists()
+
+
+def test_dev_with_a_busy_port_says_so_and_leaves_nothing(dev_dir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        dev = Dev(dev_dir, "--port", str(port))  # the later --port wins over Dev's --port 0
+        code, err = dev.wait()
+    assert code == 1
+    assert f"the gateway cannot listen on 127.0.0.1:{port} (proxy_port, flag --port)" in err
+    assert "Traceback" not in err
+    assert processes_mentioning(str(dev_dir)) == []
