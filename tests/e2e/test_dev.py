@@ -7,8 +7,8 @@ import os
 import queue
 import re
 import shlex
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
