@@ -6,7 +6,6 @@ the last; handlers reach it through the typed `POOL` key. Routes are listed in `
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,8 +15,6 @@ from redisgate.control.routes import setup_routes
 from redisgate.control.state import POOL, SETTINGS
 from redisgate.errors import ConfigError
 from redisgate.store import db
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:

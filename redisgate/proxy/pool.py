@@ -17,7 +17,6 @@ clean; a few idle ones are kept for reuse.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,8 +28,6 @@ from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.principals import Backend, Instance
 from redisgate.proxy.resp import encode_command, encode_error, is_error
 from redisgate.proxy.upstream import DedicatedOwner, PendingRequest, State, UpstreamConnection
-
-log = logging.getLogger(__name__)
 
 _BACKOFF_MIN_S = 0.1
 _BACKOFF_MAX_S = 5.0
@@ -214,9 +211,9 @@ class InstancePool:
         self._down_until = 0.0
 
     def _note_failure(self, conn: UpstreamConnection) -> None:
-        if self.closed or conn.close_reason.startswith("closed by the gateway"):
+        if self.closed or conn.closed_on_purpose:
             return
-        if conn.handshake_done and "lost" in conn.close_reason:
+        if conn.handshake_done and conn.dropped:
             return  # a working connection dropped: reconnect at once on the next command
         self.last_error = conn.close_reason
         self._down_until = self._clock() + self._backoff

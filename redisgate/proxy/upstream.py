@@ -158,6 +158,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.handshake_done = False
         self.on_ready: Callable[[UpstreamConnection], None] | None = None
         self.close_reason = ""
+        self.closed_on_purpose = False  # closed by the gateway, not failed
+        self.dropped = False  # the peer or the network closed it
         self.label = ""  # the instance's name, for error messages
         self.replies = 0  # progress counter the pool's watchdog reads
         self._wbuf: list[bytes] = []
@@ -263,6 +265,7 @@ class UpstreamConnection(asyncio.Protocol):
         reason = "the connection to the instance's Redis was lost"
         if exc is not None:
             reason += f" ({exc})"
+        self.dropped = True
         self.fail(reason + "; the command may or may not have run")
 
     def pause_writing(self) -> None:
@@ -316,6 +319,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.state = State.CLOSED
         self.close_reason = reason
+        self.closed_on_purpose = expected
         log.log(logging.DEBUG if expected else logging.WARNING, "%r: %s", self, reason)
         if self._flush_handle is not None:
             self._flush_handle.cancel()

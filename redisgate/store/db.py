@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -28,11 +27,6 @@ def map_exceptions(what: str) -> Iterator[None]:
         raise
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreError(f"{what}: {exc}") from exc
-
-
-def with_database(dsn: str, database: str) -> str:
-    """The same server URL, pointing at another database."""
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + database))
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
