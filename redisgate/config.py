@@ -78,6 +78,22 @@ def _postgres_dsn(value: Any) -> str | None:
     return None
 
 
+def _origins(value: Any) -> str | None:
+    for origin in str(value).split(","):
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            return "must be origins like https://dash.example.com, separated by commas"
+    return None
+
+
+def _jwt_secret(value: Any) -> str | None:
+    return None if len(str(value)) >= 32 else "must be at least 32 characters"
+
+
+def _argon2_memory(value: Any) -> str | None:
+    return None if value >= 64 else "must be at least 64 (KiB)"
+
+
 def setting(
     default: Any,
     help: str,
@@ -177,6 +193,71 @@ class Settings:
         None,
         "Folder of NNN_name.sql migrations (default: the migrations shipped with RedisGate).",
         validate=_existing_dir,
+    )
+    # Control plane: HTTP, identity, quotas (kept together; the data plane has its own block)
+    control_max_body_bytes: int = setting(
+        64 * 1024,
+        "Largest request body the control API reads (larger ones get 413).",
+        validate=_at_least_one,
+    )
+    control_cors_origins: str | None = setting(
+        None,
+        "Comma-separated browser origins (e.g. https://dash.example.com) allowed to call the "
+        "control API; unset: none.",
+        validate=_origins,
+    )
+    jwt_secret: str | None = setting(
+        None,
+        "Key that signs access tokens (at least 32 characters). Unset: one is generated into "
+        "<data_dir>/jwt-secret (0600) on first run and reused.",
+        validate=_jwt_secret,
+        secret=True,
+    )
+    jwt_previous_secrets: str | None = setting(
+        None,
+        "Comma-separated earlier jwt_secret values whose tokens are still accepted (key "
+        "rotation: move the old secret here, set a new jwt_secret).",
+        secret=True,
+    )
+    access_token_ttl_s: int = setting(
+        900, "Lifetime of an access token (JWT).", validate=_at_least_one
+    )
+    session_ttl_s: int = setting(
+        86_400, "Lifetime of a login session without remember_me.", validate=_at_least_one
+    )
+    session_remember_ttl_s: int = setting(
+        30 * 86_400, "Lifetime of a login session with remember_me.", validate=_at_least_one
+    )
+    argon2_time_cost: int = setting(
+        3, "argon2id passes over memory when hashing a password.", validate=_at_least_one
+    )
+    argon2_memory_kib: int = setting(
+        65_536,
+        "argon2id memory per hash, in KiB (64 MiB: RFC 9106's second choice).",
+        validate=_argon2_memory,
+    )
+    argon2_parallelism: int = setting(4, "argon2id lanes per hash.", validate=_at_least_one)
+    login_max_failures_per_email: int = setting(
+        5,
+        "Failed logins for one email within login_failure_window_s before it gets 429.",
+        validate=_at_least_one,
+    )
+    login_max_failures_per_addr: int = setting(
+        50,
+        "Failed logins from one client address within login_failure_window_s before it gets 429.",
+        validate=_at_least_one,
+    )
+    login_failure_window_s: int = setting(
+        900, "Window in which failed logins are counted.", validate=_at_least_one
+    )
+    quota_default_max_instances: int = setting(
+        5, "Instances a new organization may have.", validate=_not_negative
+    )
+    quota_default_max_memory_mb: int = setting(
+        1024, "Total instance memory (MB) a new organization may have.", validate=_not_negative
+    )
+    quota_default_max_api_keys: int = setting(
+        20, "API keys a new organization may have.", validate=_not_negative
     )
     # Embedded local stack (`redisgate dev`) and the services it starts
     data_dir: Path = setting(

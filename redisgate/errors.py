@@ -96,15 +96,79 @@ class StoreError(RedisGateError):
 
 
 class NotFound(StoreError):
-    pass
+    """The row asked for does not exist (or the caller may not know that it does)."""
+
+    code = "not_found"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or self.code
 
 
 class Conflict(StoreError):
-    pass
+    """The change contradicts what is stored (a duplicate, the last owner, a quota)."""
+
+    code = "conflict"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code or self.code
+        self.details = details or {}
+
+
+class QuotaExceeded(Conflict):
+    """A create would take an organization past one of its quotas."""
+
+    code = "quota_exceeded"
 
 
 class MigrationError(StoreError):
     """The migrations folder and the database disagree; start-up must stop."""
+
+
+# --- Control plane requests (the HTTP API maps each to a status in one place) -------------
+
+
+class RequestError(RedisGateError):
+    """A request the control API refuses; `code` is the stable machine-readable word."""
+
+    code = "bad_request"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.details = details or {}
+
+
+class BadRequest(RequestError):
+    """The body is not JSON, or not a JSON object."""
+
+
+class ValidationFailed(RequestError):
+    """Well-formed JSON with bad fields; `details["fields"]` names each one."""
+
+    code = "validation_failed"
+
+
+class Unauthenticated(RequestError):
+    code = "unauthenticated"
+
+
+class Forbidden(RequestError):
+    code = "forbidden"
+
+
+class TooManyRequests(RequestError):
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
 
 
 # --- Start-up ------------------------------------------------------------------------------

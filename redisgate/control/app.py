@@ -1,7 +1,8 @@
 """The control-plane aiohttp application factory.
 
 The asyncpg pool lives in a `cleanup_ctx` so it opens before the first request and closes after
-the last; handlers reach it through the typed `POOL` key. Routes are listed in `routes.py`.
+the last; handlers reach it through the typed `POOL` key. Routes are declared in `routes.py`;
+the OpenAPI document and `/docs` page are built from the same declarations at start-up.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from redisgate.config import Settings
-from redisgate.control.routes import setup_routes
-from redisgate.control.state import POOL, SETTINGS
+from redisgate.control import docs_page, openapi
+from redisgate.control.middlewares import make_middlewares
+from redisgate.control.passwords import Passwords
+from redisgate.control.reference import DOCS_HTML
+from redisgate.control.routes import ROUTES, setup_routes
+from redisgate.control.state import KEYRING, OPENAPI, PASSWORDS, POOL, SETTINGS, THROTTLE
+from redisgate.control.throttle import LoginThrottle
+from redisgate.control.tokens import Keyring
 from redisgate.errors import ConfigError
 from redisgate.store import db
 
@@ -23,8 +30,22 @@ def create_app(settings: Settings) -> web.Application:
             "database_url is not set: the control plane needs PostgreSQL "
             "(set REDISGATE_DATABASE_URL, or run `redisgate dev` for a local stack)"
         )
-    app = web.Application(client_max_size=1024 * 1024)
+    origins = frozenset(
+        o.strip() for o in (settings.control_cors_origins or "").split(",") if o.strip()
+    )
+    app = web.Application(
+        client_max_size=settings.control_max_body_bytes, middlewares=make_middlewares(origins)
+    )
     app[SETTINGS] = settings
+    app[KEYRING] = Keyring.from_settings(settings)
+    app[PASSWORDS] = Passwords(settings)
+    app[THROTTLE] = LoginThrottle(
+        settings.login_max_failures_per_email,
+        settings.login_max_failures_per_addr,
+        settings.login_failure_window_s,
+    )
+    app[OPENAPI] = openapi.build(ROUTES)
+    app[DOCS_HTML] = docs_page.render(app[OPENAPI])
     app.cleanup_ctx.append(_database)
     setup_routes(app)
     return app

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from redisgate.control.spec import Call, obj
 from redisgate.control.state import POOL, SETTINGS
 from redisgate.errors import StoreError
 from redisgate.store import migrations
@@ -15,12 +16,17 @@ from redisgate.store.installation import get_installation_id
 READY_TIMEOUT_S = 3.0
 
 
-async def healthz(request: web.Request) -> web.Response:
+HEALTHZ_REPLY = obj({"status": {"const": "ok"}})
+READYZ_REPLY = obj({"status": {"const": "ready"}, "installation_id": {"type": "string"}})
+
+
+async def healthz(call: Call) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def readyz(call: Call) -> web.StreamResponse:
     """Ready when PostgreSQL answers and every migration shipped with us is applied."""
+    request = call.request
     settings = request.app[SETTINGS]
     folder = settings.migrations_dir or migrations.default_migrations_dir()
     try:

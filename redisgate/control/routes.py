@@ -1,16 +1,296 @@
-"""Every route of the control API, in one list."""
+"""Every route of the control API, declared once: the router and /openapi.json both read this.
+
+Access is declared here, next to the path: PUBLIC, USER, PLATFORM_ADMIN, or ORG with the
+`roles.PERMISSIONS` action the caller's role must allow (checked in `dispatch.py`).
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from redisgate.control import health
+from redisgate.control import health, identity, me, members, organizations, reference
+from redisgate.control.dispatch import handler_for
+from redisgate.control.spec import PAGE, Access, Route
+
+A = Access
+o = organizations
+
+ROUTES: list[Route] = [
+    # Health and reference
+    Route(
+        "GET",
+        "/healthz",
+        health.healthz,
+        "The process answers.",
+        A.PUBLIC,
+        tag="health",
+        response=health.HEALTHZ_REPLY,
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        health.readyz,
+        "PostgreSQL answers and migrations are current.",
+        A.PUBLIC,
+        tag="health",
+        response=health.READYZ_REPLY,
+        errors=(503,),
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        reference.openapi_json,
+        "This API as OpenAPI 3.1.",
+        A.PUBLIC,
+        tag="reference",
+        response={"type": "object"},
+    ),
+    Route(
+        "GET",
+        "/docs",
+        reference.docs,
+        "The human API reference (HTML).",
+        A.PUBLIC,
+        tag="reference",
+        response={"type": "string"},
+        content_type="text/html",
+    ),
+    Route(
+        "GET",
+        "/docs/docs.css",
+        reference.docs_css,
+        "The reference's stylesheet.",
+        A.PUBLIC,
+        tag="reference",
+        response={"type": "string"},
+        content_type="text/css",
+    ),
+    # Identity
+    Route(
+        "POST",
+        "/v1/auth/register",
+        identity.register,
+        "Create an account, its personal organization and a first session.",
+        A.PUBLIC,
+        body=identity.REGISTER_BODY,
+        response=identity.REGISTER_REPLY,
+        status=201,
+        errors=(409,),
+        tag="auth",
+    ),
+    Route(
+        "POST",
+        "/v1/auth/login",
+        identity.login,
+        "Log in: a new session and its tokens.",
+        A.PUBLIC,
+        body=identity.LOGIN_BODY,
+        response=identity.TOKENS,
+        errors=(401, 429),
+        tag="auth",
+    ),
+    Route(
+        "POST",
+        "/v1/auth/refresh",
+        identity.refresh,
+        "Trade a refresh token for new tokens (the old one stops working; reusing it "
+        "revokes the session).",
+        A.PUBLIC,
+        body=identity.REFRESH_BODY,
+        response=identity.TOKENS,
+        errors=(401,),
+        tag="auth",
+    ),
+    Route(
+        "POST",
+        "/v1/auth/logout",
+        identity.logout,
+        "End the session of a refresh token.",
+        A.PUBLIC,
+        body=identity.REFRESH_BODY,
+        status=204,
+        errors=(401,),
+        tag="auth",
+    ),
+    Route(
+        "GET",
+        "/v1/me",
+        me.get_me,
+        "The caller and their organizations with their role.",
+        A.USER,
+        response=me.ME_REPLY,
+        tag="me",
+    ),
+    Route(
+        "PATCH",
+        "/v1/me",
+        me.patch_me,
+        "Change name and/or password (with current_password; ends other sessions).",
+        A.USER,
+        body=me.ME_PATCH,
+        response={
+            "type": "object",
+            "properties": {"user": identity.USER},
+            "required": ["user"],
+            "additionalProperties": False,
+        },
+        tag="me",
+    ),
+    Route(
+        "GET",
+        "/v1/me/sessions",
+        me.list_sessions,
+        "The caller's live sessions.",
+        A.USER,
+        query=PAGE,
+        response=me.SESSIONS_REPLY,
+        tag="me",
+    ),
+    Route(
+        "DELETE",
+        "/v1/me/sessions/{session_id}",
+        me.delete_session,
+        "End one of the caller's sessions.",
+        A.USER,
+        status=204,
+        errors=(404,),
+        tag="me",
+    ),
+    # Organizations
+    Route(
+        "GET",
+        "/v1/orgs",
+        o.list_orgs,
+        "Organizations the caller belongs to.",
+        A.USER,
+        query=PAGE,
+        response=o.ORGS_REPLY,
+        tag="orgs",
+    ),
+    Route(
+        "POST",
+        "/v1/orgs",
+        o.create_org,
+        "Create an organization (the caller owns it).",
+        A.USER,
+        body=o.ORG_BODY,
+        response=o.ORG,
+        status=201,
+        tag="orgs",
+    ),
+    Route(
+        "GET",
+        "/v1/orgs/{org_id}",
+        o.get_org,
+        "One organization.",
+        A.ORG,
+        "org.read",
+        response=o.ORG,
+        tag="orgs",
+    ),
+    Route(
+        "PATCH",
+        "/v1/orgs/{org_id}",
+        o.patch_org,
+        "Rename an organization.",
+        A.ORG,
+        "org.update",
+        body=o.ORG_BODY,
+        response=o.ORG,
+        tag="orgs",
+    ),
+    Route(
+        "DELETE",
+        "/v1/orgs/{org_id}",
+        o.delete_org,
+        "Delete an organization.",
+        A.ORG,
+        "org.delete",
+        status=204,
+        tag="orgs",
+    ),
+    Route(
+        "GET",
+        "/v1/orgs/{org_id}/members",
+        members.list_members,
+        "Members and their roles.",
+        A.ORG,
+        "members.read",
+        query=PAGE,
+        response=members.MEMBERS_REPLY,
+        tag="members",
+    ),
+    Route(
+        "POST",
+        "/v1/orgs/{org_id}/members",
+        members.add_member,
+        "Add an existing user with a role.",
+        A.ORG,
+        "members.manage",
+        body=members.ADD_BODY,
+        response=members.MEMBER,
+        status=201,
+        errors=(409,),
+        tag="members",
+    ),
+    Route(
+        "PATCH",
+        "/v1/orgs/{org_id}/members/{user_id}",
+        members.patch_member,
+        "Change a member's role (an org keeps at least one owner).",
+        A.ORG,
+        "members.manage",
+        body=members.PATCH_BODY,
+        response=members.MEMBER,
+        errors=(409,),
+        tag="members",
+    ),
+    Route(
+        "DELETE",
+        "/v1/orgs/{org_id}/members/{user_id}",
+        members.remove_member,
+        "Remove a member (an org keeps at least one owner).",
+        A.ORG,
+        "members.manage",
+        status=204,
+        errors=(409,),
+        tag="members",
+    ),
+    Route(
+        "GET",
+        "/v1/orgs/{org_id}/quota",
+        o.get_quota,
+        "Quota limits and current use.",
+        A.ORG,
+        "quota.read",
+        response=o.QUOTA_REPLY,
+        tag="quotas",
+    ),
+    Route(
+        "PUT",
+        "/v1/orgs/{org_id}/quota",
+        o.put_quota,
+        "Set the quota limits.",
+        A.PLATFORM_ADMIN,
+        body=o.LIMITS,
+        response=o.QUOTA_REPLY,
+        errors=(404,),
+        tag="quotas",
+    ),
+    Route(
+        "GET",
+        "/v1/orgs/{org_id}/audit",
+        o.list_audit,
+        "The audit log, newest first, filtered by action, actor and time.",
+        A.ORG,
+        "audit.read",
+        query=(*o.AUDIT_QUERY, *PAGE),
+        response=o.AUDIT_REPLY,
+        tag="audit",
+    ),
+]
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_routes(
-        [
-            web.get("/healthz", health.healthz),
-            web.get("/readyz", health.readyz),
-        ]
-    )
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, handler_for(route))

@@ -1,11 +1,23 @@
-"""Typed keys of what the control application holds (`app[POOL]`, `app[SETTINGS]`)."""
+"""Typed keys of what the control application holds (`app[POOL]`, `app[SETTINGS]`, ...)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
 
 from redisgate.config import Settings
 
+if TYPE_CHECKING:
+    from redisgate.control.passwords import Passwords
+    from redisgate.control.throttle import LoginThrottle
+    from redisgate.control.tokens import Keyring
+
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+KEYRING: web.AppKey[Keyring] = web.AppKey("keyring")
+PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
+THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,0 +1,79 @@
+"""Password hashing (argon2id) and the rules a new password must meet.
+
+Hashing costs tens of milliseconds of CPU by design, so it runs in a worker thread and the
+event loop keeps serving. Logins for unknown emails still verify against a dummy hash, so the
+answer takes as long as for a real account and timing does not reveal which emails exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from redisgate.config import Settings
+
+MIN_LENGTH = 10
+MAX_LENGTH = 1024
+_COMMON_FILE = Path(__file__).parent / "data" / "common-passwords.txt"
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of the most common passwords (lower case)."""
+    lines = _COMMON_FILE.read_text().splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip())
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Why `password` is not acceptable, or None."""
+    if len(password) < MIN_LENGTH:
+        return f"must be at least {MIN_LENGTH} characters"
+    if len(password) > MAX_LENGTH:
+        return f"must be at most {MAX_LENGTH} characters"
+    lowered = password.lower()
+    if lowered in common_passwords():
+        return "is one of the most common passwords; choose another"
+    if email and lowered == email.lower():
+        return "must not be your email address"
+    return None
+
+
+class Passwords:
+    """argon2id with the parameters from settings; rehash when they change."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        self._dummy = self._hasher.hash("redisgate-dummy-password")
+
+    @property
+    def parameters(self) -> str:
+        h = self._hasher
+        return f"argon2id t={h.time_cost} m={h.memory_cost}KiB p={h.parallelism}"
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, stored: str, password: str) -> tuple[bool, str | None]:
+        """(matches, new hash when the stored one used other parameters)."""
+        return await asyncio.to_thread(self._verify, stored, password)
+
+    async def burn(self, password: str) -> None:
+        """Spend the time of a real verification (for unknown emails)."""
+        await asyncio.to_thread(self._verify, self._dummy, password)
+
+    def _verify(self, stored: str, password: str) -> tuple[bool, str | None]:
+        try:
+            self._hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False, None
+        if self._hasher.check_needs_rehash(stored):
+            return True, self._hasher.hash(password)
+        return True, None

@@ -1,0 +1,132 @@
+"""Request input: JSON bodies and query strings checked against the route's JSON Schema.
+
+Every problem is reported at once, keyed by field, so a form can mark each bad field:
+`{"error": {"code": "validation_failed", "details": {"fields": {"email": "..."}}}}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from redisgate.control.spec import Param, Schema
+from redisgate.errors import BadRequest, ValidationFailed
+
+
+@functools.cache
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+
+
+def check(schema: Schema, data: Any) -> None:
+    """Raise ValidationFailed naming every bad field of `data`."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    fields: dict[str, str] = {}
+    for error in validator.iter_errors(data):
+        for name, message in _describe(error):
+            fields.setdefault(name, message)
+    if fields:
+        names = ", ".join(sorted(fields))
+        raise ValidationFailed(f"invalid fields: {names}", details={"fields": fields})
+
+
+def _describe(error: ValidationError) -> list[tuple[str, str]]:
+    rule: Any = error.validator
+    value: Any = error.validator_value
+    schema: Any = error.schema
+    instance: Any = error.instance
+    where = ".".join(str(p) for p in error.absolute_path)
+    prefix = where + "." if where else ""
+    if rule == "required":
+        missing = [r for r in value if r not in (instance or {})]
+        return [(prefix + name, "is required") for name in missing]
+    if rule == "additionalProperties":
+        allowed = set(schema.get("properties", {}))
+        extra = sorted(k for k in instance if k not in allowed)
+        return [(prefix + name, "is not a known field") for name in extra]
+    return [(where or "body", _message(error))]
+
+
+def _message(error: ValidationError) -> str:
+    rule: Any = error.validator
+    value: Any = error.validator_value
+    schema: Any = error.schema
+    if rule == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return "must be " + " or ".join(f"a{'n' if k[0] in 'aeiou' else ''} {k}" for k in kinds)
+    if rule == "minLength":
+        return f"must be at least {value} characters"
+    if rule == "maxLength":
+        return f"must be at most {value} characters"
+    if rule == "minimum":
+        return f"must be at least {value}"
+    if rule == "maximum":
+        return f"must be at most {value}"
+    if rule == "enum":
+        return "must be one of " + ", ".join(str(v) for v in value)
+    if rule == "pattern" and schema.get("format") is None and "@" in str(value):
+        return "must be an email address like name@example.com"
+    if rule == "format":
+        return f"must be a valid {value}"
+    if rule == "minProperties":
+        return "must name at least one field"
+    return error.message
+
+
+async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """The validated JSON object of the body (size already capped by the app)."""
+    raw = await request.read()
+    if not raw.strip():
+        data: Any = {}
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    check(schema, data)
+    return data
+
+
+def read_query(request: web.Request, params: tuple[Param, ...]) -> dict[str, Any]:
+    """Query parameters converted to their schema's type and validated; unknown ones refused."""
+    known = {p.name: p for p in params}
+    fields: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    for name, text in request.query.items():
+        param = known.get(name)
+        if param is None:
+            fields[name] = "is not a known parameter"
+            continue
+        kind = param.schema.get("type")
+        try:
+            if kind == "integer":
+                out[name] = int(text)
+            elif param.schema.get("format") == "date-time":
+                out[name] = datetime.fromisoformat(text)
+                if out[name].tzinfo is None:
+                    raise ValueError
+            else:
+                out[name] = text
+        except ValueError:
+            wanted = "a whole number" if kind == "integer" else "a timestamp with a time zone"
+            fields[name] = f"must be {wanted}"
+    if fields:
+        raise ValidationFailed(
+            f"invalid query parameters: {', '.join(sorted(fields))}", details={"fields": fields}
+        )
+    checked = {k: v for k, v in out.items() if not isinstance(v, datetime)}
+    schema = {
+        "type": "object",
+        "properties": {p.name: p.schema for p in params if p.schema.get("format") != "date-time"},
+        "required": [p.name for p in params if p.required],
+    }
+    check(schema, checked)
+    return out
