@@ -106,6 +106,25 @@ def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from redisgate.control.admin import create_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("the two passwords differ")
+    user = asyncio.run(
+        create_user(settings, args.email, password, name=args.name, admin=args.admin)
+    )
+    kind = "platform admin" if user.is_platform_admin else "user"
+    print(f"{kind} {user.email} created (id {user.id})")
+    return 0
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.store import db
     from redisgate.store.migrations import default_migrations_dir, migrate, pending
@@ -230,6 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="a name for the key (default: the instance)")
     p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub)
     p.add_argument("key_id", help="the key's public id (rg_<id>_…)")
+    admin = sub.add_parser(
+        "admin",
+        help="manage control-plane accounts from the command line",
+        description="manage control-plane accounts from the command line",
+    )
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    p = add(
+        "create-user",
+        "create a user (with --admin: a platform admin) and their personal organization",
+        cmd_admin_create_user,
+        admin_sub,
+    )
+    p.add_argument("--email", required=True, help="the user's email (their login)")
+    p.add_argument("--name", default="", help="display name")
+    p.add_argument("--admin", action="store_true", help="make them a platform admin")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin, not a prompt"
+    )
     migrate = add("migrate", "apply pending database migrations", cmd_migrate)
     migrate.add_argument(
         "--check", action="store_true", help="apply nothing; list pending migrations, exit 1 if any"

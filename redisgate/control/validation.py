@@ -24,13 +24,19 @@ def _validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
 
 
-def check(schema: Schema, data: Any) -> None:
-    """Raise ValidationFailed naming every bad field of `data`."""
+def problems(schema: Schema, data: Any) -> dict[str, str]:
+    """field -> what is wrong with it (empty when `data` is valid)."""
     validator = _validator(json.dumps(schema, sort_keys=True))
     fields: dict[str, str] = {}
     for error in validator.iter_errors(data):
         for name, message in _describe(error):
             fields.setdefault(name, message)
+    return fields
+
+
+def check(schema: Schema, data: Any) -> None:
+    """Raise ValidationFailed naming every bad field of `data`."""
+    fields = problems(schema, data)
     if fields:
         names = ", ".join(sorted(fields))
         raise ValidationFailed(f"invalid fields: {names}", details={"fields": fields})
@@ -118,15 +124,15 @@ def read_query(request: web.Request, params: tuple[Param, ...]) -> dict[str, Any
         except ValueError:
             wanted = "a whole number" if kind == "integer" else "a timestamp with a time zone"
             fields[name] = f"must be {wanted}"
-    if fields:
-        raise ValidationFailed(
-            f"invalid query parameters: {', '.join(sorted(fields))}", details={"fields": fields}
-        )
-    checked = {k: v for k, v in out.items() if not isinstance(v, datetime)}
+    checked = {k: v for k, v in out.items() if k not in fields and not isinstance(v, datetime)}
     schema = {
         "type": "object",
         "properties": {p.name: p.schema for p in params if p.schema.get("format") != "date-time"},
         "required": [p.name for p in params if p.required],
     }
-    check(schema, checked)
+    fields.update(problems(schema, checked))
+    if fields:
+        raise ValidationFailed(
+            f"invalid query parameters: {', '.join(sorted(fields))}", details={"fields": fields}
+        )
     return out
