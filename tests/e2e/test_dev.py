@@ -128,6 +128,19 @@ def get_json(url: str) -> dict[str, object]:
         return body
 
 
+def call_json(
+    url: str, body: dict[str, object] | None = None, token: str | None = None
+) -> dict[str, object]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, object] = json.load(response)
+        return result
+
+
 @pytest.mark.slow
 def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> None:
     dev = Dev(dev_dir)
@@ -141,6 +154,11 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
         control = lines[1].split("=", 1)[1]
         ready = get_json(control + "/readyz")
         assert ready["status"] == "ready"
+        account = {"email": "dev@example.com", "password": "a long dev passphrase"}
+        registered = call_json(control + "/v1/auth/register", account)
+        token = str(registered["access_token"])
+        assert call_json(control + "/v1/me", token=token)["orgs"] == [registered["org"]]
+        assert (dev_dir / "jwt-secret").stat().st_mode & 0o777 == 0o600
         postmaster = dev.postmaster_pid()
         code, err = dev.stop(signal.SIGTERM)
     finally:
@@ -157,6 +175,9 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
         assert redis_cli(lines[2], "GET", "kept") == "across-restarts"
         control = lines[1].split("=", 1)[1]
         assert get_json(control + "/readyz")["installation_id"] == ready["installation_id"]
+        # The signing key and the account survived the restart.
+        assert call_json(control + "/v1/me", token=token)["user"] == registered["user"]
+        assert "access_token" in call_json(control + "/v1/auth/login", account)
         code, err = again.stop(signal.SIGINT)  # Ctrl-C
     finally:
         again.kill()
