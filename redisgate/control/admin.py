@@ -35,13 +35,23 @@ async def create_user(
         user = await users.create_user(conn, email, name, password_hash, is_platform_admin=admin)
         actor = audit.Actor(None, "cli", "")
         await audit.record(
-            conn, actor, "user.create", org_id=None, target_type="user", target_id=user.id,
+            conn,
+            actor,
+            "user.create",
+            org_id=None,
+            target_type="user",
+            target_id=user.id,
             after={"email": email, "is_platform_admin": admin},
         )
         org_name = f"{name or email.split('@')[0]}'s organization"[:100]
         org = await orgs.create_org(conn, org_name, user.id, limits, personal=True)
         await audit.record(
-            conn, actor, "org.create", org_id=org.id, target_type="org", target_id=org.id,
+            conn,
+            actor,
+            "org.create",
+            org_id=org.id,
+            target_type="org",
+            target_id=org.id,
             after=org.public(),
         )
     return user

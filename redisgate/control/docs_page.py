@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 STATIC = Path(__file__).parent / "static"
+
+
+def _text(value: str) -> str:
+    """Escaped prose, with `backticks` shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(value))
 
 
 def _schema_text(schema: Any) -> str:
@@ -26,7 +32,7 @@ def render(document: dict[str, Any]) -> str:
         '<link rel="stylesheet" href="/docs/docs.css">',
         "</head><body>",
         f"<h1>{html.escape(info['title'])} <small>{html.escape(info['version'])}</small></h1>",
-        f"<p>{html.escape(info['description'])}</p>",
+        f"<p>{_text(info['description'])}</p>",
         '<p>Machine-readable: <a href="/openapi.json">/openapi.json</a>. Authenticate with '
         "<code>Authorization: Bearer &lt;access_token&gt;</code>.</p>",
         "<nav><ul>",
@@ -39,7 +45,7 @@ def render(document: dict[str, Any]) -> str:
     for path, method, op in operations:
         parts.append(
             f'<li><a href="#{op["operationId"]}"><span class="m m-{method}">{method.upper()}</span>'
-            f" {html.escape(path)}</a> {html.escape(op['summary'])}</li>"
+            f" {html.escape(path)}</a> {_text(op['summary'])}</li>"
         )
     parts.append("</ul></nav>")
     for path, method, op in operations:
@@ -48,7 +54,7 @@ def render(document: dict[str, Any]) -> str:
             f'<h2><span class="m m-{method}">{method.upper()}</span> '
             f"<code>{html.escape(path)}</code></h2>"
         )
-        parts.append(f"<p>{html.escape(op['summary'])} {html.escape(op['description'])}</p>")
+        parts.append(f"<p>{_text(op['summary'])} {_text(op['description'])}</p>")
         params = op.get("parameters", [])
         if params:
             parts.append("<table><tr><th>Parameter</th><th>In</th><th>Schema</th><th></th></tr>")
@@ -56,7 +62,7 @@ def render(document: dict[str, Any]) -> str:
                 parts.append(
                     f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
                     f"<td><code>{html.escape(json.dumps(p['schema']))}</code></td>"
-                    f"<td>{html.escape(p.get('description', ''))}</td></tr>"
+                    f"<td>{_text(p.get('description', ''))}</td></tr>"
                 )
             parts.append("</table>")
         body = op.get("requestBody")
@@ -65,7 +71,7 @@ def render(document: dict[str, Any]) -> str:
             parts.append(f"<h3>Request body</h3><pre>{_schema_text(schema)}</pre>")
         parts.append("<h3>Responses</h3><dl>")
         for status, response in op["responses"].items():
-            parts.append(f"<dt>{status}</dt><dd>{html.escape(response['description'])}")
+            parts.append(f"<dt>{status}</dt><dd>{_text(response['description'])}")
             content = response.get("content", {})
             for media, spec in content.items():
                 if "$ref" not in spec["schema"]:
