@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import tomllib
 import typing
@@ -83,6 +84,15 @@ def _origins(value: Any) -> str | None:
         parts = urlsplit(origin.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
             return "must be origins like https://dash.example.com, separated by commas"
+    return None
+
+
+def _ip_list(value: Any) -> str | None:
+    try:
+        for item in str(value).split(","):
+            ipaddress.ip_address(item.strip())
+    except ValueError:
+        return "must be IP addresses separated by commas"
     return None
 
 
@@ -205,6 +215,13 @@ class Settings:
         "Comma-separated browser origins (e.g. https://dash.example.com) allowed to call the "
         "control API; unset: none.",
         validate=_origins,
+    )
+    control_trusted_proxies: str | None = setting(
+        None,
+        "Comma-separated IP addresses of reverse proxies in front of the control API; for "
+        "requests from them the client address (login throttling, audit log) is read from "
+        "X-Forwarded-For. Unset: the TCP peer is the client.",
+        validate=_ip_list,
     )
     jwt_secret: str | None = setting(
         None,

@@ -17,7 +17,15 @@ from redisgate.control.middlewares import make_middlewares
 from redisgate.control.passwords import Passwords
 from redisgate.control.reference import DOCS_HTML
 from redisgate.control.routes import ROUTES, setup_routes
-from redisgate.control.state import KEYRING, OPENAPI, PASSWORDS, POOL, SETTINGS, THROTTLE
+from redisgate.control.state import (
+    KEYRING,
+    OPENAPI,
+    PASSWORDS,
+    POOL,
+    SETTINGS,
+    THROTTLE,
+    TRUSTED_PROXIES,
+)
 from redisgate.control.throttle import LoginThrottle
 from redisgate.control.tokens import Keyring
 from redisgate.errors import ConfigError
@@ -37,6 +45,9 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.control_max_body_bytes, middlewares=make_middlewares(origins)
     )
     app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = frozenset(
+        p.strip() for p in (settings.control_trusted_proxies or "").split(",") if p.strip()
+    )
     app[KEYRING] = Keyring.from_settings(settings)
     app[PASSWORDS] = Passwords(settings)
     app[THROTTLE] = LoginThrottle(

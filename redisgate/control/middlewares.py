@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from redisgate.errors import (
 )
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("redisgate.control.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -92,6 +94,7 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # type: ignore[valid-type]
     @web.middleware
     async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
         given = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         request[REQUEST_ID] = request_id
@@ -118,8 +121,13 @@ def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # t
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers[REQUEST_ID_HEADER] = request_id
-        log.debug(
-            "%s %s -> %s request_id=%s", request.method, request.path, response.status, request_id
+        access_log.info(
+            "%s %s %s %.1fms request_id=%s",
+            request.method,
+            request.path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+            request_id,
         )
         return response
 

@@ -23,7 +23,8 @@ from aiohttp import web
 
 from redisgate.config import Settings
 from redisgate.control.roles import Role
-from redisgate.control.state import POOL, REQUEST_ID, SETTINGS
+from redisgate.control.state import POOL, REQUEST_ID, SETTINGS, TRUSTED_PROXIES
+from redisgate.errors import NotFound
 from redisgate.store.audit import Actor
 from redisgate.store.db import map_exceptions
 from redisgate.store.users import User
@@ -96,8 +97,6 @@ class Call:
 
     def path_id(self, name: str) -> uuid.UUID:
         """A uuid path parameter; anything else cannot name a row, so 404."""
-        from redisgate.errors import NotFound
-
         try:
             return uuid.UUID(self.request.match_info[name])
         except ValueError:
@@ -127,7 +126,17 @@ class Call:
 
 
 def client_addr(request: web.Request) -> str:
-    return request.remote or ""
+    """The client's address: the TCP peer, or for a trusted proxy the last address in
+    X-Forwarded-For that is not itself a trusted proxy (earlier entries can be forged)."""
+    peer = request.remote or ""
+    trusted = request.app[TRUSTED_PROXIES]
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
 
 
 def _default(value: Any) -> Any:

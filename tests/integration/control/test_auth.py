@@ -273,3 +273,29 @@ async def test_first_login_without_org_creates_one(api: Api, database_url: str) 
     login = await api.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
     me = await api.get("/v1/me", token=login.body["access_token"])
     assert len(me.body["orgs"]) == 1 and me.body["orgs"][0]["role"] == "owner"
+
+
+async def test_an_expired_session_cannot_refresh_or_call(api: Api, database_url: str) -> None:
+    user = await api.register()
+    async with db.connection(database_url) as conn:
+        await conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+    refresh = await api.post("/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert refresh.status == 401 and refresh.error["code"] == "invalid_refresh_token"
+    me = await api.get("/v1/me", token=user["access_token"])
+    assert me.status == 401 and me.error["code"] == "session_ended"
+    listing = await api.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
+    sessions = await api.get("/v1/me/sessions", token=listing.body["access_token"])
+    assert len(sessions.body["items"]) == 1  # the expired one is not listed
+
+
+async def test_concurrent_refresh_with_one_token_lets_one_win(api: Api) -> None:
+    import asyncio
+
+    user = await api.register()
+    body = {"refresh_token": user["refresh_token"]}
+    results = await asyncio.gather(*(api.post("/v1/auth/refresh", json=body) for _ in range(5)))
+    assert sorted(r.status for r in results) == [200, 401, 401, 401, 401]
+    # The losers presented a used token: the session is revoked, the winner's tokens too.
+    winner = next(r for r in results if r.status == 200)
+    again = await api.post("/v1/auth/refresh", json={"refresh_token": winner.body["refresh_token"]})
+    assert again.status == 401

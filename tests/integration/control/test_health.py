@@ -11,10 +11,11 @@ from redisgate.config import load_settings
 from redisgate.control.app import create_app
 from redisgate.errors import ConfigError
 from redisgate.launcher.process import free_port
+from tests.integration.control.conftest import control_settings
 
 
 async def client_for(database_url: str) -> AsyncIterator[TestClient[object, object]]:
-    settings = load_settings(env={"REDISGATE_DATABASE_URL": database_url})
+    settings = control_settings(database_url)
     async with TestClient(TestServer(create_app(settings))) as client:
         yield client
 

@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from redisgate.control import openapi
 from redisgate.control.app import create_app
 from redisgate.control.routes import ROUTES
+from redisgate.control.spec import Access, Route
 from redisgate.launcher.process import free_port
 from tests.integration.control.conftest import Api, api_for, control_settings
 
@@ -40,17 +41,15 @@ async def test_document_lists_exactly_the_served_routes(api: Api) -> None:
             assert [p["name"] for p in op.get("parameters", []) if p["in"] == "path"] == names
 
 
-async def test_every_documented_response_status_is_reachable_list() -> None:
-    """Each route documents its success status and the errors its access level implies."""
-    document = await _document()
+def test_each_route_documents_success_and_its_access_errors() -> None:
+    document = openapi.build(ROUTES)
     for route in ROUTES:
-        op = document["paths"][route.path][route.method.lower()]
-        assert str(route.status) in op["responses"]
-
-
-async def _document() -> dict[str, object]:
-
-    return openapi.build(ROUTES)
+        responses = document["paths"][route.path][route.method.lower()]["responses"]
+        assert str(route.status) in responses
+        if route.access is not Access.PUBLIC:
+            assert "401" in responses
+        if route.access is Access.ORG:
+            assert {"403", "404"} <= set(responses)
 
 
 async def test_docs_page_is_self_contained(api: Api) -> None:
@@ -140,3 +139,41 @@ async def test_api_answers_503_while_postgres_is_down() -> None:
         assert response.status == 503
         assert response.error["code"] == "database_unavailable"
         assert "pw@" not in response.error["message"]
+
+
+PROTECTED = [r for r in ROUTES if r.access is not Access.PUBLIC]
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=[f"{r.method} {r.path}" for r in PROTECTED])
+async def test_every_protected_route_needs_a_token(api: Api, route: Route) -> None:
+    path = re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", route.path)
+    response = await api.request(route.method, path, json={} if route.body else None)
+    assert response.status == 401 and response.error["code"] == "unauthenticated"
+
+
+async def test_requests_are_logged_with_their_id(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="redisgate.control.access"):
+        await api.get("/healthz", headers={"X-Request-ID": "trace-me-1"})
+    assert any(
+        "GET /healthz 200" in r.getMessage() and "request_id=trace-me-1" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_client_address_from_trusted_proxies_only(database_url: str) -> None:
+    forwarded = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    for trusted, expected in (("127.0.0.1", "203.0.113.9"), (None, "127.0.0.1")):
+        extra = {"control_trusted_proxies": trusted} if trusted else {}
+        async for api in api_for(control_settings(database_url, **extra)):
+            user = await api.register()
+            org = user["org"]["id"]
+            await api.patch(
+                f"/v1/orgs/{org}",
+                token=user["access_token"],
+                json={"name": "via proxy"},
+                headers=forwarded,
+            )
+            log = await api.get(f"/v1/orgs/{org}/audit", token=user["access_token"])
+            assert log.body["items"][0]["client_addr"] == expected

@@ -29,6 +29,13 @@ async def test_org_crud(api: Api) -> None:
     assert gone.status == 404 and gone.error["code"] == "org_not_found"
 
 
+async def test_create_org_validation(api: Api) -> None:
+    user = await api.register()
+    for body, field in (({}, "name"), ({"name": ""}, "name"), ({"name": "x" * 101}, "name")):
+        response = await api.post("/v1/orgs", token=user["access_token"], json=body)
+        assert response.status == 422 and field in response.error["details"]["fields"]
+
+
 async def test_orgs_paginate(api: Api) -> None:
     user = await api.register()
     token = user["access_token"]
