@@ -58,7 +58,8 @@ def handler_for(route: Route) -> web.Handler:  # type: ignore[name-defined]
 
 async def _run(call: Call) -> web.StreamResponse:
     route = call.route
-    call.query = read_query(call.request, route.query)
+    if route.query:  # routes without parameters ignore the query string (cache busters)
+        call.query = read_query(call.request, route.query)
     if route.body is not None:
         call.body = await read_body(call.request, route.body)
     return await route.handler(call)

@@ -12,6 +12,7 @@ from redisgate.control.passwords import password_problem
 from redisgate.control.spec import (
     EMAIL,
     NAME,
+    ROLE,
     TIME,
     UUID,
     Call,
@@ -46,7 +47,7 @@ USER: dict[str, Any] = obj(
         "created_at": TIME,
     }
 )
-ORG_REF: dict[str, Any] = obj({"id": UUID, "name": {"type": "string"}, "role": {"type": "string"}})
+ORG_REF: dict[str, Any] = obj({"id": UUID, "name": {"type": "string"}, "role": ROLE})
 
 REGISTER_BODY = obj({"email": EMAIL, "password": PASSWORD}, {"name": NAME})
 REGISTER_REPLY = obj(

@@ -21,7 +21,7 @@ MEMBER: dict[str, Any] = obj(
         "user_id": UUID,
         "email": {"type": "string"},
         "name": {"type": "string"},
-        "role": {"type": "string"},
+        "role": ROLE,
         "joined_at": TIME,
     }
 )

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from redisgate.control import pagination
 from redisgate.control.identity import default_limits
-from redisgate.control.spec import TIME, UUID, Call, Param, no_content, obj, page_of, reply
+from redisgate.control.spec import ROLE, TIME, UUID, Call, Param, no_content, obj, page_of, reply
 from redisgate.store import audit, orgs, quotas
 
 ORG_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
@@ -18,7 +18,7 @@ ORG: dict[str, Any] = obj(
         "id": UUID,
         "name": {"type": "string"},
         "personal": {"type": "boolean"},
-        "role": {"type": "string"},
+        "role": ROLE,
         "created_at": TIME,
         "updated_at": TIME,
     }

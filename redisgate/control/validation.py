@@ -97,7 +97,13 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
             raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
-    check(schema, data)
+    fields = problems(schema, data)
+    for name, value in data.items():
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot hold NUL
+            fields[name] = "must not contain NUL characters"
+    if fields:
+        names = ", ".join(sorted(fields))
+        raise ValidationFailed(f"invalid fields: {names}", details={"fields": fields})
     return data
 
 
