@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
 
 from redisgate.control import openapi
 from redisgate.control.app import create_app
@@ -39,6 +40,10 @@ async def test_document_lists_exactly_the_served_routes(api: Api) -> None:
                         Draft202012Validator.check_schema(schema)
             names = re.findall(r"\{(\w+)\}", path)
             assert [p["name"] for p in op.get("parameters", []) if p["in"] == "path"] == names
+
+
+def test_document_is_valid_openapi_3_1() -> None:
+    validate(openapi.build(ROUTES))  # against the OpenAPI 3.1 meta-schema
 
 
 def test_each_route_documents_success_and_its_access_errors() -> None:
