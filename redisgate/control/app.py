@@ -7,8 +7,12 @@ the OpenAPI document and `/docs` page are built from the same declarations at st
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 
 from redisgate.config import Settings
@@ -28,8 +32,13 @@ from redisgate.control.state import (
 )
 from redisgate.control.throttle import LoginThrottle
 from redisgate.control.tokens import Keyring
-from redisgate.errors import ConfigError
-from redisgate.store import db
+from redisgate.errors import ConfigError, StoreError
+from redisgate.store import db, sessions
+
+log = logging.getLogger(__name__)
+
+SESSION_KEEP_S = 7 * 86_400
+PRUNE_INTERVAL_S = 3600.0
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -69,5 +78,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await db.create_pool(
         settings.database_url, min_size=0, max_size=settings.database_pool_max_size
     )
+    pruner = asyncio.create_task(_prune_sessions(app[POOL]))
     yield
+    pruner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pruner
     await app[POOL].close()
+
+
+async def _prune_sessions(pool: asyncpg.Pool) -> None:
+    """Forget sessions that ended over a week ago, hourly (the audit log keeps the history)."""
+    while True:
+        try:
+            with db.map_exceptions("cannot prune sessions"):
+                async with pool.acquire() as conn:
+                    pruned = await sessions.prune(conn, SESSION_KEEP_S)
+            if pruned:
+                log.info("pruned %d ended sessions", pruned)
+        except StoreError as exc:
+            log.warning("%s", exc)
+        await asyncio.sleep(PRUNE_INTERVAL_S)

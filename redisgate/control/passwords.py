@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -52,6 +53,9 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
         )
         self._dummy = self._hasher.hash("redisgate-dummy-password")
+        # Each hash holds argon2_memory_kib and a CPU for its duration: run no more at once
+        # than there are CPUs, so a burst of logins queues instead of exhausting memory.
+        self._slots = asyncio.Semaphore(os.cpu_count() or 1)
 
     @property
     def parameters(self) -> str:
@@ -59,15 +63,18 @@ class Passwords:
         return f"argon2id t={h.time_cost} m={h.memory_cost}KiB p={h.parallelism}"
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, stored: str, password: str) -> tuple[bool, str | None]:
         """(matches, new hash when the stored one used other parameters)."""
-        return await asyncio.to_thread(self._verify, stored, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._verify, stored, password)
 
     async def burn(self, password: str) -> None:
         """Spend the time of a real verification (for unknown emails)."""
-        await asyncio.to_thread(self._verify, self._dummy, password)
+        async with self._slots:
+            await asyncio.to_thread(self._verify, self._dummy, password)
 
     def _verify(self, stored: str, password: str) -> tuple[bool, str | None]:
         try:

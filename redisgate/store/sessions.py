@@ -163,3 +163,14 @@ async def list_live(
             limit,
         )
     return [_session(r) for r in rows]
+
+
+async def prune(conn: asyncpg.Connection, keep_s: float) -> int:
+    """Delete sessions (and their tokens) that ended more than `keep_s` ago; how many."""
+    with map_exceptions("cannot prune sessions"):
+        status = await conn.execute(
+            "DELETE FROM sessions WHERE expires_at < now() - make_interval(secs => $1) "
+            "OR revoked_at < now() - make_interval(secs => $1)",
+            float(keep_s),
+        )
+    return int(status.split()[-1])

@@ -299,3 +299,29 @@ async def test_concurrent_refresh_with_one_token_lets_one_win(api: Api) -> None:
     winner = next(r for r in results if r.status == 200)
     again = await api.post("/v1/auth/refresh", json={"refresh_token": winner.body["refresh_token"]})
     assert again.status == 401
+
+
+async def test_ended_sessions_are_pruned_after_a_week(api: Api, database_url: str) -> None:
+    from redisgate.store import sessions
+
+    user = await api.register()
+    for _ in range(3):
+        await api.post("/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
+    async with db.connection(database_url) as conn:
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM sessions ORDER BY created_at")]
+        await conn.execute(
+            "UPDATE sessions SET expires_at = now() - interval '8 days' WHERE id = $1", ids[0]
+        )
+        await conn.execute(
+            "UPDATE sessions SET revoked_at = now() - interval '8 days', revoked_why = 'user' "
+            "WHERE id = $1",
+            ids[1],
+        )
+        await conn.execute(
+            "UPDATE sessions SET expires_at = now() - interval '1 day' WHERE id = $1", ids[2]
+        )
+        assert await sessions.prune(conn, 7 * 86400) == 2
+        left = {r["id"] for r in await conn.fetch("SELECT id FROM sessions")}
+        assert left == {ids[2], ids[3]}
+        tokens = await conn.fetchval("SELECT count(*) FROM refresh_tokens")
+        assert tokens == 2
