@@ -46,6 +46,8 @@ CREATE TABLE organizations (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+-- Foreign keys get an index on the referencing side, so deleting a user does not scan.
+CREATE INDEX organizations_created_by_idx ON organizations (created_by);
 
 CREATE TABLE memberships (
     org_id      uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
@@ -84,3 +86,4 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_org_idx ON audit_log (org_id, id DESC);
 CREATE INDEX audit_log_org_action_idx ON audit_log (org_id, action, id DESC);
 CREATE INDEX audit_log_org_actor_idx ON audit_log (org_id, actor_id, id DESC);
+CREATE INDEX audit_log_actor_idx ON audit_log (actor_id);
