@@ -37,7 +37,7 @@ TABLE = documented_table()
 def test_docs_table_is_the_code_table() -> None:
     text = DOC.read_text()
     block = text.split("<!-- roles:begin -->\n")[1].split("<!-- roles:end -->")[0]
-    assert block == roles.markdown_table(), "regenerate docs/roles.md from roles.markdown_table()"
+    assert block == roles.markdown_table(), "run scripts/update_roles_doc.py"
     for action, (allowed, _) in roles.PERMISSIONS.items():
         assert TABLE[action] == {r.value: r in allowed for r in roles.ROLES}
 
