@@ -58,6 +58,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+# Probed every few seconds by orchestrators: logged at debug level only.
+QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE_S = "600"
@@ -121,7 +124,8 @@ def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # t
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers[REQUEST_ID_HEADER] = request_id
-        access_log.info(
+        access_log.log(
+            logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
             "%s %s %s %.1fms request_id=%s",
             request.method,
             request.path,

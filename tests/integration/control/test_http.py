@@ -160,11 +160,11 @@ async def test_requests_are_logged_with_their_id(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level("INFO", logger="redisgate.control.access"):
-        await api.get("/healthz", headers={"X-Request-ID": "trace-me-1"})
-    assert any(
-        "GET /healthz 200" in r.getMessage() and "request_id=trace-me-1" in r.getMessage()
-        for r in caplog.records
-    )
+        await api.get("/v1/me", headers={"X-Request-ID": "trace-me-1"})
+        await api.get("/healthz", headers={"X-Request-ID": "trace-me-2"})
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("GET /v1/me 401" in m and "request_id=trace-me-1" in m for m in messages)
+    assert not any("trace-me-2" in m for m in messages)  # probes stay out of the info log
 
 
 async def test_client_address_from_trusted_proxies_only(database_url: str) -> None:
