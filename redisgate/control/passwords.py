@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from redisgate.config import Settings
+from redisgate.errors import ConfigError
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
@@ -47,6 +48,12 @@ class Passwords:
     """argon2id with the parameters from settings; rehash when they change."""
 
     def __init__(self, settings: Settings) -> None:
+        if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
+            raise ConfigError(
+                f"argon2_memory_kib = {settings.argon2_memory_kib} "
+                f"({settings.source_of('argon2_memory_kib')}) must be at least 8 x "
+                f"argon2_parallelism ({settings.argon2_parallelism}): raise it or lower the other"
+            )
         self._hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,

@@ -90,3 +90,13 @@ def test_require_names_the_allowed_roles() -> None:
         roles.require("viewer", "audit.read")
     assert info.value.details["allowed_roles"] == ["owner", "admin"]
     assert "viewer" in info.value.message
+
+
+def test_argon2_memory_must_cover_the_lanes() -> None:
+    from redisgate.config import load_settings
+    from redisgate.control.passwords import Passwords
+    from redisgate.errors import ConfigError
+
+    env = {"REDISGATE_ARGON2_MEMORY_KIB": "64", "REDISGATE_ARGON2_PARALLELISM": "16"}
+    with pytest.raises(ConfigError, match="argon2_memory_kib = 64 \\(env"):
+        Passwords(load_settings(env=env))
