@@ -265,7 +265,15 @@ class Settings:
         validate=_at_least_one,
     )
     login_failure_window_s: int = setting(
-        900, "Window in which failed logins are counted.", validate=_at_least_one
+        900,
+        "Window in which failed logins (and registrations) are counted.",
+        validate=_at_least_one,
+    )
+    register_max_per_addr: int = setting(
+        20,
+        "Registrations from one client address within login_failure_window_s before it gets "
+        "429 (slows account spam and probing which emails have accounts).",
+        validate=_at_least_one,
     )
     quota_default_max_instances: int = setting(
         5, "Instances a new organization may have.", validate=_not_negative

@@ -26,6 +26,7 @@ from redisgate.control.state import (
     OPENAPI,
     PASSWORDS,
     POOL,
+    REGISTER_THROTTLE,
     SETTINGS,
     THROTTLE,
     TRUSTED_PROXIES,
@@ -63,6 +64,10 @@ def create_app(settings: Settings) -> web.Application:
         settings.login_max_failures_per_email,
         settings.login_max_failures_per_addr,
         settings.login_failure_window_s,
+    )
+    # Registrations are counted per address only (the email bucket is never reached).
+    app[REGISTER_THROTTLE] = LoginThrottle(
+        2**31, settings.register_max_per_addr, settings.login_failure_window_s
     )
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])

@@ -20,7 +20,7 @@ from redisgate.control.spec import (
     obj,
     reply,
 )
-from redisgate.control.state import KEYRING, PASSWORDS, THROTTLE
+from redisgate.control.state import KEYRING, PASSWORDS, REGISTER_THROTTLE, THROTTLE
 from redisgate.control.tokens import new_refresh_token, refresh_digest
 from redisgate.errors import TooManyRequests, Unauthenticated, ValidationFailed
 from redisgate.store import audit, orgs, sessions, users
@@ -126,6 +126,14 @@ async def register(call: Call) -> web.StreamResponse:
         raise ValidationFailed(
             "invalid fields: password", details={"fields": {"password": problem}}
         )
+    throttle, addr = call.request.app[REGISTER_THROTTLE], call.actor().client_addr
+    wait = throttle.retry_after(email, addr, time.monotonic())
+    if wait:
+        raise TooManyRequests(
+            f"too many registrations from your address; try again in {wait} s",
+            retry_after_s=wait,
+        )
+    throttle.failed(email, addr, time.monotonic())  # every attempt counts
     password_hash = await call.request.app[PASSWORDS].hash(password)
     async with call.connect() as conn, conn.transaction():
         user = await users.create_user(

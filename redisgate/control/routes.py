@@ -38,7 +38,7 @@ ROUTES: list[Route] = [
     Route("POST", "/v1/auth/register", identity.register,
           "Create an account, its personal organization and a first session.", PUBLIC,
           body=identity.REGISTER_BODY, response=identity.REGISTER_REPLY, status=201,
-          errors=(409,), tag="auth"),
+          errors=(409, 429), tag="auth"),
     Route("POST", "/v1/auth/login", identity.login, "Log in: a new session and its tokens.",
           PUBLIC, body=identity.LOGIN_BODY, response=identity.TOKENS, errors=(401, 429),
           tag="auth"),

@@ -325,3 +325,20 @@ async def test_ended_sessions_are_pruned_after_a_week(api: Api, database_url: st
         assert left == {ids[2], ids[3]}
         tokens = await conn.fetchval("SELECT count(*) FROM refresh_tokens")
         assert tokens == 2
+
+
+async def test_registrations_throttled_per_address(database_url: str) -> None:
+    async for api in api_for(control_settings(database_url, register_max_per_addr="2")):
+        await api.register()
+        duplicate = await api.post(
+            "/v1/auth/register", json={"email": "taken@example.com", "password": PASSWORD}
+        )
+        assert duplicate.status == 201
+        third = await api.post(
+            "/v1/auth/register", json={"email": "taken@example.com", "password": PASSWORD}
+        )
+        assert third.status == 429 and int(third.headers["Retry-After"]) > 0
+        login = await api.post(
+            "/v1/auth/login", json={"email": "taken@example.com", "password": PASSWORD}
+        )
+        assert login.status == 200  # logins have their own counts
