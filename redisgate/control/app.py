@@ -65,9 +65,8 @@ def create_app(settings: Settings) -> web.Application:
         settings.login_max_failures_per_addr,
         settings.login_failure_window_s,
     )
-    # Registrations are counted per address only (the email bucket is never reached).
     app[REGISTER_THROTTLE] = LoginThrottle(
-        2**31, settings.register_max_per_addr, settings.login_failure_window_s
+        None, settings.register_max_per_addr, settings.login_failure_window_s
     )
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])

@@ -13,15 +13,26 @@ MAX_KEYS = 100_000
 
 
 class LoginThrottle:
-    def __init__(self, max_per_email: int, max_per_addr: int, window_s: float) -> None:
-        self._limits = {"email": max_per_email, "addr": max_per_addr}
+    """Counts failures per email and per address; `max_per_email=None` counts addresses only
+    (what registrations use)."""
+
+    def __init__(self, max_per_email: int | None, max_per_addr: int, window_s: float) -> None:
+        self._limits = {"addr": max_per_addr}
+        if max_per_email is not None:
+            self._limits["email"] = max_per_email
         self._window = window_s
         self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _keys(self, email: str, addr: str) -> list[tuple[str, str]]:
+        keys = [("addr", addr)]
+        if "email" in self._limits:
+            keys.append(("email", email.lower()))
+        return keys
 
     def retry_after(self, email: str, addr: str, now: float) -> int:
         """Seconds until a login for (email, addr) may be tried; 0 when it may be now."""
         wait = 0.0
-        for key in (("email", email.lower()), ("addr", addr)):
+        for key in self._keys(email, addr):
             times = self._recent(key, now)
             if times is not None and len(times) >= self._limits[key[0]]:
                 oldest = times[len(times) - self._limits[key[0]]]
@@ -31,7 +42,7 @@ class LoginThrottle:
     def failed(self, email: str, addr: str, now: float) -> None:
         if len(self._failures) >= MAX_KEYS:
             self._sweep(now)
-        for key in (("email", email.lower()), ("addr", addr)):
+        for key in self._keys(email, addr):
             self._failures.setdefault(key, deque()).append(now)
 
     def succeeded(self, email: str) -> None:

@@ -45,3 +45,13 @@ def test_memory_is_bounded(monkeypatch: object) -> None:
         assert len(t._failures) <= 100
     finally:
         mp.undo()
+
+
+def test_address_only_mode() -> None:
+    t = LoginThrottle(max_per_email=None, max_per_addr=2, window_s=60)
+    t.failed("a@x.org", "9.9.9.9", 0)
+    t.failed("a@x.org", "8.8.8.8", 0)
+    assert t.retry_after("a@x.org", "7.7.7.7", 1) == 0  # no email bucket
+    t.failed("b@x.org", "9.9.9.9", 1)
+    assert t.retry_after("c@x.org", "9.9.9.9", 2) == 58
+    assert len(t._failures) == 2
