@@ -113,6 +113,26 @@ async def remove_member(call: Call) -> web.StreamResponse:
     return no_content()
 
 
+async def leave(call: Call) -> web.StreamResponse:
+    """The caller leaves the org (any role may; the last owner must hand over first)."""
+    assert call.org_id and call.role
+    async with call.connect() as conn, conn.transaction():
+        await orgs.get_org(conn, call.org_id, lock=True)
+        if call.role == roles.Role.OWNER:
+            await _keep_an_owner(conn, call)
+        await orgs.remove_member(conn, call.org_id, call.user.id)
+        await audit.record(
+            conn,
+            call.actor(),
+            "member.leave",
+            org_id=call.org_id,
+            target_type="user",
+            target_id=call.user.id,
+            before={"role": call.role.value},
+        )
+    return no_content()
+
+
 async def _keep_an_owner(conn: Any, call: Call) -> None:
     assert call.org_id
     if await orgs.count_owners(conn, call.org_id) <= 1:

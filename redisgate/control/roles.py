@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "org.read": (_ALL, "see the organization"),
     "org.update": (_MANAGERS, "rename the organization"),
     "org.delete": (frozenset({Role.OWNER}), "delete the organization"),
+    "org.leave": (_ALL, "leave the organization (the last owner cannot)"),
     "members.read": (_ALL, "list members and their roles"),
     "members.manage": (_MANAGERS, "add members, change roles below owner, remove members"),
     "members.manage_owners": (

@@ -82,6 +82,9 @@ ROUTES: list[Route] = [
     Route("DELETE", "/v1/orgs/{org_id}/members/{user_id}", members.remove_member,
           "Remove a member (an org keeps at least one owner).", ORG, "members.manage",
           status=204, errors=(409,), tag="members"),
+    Route("DELETE", "/v1/orgs/{org_id}/membership", members.leave,
+          "Leave the organization (the last owner cannot).", ORG, "org.leave", status=204,
+          errors=(409,), tag="members"),
     # Quotas and audit
     Route("GET", "/v1/orgs/{org_id}/quota", orgs.get_quota, "Quota limits and current use.",
           ORG, "quota.read", response=orgs.QUOTA_REPLY, tag="quotas"),

@@ -104,8 +104,22 @@ async def test_last_owner_stays(api: Api) -> None:
     token, org, me = owner["access_token"], owner["org"]["id"], owner["user"]["id"]
     demote = await api.patch(f"/v1/orgs/{org}/members/{me}", token=token, json={"role": "admin"})
     assert demote.status == 409 and demote.error["code"] == "last_owner"
-    leave = await api.delete(f"/v1/orgs/{org}/members/{me}", token=token)
-    assert leave.status == 409
+    remove = await api.delete(f"/v1/orgs/{org}/members/{me}", token=token)
+    assert remove.status == 409
+    leave = await api.delete(f"/v1/orgs/{org}/membership", token=token)
+    assert leave.status == 409 and leave.error["code"] == "last_owner"
+
+
+async def test_a_viewer_can_leave(api: Api) -> None:
+    owner, viewer = await api.register(), await api.register()
+    org = owner["org"]["id"]
+    await add(api, owner["access_token"], org, viewer["email"], "viewer")
+    assert (
+        await api.delete(f"/v1/orgs/{org}/membership", token=viewer["access_token"])
+    ).status == 204
+    assert (await api.get(f"/v1/orgs/{org}", token=viewer["access_token"])).status == 404
+    log = await api.get(f"/v1/orgs/{org}/audit", token=owner["access_token"])
+    assert log.body["items"][0]["action"] == "member.leave"
 
 
 async def test_two_owners_demoting_each_other_at_once_leave_one(

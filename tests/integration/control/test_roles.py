@@ -63,6 +63,10 @@ CALLS: dict[tuple[str, str], Callable[[Setup], tuple[str, Any]]] = {
         f"/v1/orgs/{s['org']}/members/{s['target']}",
         None,
     ),
+    ("DELETE", "/v1/orgs/{org_id}/membership"): lambda s: (
+        f"/v1/orgs/{s['org']}/membership",
+        None,
+    ),
     ("GET", "/v1/orgs/{org_id}/quota"): lambda s: (f"/v1/orgs/{s['org']}/quota", None),
     ("GET", "/v1/orgs/{org_id}/audit"): lambda s: (f"/v1/orgs/{s['org']}/audit", None),
 }
