@@ -713,7 +713,7 @@ def test_client_info_counts_subscriptions_and_multi() -> None:
 
 def _table_with_setinfo() -> CommandTable:
     """The 7.0 snapshot plus CLIENT SETINFO, as a Redis 7.2 backend describes it."""
-    text = resources.files("redisgate.proxy").joinpath("data", "redis-7.0.json").read_text()
+    text = resources.files("redisgate").joinpath("data", "redis-7.0.json").read_text()
     commands = json.loads(text)["commands"]
     subs = commands["client"]["subcommands"]
     setinfo = copy.deepcopy(subs["client|setname"])
