@@ -41,6 +41,7 @@ __all__ = [
     "KEYSPACE_WIDE",
     "PRESETS",
     "READ",
+    "SCRIPT_RUNNERS",
     "WRITE",
     "CommandRule",
     "Pattern",
@@ -65,6 +66,9 @@ CATEGORIES = frozenset(
 # Commands that act on every key of the database while naming none. A key limited to patterns
 # cannot be allowed them: their effect (or their answer) reaches keys outside its patterns.
 KEYSPACE_WIDE = frozenset({"keys", "scan", "randomkey", "dbsize", "flushdb", "flushall", "swapdb"})
+# Commands that run a script: `redis.call()` inside may touch any key, declared or not, and the
+# backend runs it as the gateway's user, so a key limited to patterns cannot be allowed them.
+SCRIPT_RUNNERS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
 
 MAX_SCOPE_CHARS = 8192
 MAX_PATTERNS = 256
@@ -121,7 +125,7 @@ class Pattern:
 
     def key_rule(self) -> str:
         text = self.glob.decode("utf-8", "backslashreplace")
-        if self.perms == READ | WRITE:
+        if self.perms == READ | WRITE and text != "*":  # `~*` would mean allkeys
             return f"~{text}"
         return f"%{'R' if self.perms & READ else ''}{'W' if self.perms & WRITE else ''}~{text}"
 

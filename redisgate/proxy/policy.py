@@ -26,13 +26,10 @@ from redisgate.proxy.keyspecs import (
     sort_patterns,
 )
 from redisgate.proxy.resp_encode import encode_error
-from redisgate.scopes import KEYSPACE_WIDE, READ, WRITE, Scope
+from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WRITE, Scope
 
 NOPERM_KEY = encode_error("NOPERM", "No permissions to access a key")
 NOPERM_CHANNEL = encode_error("NOPERM", "No permissions to access a channel")
-NOPERM_SORT = encode_error(
-    "NOPERM", "BY option of SORT denied due to insufficient ACL permissions."
-)
 
 
 class Denial:
@@ -109,13 +106,18 @@ class ScopeCheck:
         if not scope.allkeys:
             if (spec.container or spec.name) in KEYSPACE_WIDE:
                 return (Denial.KEYSPACE, _keyspace_denied(spec.display_name))
+            if spec.name in SCRIPT_RUNNERS:
+                return (Denial.KEYSPACE, _script_denied(spec.display_name))
             if not keys_complete(spec):
                 return (Denial.KEY, NOPERM_KEY)
             for position, access in keys(spec, args):
                 if not scope.key_allowed(args[position], _perms(access)):
                     return (Denial.KEY, NOPERM_KEY)
-            if spec.name in ("sort", "sort_ro") and sort_patterns(spec, args):
-                return (Denial.KEY, NOPERM_SORT)
+            if spec.name in ("sort", "sort_ro"):
+                patterns = sort_patterns(spec, args)
+                if patterns:
+                    option = args[patterns[0] - 1].decode(errors="replace").upper()
+                    return (Denial.KEY, _sort_denied(option))
         if not scope.allchannels and spec.name in CHANNEL_SPECS:
             for position, channel_access in channels(spec, args):
                 if channel_access & (ChannelAccess.UNSUBSCRIBE | ChannelAccess.INSPECT):
@@ -163,6 +165,23 @@ def _perms(access: KeyAccess) -> int:
 @functools.lru_cache(maxsize=512)
 def _command_denied(name: str) -> bytes:
     return encode_error("NOPERM", f"this user has no permissions to run the '{name}' command")
+
+
+@functools.lru_cache(maxsize=8)
+def _sort_denied(option: str) -> bytes:
+    """Redis's wording for SORT BY/GET patterns without full key access."""
+    return encode_error(
+        "NOPERM", f"{option} option of SORT denied due to insufficient ACL permissions."
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _script_denied(display_name: str) -> bytes:
+    return encode_error(
+        "NOPERM",
+        f"'{display_name}' runs a script, which can reach any key, and this key may only access "
+        "the keys matching its patterns (a key with allkeys may run scripts)",
+    )
 
 
 @functools.lru_cache(maxsize=64)

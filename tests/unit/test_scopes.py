@@ -41,6 +41,8 @@ from redisgate.scopes import (
         ("~a resetkeys ~b", "-@all ~b resetchannels"),
         ("~a allkeys", "-@all ~* resetchannels"),
         ("allkeys resetkeys %R~*", "-@all %R~* resetchannels"),  # %R~* is a pattern, not allkeys
+        ("%RW~*", "-@all %RW~* resetchannels"),  # a pattern too (the empty key does not match)
+        ("%R~* %W~*", "-@all %RW~* resetchannels"),
         ("&a allchannels", "-@all resetkeys &*"),
         ("&news.* &b resetchannels &c", "-@all resetkeys &c"),
         ("  +get\t~k  ", "+get ~k resetchannels"),

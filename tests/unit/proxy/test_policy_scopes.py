@@ -8,7 +8,6 @@ from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.policy import (
     NOPERM_CHANNEL,
     NOPERM_KEY,
-    NOPERM_SORT,
     ScopeCheck,
     bind_scope,
 )
@@ -39,6 +38,15 @@ def command_denied(name: str) -> bytes:
 
 
 READ_APP = "+@read ~app:*"
+NOPERM_SORT_BY = b"-NOPERM BY option of SORT denied due to insufficient ACL permissions.\r\n"
+NOPERM_SORT_GET = b"-NOPERM GET option of SORT denied due to insufficient ACL permissions.\r\n"
+
+
+def script_denied(name: str) -> bytes:
+    return (
+        f"-NOPERM '{name}' runs a script, which can reach any key, and this key may only "
+        "access the keys matching its patterns (a key with allkeys may run scripts)\r\n"
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -64,10 +72,15 @@ READ_APP = "+@read ~app:*"
         ("+@all %W~b:*", ("INCR", "b:1"), NOPERM_KEY),  # INCR returns the value: a read
         ("+@all %W~b:*", ("LPUSH", "b:1", "x"), None),
         # keys found by every kind of key spec
-        ("+@all ~app:*", ("EVAL", "return 1", "2", "app:1", "app:2", "x"), None),
-        ("+@all ~app:*", ("EVAL", "return 1", "2", "app:1", "other", "x"), NOPERM_KEY),
-        ("+@all ~app:*", ("EVALSHA", "a" * 40, "1", "other"), NOPERM_KEY),
-        ("+@all ~app:*", ("FCALL", "f", "1", "other"), NOPERM_KEY),
+        # scripts reach keys they do not declare: they need allkeys
+        ("+@all ~app:*", ("EVAL", "return 1", "1", "app:1"), script_denied("EVAL")),
+        ("+@all ~app:*", ("EVAL_RO", "return 1", "0"), script_denied("EVAL_RO")),
+        ("+@all ~app:*", ("EVALSHA", "a" * 40, "1", "app:1"), script_denied("EVALSHA")),
+        ("+@all ~app:*", ("FCALL", "f", "1", "app:1"), script_denied("FCALL")),
+        ("+@all ~app:*", ("FCALL_RO", "f", "0"), script_denied("FCALL_RO")),
+        ("+@all ~app:*", ("FUNCTION", "LIST"), None),  # runs nothing
+        ("+@all ~app:*", ("SCRIPT", "EXISTS", "a"), None),
+        ("+@all allkeys", ("EVAL", "return 1", "2", "app:1", "other"), None),
         ("+@all ~app:*", ("XREAD", "STREAMS", "app:s", "other", "0", "0"), NOPERM_KEY),
         ("+@all ~app:*", ("XREAD", "COUNT", "1", "STREAMS", "app:s", "app:t", "0", "0"), None),
         (
@@ -85,7 +98,8 @@ READ_APP = "+@read ~app:*"
         ("+@all ~app:*", ("MEMORY", "USAGE", "app:1"), None),
         ("+@all ~app:*", ("SORT", "app:l", "STORE", "other"), NOPERM_KEY),
         ("+@all ~app:*", ("SORT", "app:l", "STORE", "app:dst"), None),
-        ("+@all ~app:*", ("SORT", "app:l", "BY", "w_*"), NOPERM_SORT),
+        ("+@all ~app:*", ("SORT", "app:l", "BY", "w_*"), NOPERM_SORT_BY),
+        ("+@all ~app:*", ("SORT", "app:l", "get", "h_*->f"), NOPERM_SORT_GET),
         ("+@all ~app:*", ("SORT", "app:l", "BY", "nosort", "GET", "#"), None),
         ("+@all allkeys", ("SORT", "app:l", "BY", "w_*"), None),
         ("+@all ~app:*", ("MSET", "app:1", "v", "other", "v"), NOPERM_KEY),
@@ -149,6 +163,7 @@ def test_reasons() -> None:
     assert reason(READ_APP, "SET", "app:1", "v") == "command"
     assert reason(READ_APP, "GET", "other") == "key"
     assert reason("+@all &a", "PUBLISH", "b", "m") == "channel"
+    assert reason("+@all ~a", "EVAL", "return 1", "0") == "keyspace"
 
 
 def test_fast_names_need_no_further_check() -> None:
