@@ -107,11 +107,15 @@ class Provisioner(Protocol):
     on_status: StatusCallback | None
 
     async def provision(self, spec: InstanceSpec) -> Endpoint:
-        """Start a Redis for a new instance; return once it answers, or raise ProvisionError."""
+        """Start a Redis for a new instance and return its endpoint once it answers.
+
+        On failure: ProvisionError (also reported as failed), and nothing is left behind.
+        """
         ...
 
     async def update(self, spec: InstanceSpec) -> None:
-        """Apply a changed spec (memory, eviction policy, persistence) without a restart."""
+        """Apply a changed spec (memory, eviction policy, persistence) without a restart; a
+        server that is down meanwhile gets it when it starts again."""
         ...
 
     async def deprovision(self, instance_id: str) -> None:
@@ -122,7 +126,8 @@ class Provisioner(Protocol):
         self, known: Mapping[str, tuple[InstanceSpec, Endpoint]]
     ) -> dict[str, Endpoint]:
         """Take back the stored instances after a restart: running ones are kept, never
-        duplicated; missing ones start again on their stored endpoint."""
+        duplicated; missing ones start again on their stored endpoint. One that cannot
+        start is reported failed and retried in the background, not raised."""
         ...
 
     def status(self, instance_id: str) -> Status:

@@ -41,6 +41,7 @@ from redisgate.launcher.binaries import find_redis_server
 from redisgate.provision.base import (
     Endpoint,
     InstanceSpec,
+    Provisioner,
     State,
     Status,
     StatusCallback,
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 _BIND_RETRIES = 3
 _LOG_TAIL_BYTES = 64 * 1024
+_LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -269,9 +271,13 @@ class LocalProvisioner:
         """Start the server on the instance's port and wait until it answers; the caller holds
         the lock. ProvisionError with the log's reason if it does not come up."""
         binary = await self._redis_binary()
+        log_path = inst.folder / LOG_FILE
         try:
-            inst.log_offset = (inst.folder / LOG_FILE).stat().st_size
+            inst.log_offset = log_path.stat().st_size
         except FileNotFoundError:
+            inst.log_offset = 0
+        if inst.log_offset > _LOG_ROTATE_BYTES:  # a crash loop must not fill the disk
+            os.replace(log_path, log_path.with_name(LOG_FILE + ".1"))
             inst.log_offset = 0
         proc = RedisProcess.spawn(binary, inst.config_path, inst.folder)
         try:
@@ -520,3 +526,8 @@ async def _remove_tree(folder: Path) -> None:
             raise ProvisionError(f"cannot remove {folder}: {exc}") from None
 
     await asyncio.to_thread(remove)
+
+
+def _conforms(provisioner: LocalProvisioner) -> Provisioner:
+    """Nothing calls this: mypy checks here that LocalProvisioner implements the protocol."""
+    return provisioner

@@ -6,7 +6,7 @@ folder of an instance holds::
     redis.conf   0600: requirepass, maxmemory, policy, persistence (rewritten on every change)
     state.json   0600: port, password and pid, so a restarted control plane can re-adopt it
     redis.pid    written by redis-server itself
-    redis.log    redis-server's output, appended across restarts
+    redis.log    redis-server's output, appended across restarts (over 10 MiB: redis.log.1)
     dump.rdb, appendonlydir/   when persistence is on
 """
 

@@ -374,6 +374,28 @@ async def test_a_changed_stored_endpoint_replaces_the_stale_server(make: Factory
         assert await r.ping() is True
 
 
+async def test_folders_the_control_plane_does_not_know(make: Factory) -> None:
+    first = make()
+    await first.provision(InstanceSpec("gone", 8))  # deleted while no provisioner ran
+    await first.provision(InstanceSpec("redo", 8))  # its provisioning was never recorded
+    gone_pid, redo_pid = pid_of(first, "gone"), pid_of(first, "redo")
+    await first.close(stop_servers=False)
+
+    second = make()
+    assert await second.adopt({}) == {}
+    assert alive(gone_pid) and alive(redo_pid)  # left alone, only logged
+    await second.deprovision("gone")
+    assert not (second.base_dir / "gone").exists()
+    endpoint = await second.provision(InstanceSpec("redo", 8))  # the old server is replaced
+    new_pid = pid_of(second, "redo")
+    assert pids_mentioning(str(second.base_dir / "redo" / "redis.conf")) == [new_pid]
+    for pid in (gone_pid, redo_pid):
+        await asyncio.to_thread(reap, pid)  # stopped through their pidfds by `second`
+        assert not alive(pid)
+    async with client(endpoint) as r:
+        assert await r.ping() is True
+
+
 async def test_adopt_without_a_folder_starts_afresh(make: Factory) -> None:
     provisioner = make()
     endpoint = Endpoint("127.0.0.1", free_port(), "stored-password")
