@@ -25,6 +25,7 @@ A lock file in `base_dir` keeps two live provisioners from supervising the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -51,13 +52,15 @@ from redisgate.provision.localredis import RedisProcess, admin_command, server_p
 from redisgate.provision.ports import pick_port
 from redisgate.provision.redisconf import (
     CONFIG_FILE,
-    LOG_FILE,
     InstanceState,
     describe_exit,
     live_settings,
+    log_since,
     read_state,
     reason_from_log,
+    remove_folder,
     render_config,
+    start_log,
     write_private,
     write_state,
 )
@@ -66,8 +69,6 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 _BIND_RETRIES = 3
-_LOG_TAIL_BYTES = 64 * 1024
-_LOG_ROTATE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -151,10 +152,13 @@ class LocalProvisioner:
             if folder.exists():  # left by a provision that crashed before it was recorded
                 log.warning("removing leftover folder %s before provisioning", folder)
                 await self._stop_unmanaged(folder)
-                await _remove_tree(folder)
-            folder.mkdir(mode=0o700)
+                await asyncio.to_thread(remove_folder, folder)
             async with inst.lock:
-                await self._first_start(inst)
+                try:
+                    folder.mkdir(mode=0o700)
+                    await self._first_start(inst)
+                except OSError as exc:  # the folder's files: disk full, permissions…
+                    raise ProvisionError(f"cannot prepare {folder}: {exc}") from None
         except BaseException as exc:
             if self._current(inst):
                 del self._instances[spec.instance_id]
@@ -165,8 +169,11 @@ class LocalProvisioner:
             if isinstance(exc, ProvisionError):
                 self._report(inst, Status(State.FAILED, str(exc)))
             raise
-        if not self._current(inst):  # deprovisioned or closed meanwhile: it stopped the server
-            raise ProvisionError(f"instance {spec.instance_id} was removed while it started")
+        if not self._current(inst):  # deprovisioned or closed meanwhile; that took the server
+            raise ProvisionError(
+                f"instance {spec.instance_id} was deprovisioned, or the provisioner closed, "
+                "while it started"
+            )
         self._report(inst, Status(State.RUNNING))
         self._supervise_soon(inst)
         return self._endpoint(inst)
@@ -177,12 +184,15 @@ class LocalProvisioner:
         async with inst.lock:
             old = inst.spec
             inst.spec = spec
-            self._write_config(inst)  # a restart, even one racing this call, gets the new spec
             try:
+                self._write_config(inst)  # a restart, even one racing this call, gets it
                 await self._apply_live(inst)
-            except ProvisionError:
+            except (ProvisionError, OSError) as exc:
                 inst.spec = old
-                self._write_config(inst)
+                with contextlib.suppress(OSError):
+                    self._write_config(inst)
+                if isinstance(exc, OSError):
+                    raise ProvisionError(f"cannot write {inst.config_path}: {exc}") from None
                 raise
 
     async def deprovision(self, instance_id: str) -> None:
@@ -197,7 +207,7 @@ class LocalProvisioner:
                     inst.process = None
         elif folder.exists():
             await self._stop_unmanaged(folder)
-        await _remove_tree(folder)
+        await asyncio.to_thread(remove_folder, folder)
         log.info("instance %s deprovisioned", instance_id)
 
     async def adopt(
@@ -271,21 +281,14 @@ class LocalProvisioner:
         """Start the server on the instance's port and wait until it answers; the caller holds
         the lock. ProvisionError with the log's reason if it does not come up."""
         binary = await self._redis_binary()
-        log_path = inst.folder / LOG_FILE
-        try:
-            inst.log_offset = log_path.stat().st_size
-        except FileNotFoundError:
-            inst.log_offset = 0
-        if inst.log_offset > _LOG_ROTATE_BYTES:  # a crash loop must not fill the disk
-            os.replace(log_path, log_path.with_name(LOG_FILE + ".1"))
-            inst.log_offset = 0
+        inst.log_offset = start_log(inst.folder)
         proc = RedisProcess.spawn(binary, inst.config_path, inst.folder)
         try:
             async with asyncio.timeout(self.start_timeout_s):
                 ready = await proc.wait_ready(self.host, inst.port, inst.password)
         except TimeoutError:
             await proc.stop(self.stop_timeout_s)
-            why = reason_from_log(self._log_since(inst), was_ready=False)
+            why = reason_from_log(log_since(inst.folder, inst.log_offset), was_ready=False)
             raise ProvisionError(
                 f"redis-server did not answer on port {inst.port} within "
                 f"{self.start_timeout_s:g}s" + (f": {why}" if why else "")
@@ -296,7 +299,7 @@ class LocalProvisioner:
         if not ready:
             code = proc.exited.result()
             proc.close()
-            why = reason_from_log(self._log_since(inst), was_ready=False)
+            why = reason_from_log(log_since(inst.folder, inst.log_offset), was_ready=False)
             raise ProvisionError(describe_exit(code) + (f": {why}" if why else ""))
         state = InstanceState(inst.spec.instance_id, inst.port, inst.password, proc.pid)
         try:
@@ -375,7 +378,7 @@ class LocalProvisioner:
                 code = await asyncio.shield(proc.exited)
                 proc.close()
                 inst.process = None
-                why = reason_from_log(self._log_since(inst), was_ready=True)
+                why = reason_from_log(log_since(inst.folder, inst.log_offset), was_ready=True)
                 reason = describe_exit(code) + (f": {why}" if why else "")
                 log.warning("instance %s: %s; restarting", inst.spec.instance_id, reason)
                 self._report(inst, Status(State.FAILED, reason))
@@ -464,17 +467,6 @@ class LocalProvisioner:
                 raise ProvisionError(str(exc)) from None
         return self._binary
 
-    def _log_since(self, inst: _Instance) -> str:
-        """The log written by the current run (its last 64 KiB at most)."""
-        path = inst.folder / LOG_FILE
-        try:
-            with path.open("rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                f.seek(max(inst.log_offset, size - _LOG_TAIL_BYTES, 0))
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
     def _endpoint(self, inst: _Instance) -> Endpoint:
         return Endpoint(host=self.host, port=inst.port, password=inst.password)
 
@@ -514,18 +506,6 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
-
-
-async def _remove_tree(folder: Path) -> None:
-    def remove() -> None:
-        try:
-            shutil.rmtree(folder)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise ProvisionError(f"cannot remove {folder}: {exc}") from None
-
-    await asyncio.to_thread(remove)
 
 
 def _conforms(provisioner: LocalProvisioner) -> Provisioner:

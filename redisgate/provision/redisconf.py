@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ SAVE_POINTS = "3600 1 300 100 60 10000"
 PROC_TITLE = "{title} {listen-addr} {server-mode} {config-file}"
 
 _READY_LINE = "Ready to accept connections"
+_LOG_TAIL_BYTES = 64 * 1024
+_LOG_ROTATE_BYTES = 10 * 1024 * 1024
 # "1234:M 25 Nov 2026 10:00:00.123 # message": keep the message.
 _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d{1,2} \w{3} \d{4} [\d:.]+ ([.\-*#]) ")
 
@@ -128,6 +131,41 @@ def read_state(folder: Path) -> InstanceState | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ProvisionError(f"state file {path} is unreadable: {exc}") from None
+
+
+def start_log(folder: Path) -> int:
+    """Where the log of a run about to start begins; a log past 10 MiB is rotated first
+    (a crash loop must not fill the disk)."""
+    path = folder / LOG_FILE
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size > _LOG_ROTATE_BYTES:
+        os.replace(path, folder / f"{LOG_FILE}.1")
+        return 0
+    return size
+
+
+def log_since(folder: Path, offset: int) -> str:
+    """The log written from `offset` on (its last 64 KiB at most; -1: just the tail)."""
+    try:
+        with (folder / LOG_FILE).open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(offset, size - _LOG_TAIL_BYTES, 0))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove an instance's folder and data (gone already is fine)."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ProvisionError(f"cannot remove {folder}: {exc}") from None
 
 
 def describe_exit(code: int | None) -> str:

@@ -239,6 +239,21 @@ async def test_killed_server_restarts_on_the_same_endpoint(make: Factory) -> Non
     assert pids_mentioning(str(provisioner.base_dir / "i4" / "redis.conf")) == [new_pid]
 
 
+async def test_a_big_log_is_rotated_when_the_server_restarts(make: Factory) -> None:
+    recorder = Recorder()
+    provisioner = make(on_status=recorder)
+    await provisioner.provision(InstanceSpec("l1", 8))
+    log_path = provisioner.base_dir / "l1" / "redis.log"
+    with log_path.open("ab") as f:  # as if a long crash loop had written it
+        f.write(b"x" * (10 * MB + 1) + b"\n")
+    mark = len(recorder.events)
+    kill(pid_of(provisioner, "l1"))
+    await recorder.wait_for("l1", State.RUNNING, after=mark)
+    assert log_path.with_name("redis.log.1").stat().st_size > 10 * MB
+    assert log_path.stat().st_size < 100_000
+    assert "Ready to accept connections" in log_path.read_text()
+
+
 async def test_deprovision_stops_the_server_and_removes_its_data(make: Factory) -> None:
     provisioner = make()
     endpoint = await provisioner.provision(InstanceSpec("i5", 8, persistence=True))

@@ -16,10 +16,13 @@ from redisgate.provision.redisconf import (
     InstanceState,
     describe_exit,
     live_settings,
+    log_since,
     quote,
     read_state,
     reason_from_log,
+    remove_folder,
     render_config,
+    start_log,
     write_state,
 )
 
@@ -209,3 +212,27 @@ def test_pick_port_skips_ports_in_use_and_ports_taken() -> None:
     with pytest.raises(ProvisionError, match=r"no free port left"):
         pick_port("127.0.0.1", {port}, (port, port))  # another instance has it
     assert pick_port("127.0.0.1", {port}, None) != port
+
+
+def test_log_of_a_run_and_rotation(tmp_path: Path) -> None:
+    assert start_log(tmp_path) == 0
+    assert log_since(tmp_path, 0) == ""
+    log = tmp_path / "redis.log"
+    log.write_text("first run\n")
+    offset = start_log(tmp_path)
+    with log.open("a") as f:
+        f.write("second run\n")
+    assert log_since(tmp_path, offset) == "second run\n"
+    assert log_since(tmp_path, -1) == "first run\nsecond run\n"
+    log.write_bytes(b"x" * (10 * 1024 * 1024 + 1))
+    assert start_log(tmp_path) == 0
+    assert not log.exists() and (tmp_path / "redis.log.1").exists()
+
+
+def test_remove_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "inst"
+    (folder / "appendonlydir").mkdir(parents=True)
+    (folder / "appendonlydir" / "a.aof").write_text("x")
+    remove_folder(folder)
+    assert not folder.exists()
+    remove_folder(folder)  # gone already: fine
