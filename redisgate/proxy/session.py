@@ -232,11 +232,11 @@ class Session:
         if route is Route.DENIED and spec.name in SERVER_WIDE and not shared_server:
             route = Route.FORWARD
         elif route is Route.DENIED or not decision.classified:
-            metrics.COMMANDS_DENIED.labels("gateway").inc()
+            metrics.COMMANDS_DENIED["gateway"] += 1
             return (Kind.LOCAL, intercept.denied(spec, decision.reason), None)
         denial = self._check.check(spec, args)
         if denial is not None:
-            metrics.COMMANDS_DENIED.labels(denial[0]).inc()
+            metrics.COMMANDS_DENIED[denial[0]] += 1
             return (Kind.LOCAL, denial[1], None)
         base = spec.container or spec.name
         base_b = base.encode()
