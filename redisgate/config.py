@@ -35,6 +35,29 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 Validator = Callable[[Any], str | None]
 
 
+def _provisioner(value: Any) -> str | None:
+    return None if value in ("local", "static") else "must be local or static"
+
+
+def parse_port_range(value: str) -> tuple[int, int]:
+    """`FIRST-LAST` as two ports; ValueError when it is not a valid range."""
+    first, _, last = value.partition("-")
+    low, high = int(first), int(last)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(value)
+    return low, high
+
+
+def _port_range(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_port_range(value)
+    except ValueError:
+        return "must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, e.g. 20000-20999"
+    return None
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port, 0-65535 (0 picks a free one)"
 
@@ -283,6 +306,32 @@ class Settings:
     )
     quota_default_max_api_keys: int = setting(
         20, "API keys a new organization may have.", validate=_not_negative
+    )
+    # Instances: how they get a Redis, and how users reach them
+    provisioner: str = setting(
+        "local",
+        "How instances get a Redis: local (a supervised redis-server per instance) or static "
+        "(a db on an operator-registered server, /v1/admin/servers).",
+        validate=_provisioner,
+    )
+    instances_dir: Path | None = setting(
+        None, "Folder of the local provisioner's redis-servers (default: <data_dir>/instances)."
+    )
+    instance_port_range: str | None = setting(
+        None,
+        "Ports for local instances, as FIRST-LAST (keep it outside the kernel's ephemeral "
+        "range); unset: any free port.",
+        validate=_port_range,
+    )
+    instances_stop_on_exit: bool = setting(
+        False,
+        "Stop local instances when the control plane stops (otherwise they keep serving and "
+        "are re-adopted at the next start).",
+    )
+    gateway_public_host: str | None = setting(
+        None,
+        "Host clients use to reach the gateway, shown in endpoints and key URLs "
+        "(default: proxy_host, or 127.0.0.1 when it listens on every address).",
     )
     # Embedded local stack (`redisgate dev`) and the services it starts
     data_dir: Path = setting(

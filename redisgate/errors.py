@@ -164,6 +164,12 @@ class Forbidden(RequestError):
     code = "forbidden"
 
 
+class ServiceUnavailable(RequestError):
+    """Something the request needs (a backend Redis, a free database) is not available now."""
+
+    code = "service_unavailable"
+
+
 class TooManyRequests(RequestError):
     code = "too_many_requests"
 

@@ -19,6 +19,7 @@ from redisgate.config import Settings
 from redisgate.control import docs_page, openapi
 from redisgate.control.middlewares import make_middlewares
 from redisgate.control.passwords import Passwords
+from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
 from redisgate.control.routes import ROUTES, setup_routes
 from redisgate.control.state import (
@@ -26,6 +27,7 @@ from redisgate.control.state import (
     OPENAPI,
     PASSWORDS,
     POOL,
+    PROVISIONING,
     REGISTER_THROTTLE,
     SETTINGS,
     THROTTLE,
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_provisioning)
     setup_routes(app)
     return app
 
@@ -88,6 +91,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await pruner
     await app[POOL].close()
+
+
+async def _provisioning(app: web.Application) -> AsyncIterator[None]:
+    """The provisioner: started after the pool (it re-adopts stored instances), stopped before."""
+    async with Provisioning(app[SETTINGS], app[POOL]).run() as provisioning:
+        app[PROVISIONING] = provisioning
+        yield
 
 
 async def _prune_sessions(pool: asyncpg.Pool) -> None:

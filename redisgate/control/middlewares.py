@@ -23,6 +23,7 @@ from redisgate.errors import (
     NotFound,
     QuotaExceeded,
     RequestError,
+    ServiceUnavailable,
     StoreError,
     TooManyRequests,
     Unauthenticated,
@@ -44,6 +45,7 @@ STATUS: dict[type[Exception], int] = {
     QuotaExceeded: 409,
     ValidationFailed: 422,
     TooManyRequests: 429,
+    ServiceUnavailable: 503,
     StoreError: 503,
 }
 

@@ -10,7 +10,8 @@ from aiohttp import web
 from redisgate.control import pagination
 from redisgate.control.identity import default_limits
 from redisgate.control.spec import ROLE, TIME, UUID, Call, Param, no_content, obj, page_of, reply
-from redisgate.store import audit, orgs, quotas
+from redisgate.control.state import PROVISIONING
+from redisgate.store import audit, instances, orgs, quotas
 
 ORG_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
 ORG: dict[str, Any] = obj(
@@ -118,8 +119,13 @@ async def patch_org(call: Call) -> web.StreamResponse:
 
 async def delete_org(call: Call) -> web.StreamResponse:
     assert call.org_id
+    provisioning = call.request.app[PROVISIONING]
     async with call.connect() as conn, conn.transaction():
         org = await orgs.get_org(conn, call.org_id, lock=True)
+        removed = await instances.all_instances(conn, org_id=org.id)
+        for instance in removed:  # their Redis and data go with the org
+            await provisioning.remove(instance)
+            await instances.delete_instance(conn, instance.id)
         await orgs.delete_org(conn, org.id)
         await audit.record(
             conn,
@@ -128,7 +134,7 @@ async def delete_org(call: Call) -> web.StreamResponse:
             org_id=org.id,
             target_type="org",
             target_id=org.id,
-            before=org.public(),
+            before={**org.public(), "instances_deleted": [str(i.id) for i in removed]},
         )
     return no_content()
 

@@ -46,6 +46,17 @@ def time_id(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise _foreign() from None
 
 
+def time_text(cursor: str | None) -> tuple[datetime, str] | None:
+    """A (created_at, text id) cursor (API keys are named by their public id)."""
+    if cursor is None:
+        return None
+    data = _decode(cursor)
+    try:
+        return datetime.fromisoformat(data[0]), str(data[1])
+    except (ValueError, IndexError, TypeError):
+        raise _foreign() from None
+
+
 def integer(cursor: str | None) -> int | None:
     if cursor is None:
         return None

@@ -25,11 +25,11 @@ _ALL = frozenset(ROLES)
 _MANAGERS = frozenset({Role.OWNER, Role.ADMIN})
 _WRITERS = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
 
-# action -> (roles allowed, what it covers). Instances and keys arrive with their routes.
+# action -> (roles allowed, what it covers).
 PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "org.read": (_ALL, "see the organization"),
     "org.update": (_MANAGERS, "rename the organization"),
-    "org.delete": (frozenset({Role.OWNER}), "delete the organization"),
+    "org.delete": (frozenset({Role.OWNER}), "delete the organization with its instances"),
     "org.leave": (_ALL, "leave the organization (the last owner cannot)"),
     "members.read": (_ALL, "list members and their roles"),
     "members.manage": (_MANAGERS, "add members, change roles below owner, remove members"),
@@ -39,10 +39,10 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     ),
     "quota.read": (_ALL, "see the quota and current use"),
     "audit.read": (_MANAGERS, "read the audit log"),
-    "instances.read": (_ALL, "list and inspect instances (with the instances routes)"),
-    "instances.manage": (_WRITERS, "create, change, delete instances (with the instances routes)"),
-    "keys.read": (_WRITERS, "list API keys, never their secrets (with the keys routes)"),
-    "keys.manage": (_WRITERS, "create and revoke API keys (with the keys routes)"),
+    "instances.read": (_ALL, "list instances, see their status and stats"),
+    "instances.manage": (_WRITERS, "create, resize, delete instances"),
+    "keys.read": (_WRITERS, "list API keys (public ids and scopes, never secrets)"),
+    "keys.manage": (_WRITERS, "create, re-scope and revoke API keys"),
 }
 
 

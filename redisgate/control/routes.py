@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from redisgate.control import health, identity, me, members, reference
+from redisgate.control import health, identity, instances, keys, me, members, reference, servers
 from redisgate.control import organizations as orgs
 from redisgate.control.dispatch import handler_for
 from redisgate.control.spec import PAGE, Access, Route
@@ -94,6 +94,55 @@ ROUTES: list[Route] = [
           "The audit log, newest first, filtered by action, actor and time.", ORG,
           "audit.read", query=(*orgs.AUDIT_QUERY, *PAGE), response=orgs.AUDIT_REPLY,
           tag="audit"),
+    # Instances
+    Route("GET", "/v1/orgs/{org_id}/instances", instances.list_instances,
+          "The organization's instances.", ORG, "instances.read", query=PAGE,
+          response=instances.INSTANCES_REPLY, tag="instances"),
+    Route("POST", "/v1/orgs/{org_id}/instances", instances.create_instance,
+          "Create an instance: a Redis of its own behind the gateway (quota-checked).", ORG,
+          "instances.manage", body=instances.CREATE_BODY, response=instances.INSTANCE,
+          status=201, errors=(409, 503), tag="instances"),
+    Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}", instances.get_instance,
+          "One instance.", ORG, "instances.read", response=instances.INSTANCE, errors=(404,),
+          tag="instances"),
+    Route("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}", instances.patch_instance,
+          "Rename, resize or change the eviction policy (applied live, within quota).", ORG,
+          "instances.manage", body=instances.PATCH_BODY, response=instances.INSTANCE,
+          errors=(404, 409), tag="instances"),
+    Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}", instances.delete_instance,
+          "Delete an instance: its Redis and data go, its keys stop working.", ORG,
+          "instances.manage", status=204, errors=(404, 503), tag="instances"),
+    Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}/stats", instances.instance_stats,
+          "Memory, keys, ops/s, clients, hit ratio and evictions from the instance's Redis.",
+          ORG, "instances.read", response=instances.STATS_REPLY, errors=(404, 409, 503),
+          tag="instances"),
+    # API keys
+    Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys", keys.list_keys,
+          "The instance's API keys (public ids, never secrets).", ORG, "keys.read",
+          query=PAGE, response=keys.KEYS_REPLY, errors=(404,), tag="keys"),
+    Route("POST", "/v1/orgs/{org_id}/instances/{instance_id}/keys", keys.create_key,
+          "Create an API key; its token is in this reply only.", ORG, "keys.manage",
+          body=keys.CREATE_BODY, response=keys.NEW_KEY, status=201, errors=(404, 409),
+          tag="keys"),
+    Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}", keys.get_key,
+          "One API key.", ORG, "keys.read", response=keys.KEY, errors=(404,), tag="keys"),
+    Route("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}", keys.patch_key,
+          "Rename, re-scope or change the expiry of a key.", ORG, "keys.manage",
+          body=keys.PATCH_BODY, response=keys.KEY, errors=(404, 409), tag="keys"),
+    Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}",
+          keys.revoke_key, "Revoke a key (new connections with it are refused).", ORG,
+          "keys.manage", status=204, errors=(404,), tag="keys"),
+    # Platform administration
+    Route("GET", "/v1/admin/servers", servers.list_servers,
+          "Backend servers of the static provisioner.", ADMIN,
+          response=servers.SERVERS_REPLY, tag="admin"),
+    Route("POST", "/v1/admin/servers", servers.create_server,
+          "Register a Redis server whose dbs become instances.", ADMIN,
+          body=servers.CREATE_BODY, response=servers.SERVER, status=201, errors=(409,),
+          tag="admin"),
+    Route("DELETE", "/v1/admin/servers/{server_id}", servers.delete_server,
+          "Remove a server no instance uses.", ADMIN, status=204, errors=(404, 409),
+          tag="admin"),
 ]
 # fmt: on
 

@@ -11,6 +11,7 @@ from redisgate.config import Settings
 
 if TYPE_CHECKING:
     from redisgate.control.passwords import Passwords
+    from redisgate.control.provisioning import Provisioning
     from redisgate.control.throttle import LoginThrottle
     from redisgate.control.tokens import Keyring
 
@@ -22,4 +23,5 @@ THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 REGISTER_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("register_throttle")
 TRUSTED_PROXIES: web.AppKey[frozenset[str]] = web.AppKey("trusted_proxies")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+PROVISIONING: web.AppKey[Provisioning] = web.AppKey("provisioning")
 REQUEST_ID = web.RequestKey("request_id", str)

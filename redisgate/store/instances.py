@@ -128,8 +128,8 @@ async def create_instance(
     inside the creating transaction (the quota row stays locked until it ends)."""
     await quotas.check_quota(conn, org_id, "instances", 1)
     await quotas.check_quota(conn, org_id, "memory_mb", memory_mb)
-    try:
-        with map_exceptions("cannot create the instance"):
+    with map_exceptions("cannot create the instance"):
+        try:
             row = await conn.fetchrow(
                 "INSERT INTO instances (org_id, name, memory_mb, eviction_policy, persistence, "
                 "provisioner, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) "
@@ -142,8 +142,8 @@ async def create_instance(
                 provisioner,
                 created_by,
             )
-    except asyncpg.UniqueViolationError:
-        raise _name_taken(name) from None
+        except asyncpg.UniqueViolationError:
+            raise _name_taken(name) from None
     return _instance(row)
 
 
@@ -184,10 +184,16 @@ async def list_instances(
     return [_instance(r) for r in rows]
 
 
-async def all_instances(conn: asyncpg.Connection) -> list[Instance]:
-    """Every instance (a control plane re-adopting local servers at start-up)."""
+async def all_instances(
+    conn: asyncpg.Connection, *, org_id: uuid.UUID | None = None
+) -> list[Instance]:
+    """Every instance, or every one of an org (re-adoption at start-up, org deletion)."""
     with map_exceptions("cannot list instances"):
-        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM instances ORDER BY created_at, id")
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM instances WHERE $1::uuid IS NULL OR org_id = $1 "
+            "ORDER BY created_at, id FOR UPDATE",
+            org_id,
+        )
     return [_instance(r) for r in rows]
 
 
@@ -202,8 +208,8 @@ async def update_instance(
     """Change name, memory (quota-checked for the growth) or eviction policy; in a transaction."""
     if memory_mb is not None and memory_mb > instance.memory_mb:
         await quotas.check_quota(conn, instance.org_id, "memory_mb", memory_mb - instance.memory_mb)
-    try:
-        with map_exceptions("cannot change the instance"):
+    with map_exceptions("cannot change the instance"):
+        try:
             row = await conn.fetchrow(
                 "UPDATE instances SET name = coalesce($2, name), "
                 "memory_mb = coalesce($3, memory_mb), "
@@ -214,8 +220,8 @@ async def update_instance(
                 memory_mb,
                 eviction_policy,
             )
-    except asyncpg.UniqueViolationError:
-        raise _name_taken(name or instance.name) from None
+        except asyncpg.UniqueViolationError:
+            raise _name_taken(name or instance.name) from None
     return _instance(row)
 
 

@@ -7,7 +7,10 @@ is also a test that the document tells the truth about it.
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,11 +33,16 @@ TEST_ENV = {
     "REDISGATE_ARGON2_MEMORY_KIB": "64",
     "REDISGATE_ARGON2_PARALLELISM": "1",
     "REDISGATE_REGISTER_MAX_PER_ADDR": "1000",
+    # Every app a test starts stops the redis-servers its provisioner started.
+    "REDISGATE_INSTANCES_STOP_ON_EXIT": "true",
 }
 
 
 def control_settings(database_url: str, **extra: str) -> Settings:
-    env = {"REDISGATE_DATABASE_URL": database_url, **TEST_ENV}
+    """Settings of a test's control API; local instances live in a folder of their own."""
+    instances = tempfile.mkdtemp(prefix="rg-instances-")
+    atexit.register(shutil.rmtree, instances, ignore_errors=True)
+    env = {"REDISGATE_DATABASE_URL": database_url, "REDISGATE_INSTANCES_DIR": instances, **TEST_ENV}
     env.update({"REDISGATE_" + k.upper(): v for k, v in extra.items()})
     return load_settings(env=env)
 

@@ -34,8 +34,7 @@ async def test_get_quota_shows_defaults_and_use(api: Api) -> None:
         "max_memory_mb": 1024,
         "max_api_keys": 20,
     }
-    # Nothing counts instances or keys until those tables exist (next issue): null, not 0.
-    assert response.body["used"] == {"instances": None, "memory_mb": None, "api_keys": None}
+    assert response.body["used"] == {"instances": 0, "memory_mb": 0, "api_keys": 0}
 
 
 async def test_put_quota_is_for_platform_admins(api: Api, settings: Settings) -> None:

@@ -69,6 +69,38 @@ CALLS: dict[tuple[str, str], Callable[[Setup], tuple[str, Any]]] = {
     ),
     ("GET", "/v1/orgs/{org_id}/quota"): lambda s: (f"/v1/orgs/{s['org']}/quota", None),
     ("GET", "/v1/orgs/{org_id}/audit"): lambda s: (f"/v1/orgs/{s['org']}/audit", None),
+    ("GET", "/v1/orgs/{org_id}/instances"): lambda s: (f"/v1/orgs/{s['org']}/instances", None),
+    ("POST", "/v1/orgs/{org_id}/instances"): lambda s: (
+        f"/v1/orgs/{s['org']}/instances",
+        {"name": "another", "memory_mb": 1},
+    ),
+    ("GET", "/v1/orgs/{org_id}/instances/{instance_id}"): lambda s: (s["instance"], None),
+    ("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}"): lambda s: (
+        s["instance"],
+        {"memory_mb": 2},
+    ),
+    ("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}"): lambda s: (s["instance"], None),
+    ("GET", "/v1/orgs/{org_id}/instances/{instance_id}/stats"): lambda s: (
+        s["instance"] + "/stats",
+        None,
+    ),
+    ("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys"): lambda s: (
+        s["instance"] + "/keys",
+        None,
+    ),
+    ("POST", "/v1/orgs/{org_id}/instances/{instance_id}/keys"): lambda s: (
+        s["instance"] + "/keys",
+        {"name": "another"},
+    ),
+    ("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}"): lambda s: (s["key"], None),
+    ("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}"): lambda s: (
+        s["key"],
+        {"name": "renamed"},
+    ),
+    ("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}"): lambda s: (
+        s["key"],
+        None,
+    ),
 }
 
 
@@ -88,7 +120,20 @@ async def setup_org(api: Api, role: str) -> tuple[str, Setup]:
             f"/v1/orgs/{org}/members", token=token, json={"email": who["email"], "role": r}
         )
         assert response.status == 201
-    setup = {"org": org, "target": target["user"]["id"], "outsider_email": outsider["email"]}
+    instance = await api.post(
+        f"/v1/orgs/{org}/instances", token=token, json={"name": "main", "memory_mb": 1}
+    )
+    assert instance.status == 201 and instance.body["status"] == "running", instance.body
+    instance_path = f"/v1/orgs/{org}/instances/{instance.body['id']}"
+    key = await api.post(f"{instance_path}/keys", token=token, json={"name": "k"})
+    assert key.status == 201, key.body
+    setup = {
+        "org": org,
+        "target": target["user"]["id"],
+        "outsider_email": outsider["email"],
+        "instance": instance_path,
+        "key": f"{instance_path}/keys/{key.body['id']}",
+    }
     return caller["access_token"], setup
 
 

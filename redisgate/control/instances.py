@@ -1,0 +1,232 @@
+"""Instances: a tenant's Redis behind the gateway (`/v1/orgs/{org_id}/instances...`).
+
+Creating one is two steps: the row (`provisioning`) is written inside the transaction that
+checks the org's instance and memory quotas; then, after commit, the provisioner gives it a
+Redis and the row becomes `running` (or `failed` with a reason). The reply carries whichever
+status it reached. Users see the gateway's address, never the backend's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.exceptions
+from aiohttp import web
+
+from redisgate.control import pagination
+from redisgate.control.provisioning import client_for
+from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
+from redisgate.control.state import PROVISIONING
+from redisgate.errors import Conflict, ServiceUnavailable
+from redisgate.provision import EVICTION_POLICIES
+from redisgate.store import api_keys, audit, instances
+from redisgate.store.instances import Instance
+
+INSTANCE_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
+MEMORY = {"type": "integer", "minimum": 1, "maximum": 1_048_576}
+POLICY = {"type": "string", "enum": list(EVICTION_POLICIES)}
+ENDPOINT = obj({"host": {"type": "string"}, "port": {"type": "integer"}})
+INSTANCE: dict[str, Any] = obj(
+    {
+        "id": UUID,
+        "org_id": UUID,
+        "name": {"type": "string"},
+        "memory_mb": {"type": "integer"},
+        "eviction_policy": POLICY,
+        "persistence": {"type": "boolean"},
+        "status": {"type": "string", "enum": list(instances.STATUSES)},
+        "status_reason": {"type": "string"},
+        "endpoint": ENDPOINT,
+        "redis_cli": {"type": "string"},
+        "created_at": TIME,
+        "updated_at": TIME,
+    }
+)
+INSTANCES_REPLY = page_of(INSTANCE)
+CREATE_BODY = obj(
+    {"name": INSTANCE_NAME, "memory_mb": MEMORY},
+    {"eviction_policy": POLICY, "persistence": {"type": "boolean"}},
+)
+PATCH_BODY = {
+    **obj({}, {"name": INSTANCE_NAME, "memory_mb": MEMORY, "eviction_policy": POLICY}),
+    "minProperties": 1,
+}
+NUMBER = {"type": ["number", "null"]}
+STATS_REPLY = obj(
+    {
+        "used_memory_bytes": {"type": "integer"},
+        "used_memory_peak_bytes": {"type": "integer"},
+        "maxmemory_bytes": {"type": "integer"},
+        "keys": {"type": "integer"},
+        "ops_per_second": {"type": "integer"},
+        "connected_clients": {"type": "integer"},
+        "hit_ratio": NUMBER,
+        "evicted_keys": {"type": "integer"},
+        "server_wide": {"type": "boolean"},
+        "sampled_at": TIME,
+    }
+)
+
+
+def gateway_endpoint(call: Call) -> tuple[str, int]:
+    """Where clients reach the gateway (the public host setting, else the listen address)."""
+    settings = call.settings
+    host = settings.gateway_public_host or settings.proxy_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return host, settings.proxy_port
+
+
+def present(call: Call, instance: Instance) -> dict[str, Any]:
+    host, port = gateway_endpoint(call)
+    return {
+        **instance.public(),
+        "endpoint": {"host": host, "port": port},
+        "redis_cli": f"redis-cli -u redis://default:<API_KEY>@{host}:{port}/0",
+    }
+
+
+async def list_instances(call: Call) -> web.StreamResponse:
+    assert call.org_id
+    limit = call.query.get("limit", pagination.DEFAULT_LIMIT)
+    after = pagination.time_id(call.query.get("cursor"))
+    async with call.connect() as conn:
+        rows = await instances.list_instances(conn, call.org_id, after=after, limit=limit)
+    key = [rows[-1].created_at.isoformat(), rows[-1].id] if rows else None
+    return reply(pagination.page([present(call, i) for i in rows], limit, key))
+
+
+async def create_instance(call: Call) -> web.StreamResponse:
+    assert call.org_id
+    provisioning = call.request.app[PROVISIONING]
+    body = call.body
+    async with call.connect() as conn, conn.transaction():
+        instance = await instances.create_instance(
+            conn,
+            call.org_id,
+            name=body["name"].strip(),
+            memory_mb=body["memory_mb"],
+            eviction_policy=body.get("eviction_policy", "noeviction"),
+            persistence=body.get("persistence", False),
+            provisioner=provisioning.kind,
+            created_by=call.user.id,
+        )
+        instance = await provisioning.allocate(conn, instance)
+        await audit.record(
+            conn,
+            call.actor(),
+            "instance.create",
+            org_id=call.org_id,
+            target_type="instance",
+            target_id=instance.id,
+            after=_audited(instance),
+        )
+    instance = await provisioning.start(instance)
+    return reply(present(call, instance), status=201)
+
+
+async def get_instance(call: Call) -> web.StreamResponse:
+    assert call.org_id
+    async with call.connect() as conn:
+        instance = await instances.get_instance(conn, call.org_id, call.path_id("instance_id"))
+    return reply(present(call, instance))
+
+
+async def patch_instance(call: Call) -> web.StreamResponse:
+    assert call.org_id
+    body = call.body
+    async with call.connect() as conn, conn.transaction():
+        before = await instances.get_instance(
+            conn, call.org_id, call.path_id("instance_id"), lock=True
+        )
+        after = await instances.update_instance(
+            conn,
+            before,
+            name=body["name"].strip() if "name" in body else None,
+            memory_mb=body.get("memory_mb"),
+            eviction_policy=body.get("eviction_policy"),
+        )
+        await audit.record(
+            conn,
+            call.actor(),
+            "instance.update",
+            org_id=call.org_id,
+            target_type="instance",
+            target_id=after.id,
+            before=_audited(before),
+            after=_audited(after),
+        )
+        # Applied before commit: a backend that refuses the change rolls the row back.
+        if after.status == "running":
+            await call.request.app[PROVISIONING].update(after)
+    return reply(present(call, after))
+
+
+async def delete_instance(call: Call) -> web.StreamResponse:
+    """Stop and wipe its Redis, then delete the row (its keys go with it)."""
+    assert call.org_id
+    provisioning = call.request.app[PROVISIONING]
+    async with call.connect() as conn, conn.transaction():
+        instance = await instances.get_instance(
+            conn, call.org_id, call.path_id("instance_id"), lock=True
+        )
+        revoked = await api_keys.revoke_instance_keys(conn, instance.id)
+        await provisioning.remove(instance)
+        await instances.delete_instance(conn, instance.id)
+        await audit.record(
+            conn,
+            call.actor(),
+            "instance.delete",
+            org_id=call.org_id,
+            target_type="instance",
+            target_id=instance.id,
+            before={**_audited(instance), "keys_revoked": revoked},
+        )
+    return no_content()
+
+
+async def instance_stats(call: Call) -> web.StreamResponse:
+    """Figures from the backend's INFO; on a shared server, ops/s and clients are server-wide."""
+    assert call.org_id
+    async with call.connect() as conn:
+        instance = await instances.get_instance(conn, call.org_id, call.path_id("instance_id"))
+    if instance.status != "running" or instance.backend is None:
+        raise Conflict(
+            f"the instance is {instance.status}, so it has no stats yet"
+            + (f": {instance.status_reason}" if instance.status_reason else ""),
+            code="instance_not_running",
+        )
+    try:
+        async with client_for(instance.backend) as client:
+            info = await client.info()
+            keys = await client.dbsize()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        raise ServiceUnavailable(
+            f"the instance's Redis does not answer: {exc}", code="backend_unavailable"
+        ) from None
+    hits, misses = int(info.get("keyspace_hits", 0)), int(info.get("keyspace_misses", 0))
+    return reply(
+        {
+            "used_memory_bytes": int(info.get("used_memory", 0)),
+            "used_memory_peak_bytes": int(info.get("used_memory_peak", 0)),
+            "maxmemory_bytes": int(info.get("maxmemory", 0)),
+            "keys": int(keys),
+            "ops_per_second": int(info.get("instantaneous_ops_per_sec", 0)),
+            "connected_clients": int(info.get("connected_clients", 0)),
+            "hit_ratio": hits / (hits + misses) if hits + misses else None,
+            "evicted_keys": int(info.get("evicted_keys", 0)),
+            "server_wide": instance.backend.shared,
+            "sampled_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    )
+
+
+def _audited(instance: Instance) -> dict[str, Any]:
+    return {
+        "name": instance.name,
+        "memory_mb": instance.memory_mb,
+        "eviction_policy": instance.eviction_policy,
+        "persistence": instance.persistence,
+        "status": instance.status,
+    }
