@@ -287,7 +287,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         try:
             principal = await self.gateway.authenticator.authenticate(auth.token, self.loop.time())
         except StoreError as exc:
-            log.warning("authentication unavailable: %s", exc)
+            # The source logs the outage once; this would repeat it for every client.
+            log.debug("authentication unavailable: %s", exc)
             request.complete(REPLY_AUTH_UNAVAILABLE)
         else:
             if principal is None:

@@ -1,16 +1,19 @@
 """Who a client is: instances, principals, and the cache in front of where keys come from.
 
-A `PrincipalSource` answers "which key record has this public id?" (a static TOML file today,
-Postgres in the control-plane issues). `Authenticator` sits in front of it on the AUTH path: it
-rejects malformed tokens without a lookup, caches records for a short TTL, keeps a bounded
-negative cache so floods of unknown ids do not reach the source, and checks the digest in
-constant time. It never sees or logs a secret beyond the comparison.
+A `PrincipalSource` answers "which key record has this public id?" (a static TOML file, or
+Postgres). `Authenticator` sits in front of it on the AUTH path: it rejects malformed tokens
+without a lookup, caches records for a short TTL, keeps a bounded negative cache so floods of
+unknown ids do not reach the source, and checks the digest in constant time. It never sees or
+logs a secret beyond the comparison. It also notes which keys authenticated, so the gateway can
+record their use in batches rather than per connection.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from redisgate import apikeys
@@ -32,7 +35,7 @@ class Backend:
     port: int
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or reprs
     tls: bool = False
     shared: bool = False
 
@@ -57,9 +60,12 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
+    """A key as its source knows it; `expires_at` is wall-clock (Unix) time, None: never."""
+
     key_id: str
     digest: str
     principal: Principal
+    expires_at: float | None = None
 
 
 class PrincipalSource(Protocol):
@@ -71,7 +77,10 @@ class PrincipalSource(Protocol):
 class Authenticator:
     """Turns a presented token into a Principal (or None), with positive and negative caches.
 
-    `now` is passed in by the caller (the event loop's clock), so this stays testable.
+    `now` is passed in by the caller (the event loop's clock, monotonic), so this stays
+    testable. Expiry is a wall-clock instant, so it is checked against `wall_clock` (injected
+    too), on every AUTH: a cached record never outlives its key's `expires_at`. A `ttl_s` of 0
+    caches nothing: every AUTH asks the source.
     """
 
     def __init__(
@@ -81,14 +90,17 @@ class Authenticator:
         ttl_s: float = 5.0,
         negative_ttl_s: float = 5.0,
         negative_capacity: int = 10_000,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
         self.negative_capacity = negative_capacity
+        self.wall_clock = wall_clock
         self._positive: dict[str, tuple[float, KeyRecord]] = {}
         self._negative: OrderedDict[str, float] = OrderedDict()
         self.lookups = 0  # how often the source was asked (tests and metrics read it)
+        self.used: set[str] = set()  # ids that authenticated since the last `take_used`
 
     async def authenticate(self, token: bytes, now: float) -> Principal | None:
         key_id = apikeys.key_id_of(token)
@@ -97,7 +109,16 @@ class Authenticator:
         record = await self._record(key_id, now)
         if record is None or not apikeys.verify(token, record.digest):
             return None
+        if record.expires_at is not None and record.expires_at <= self.wall_clock():
+            self._positive.pop(key_id, None)
+            return None
+        self.used.add(key_id)
         return record.principal
+
+    def take_used(self) -> list[str]:
+        """The ids that authenticated since the last call (for batched `last_used` updates)."""
+        used, self.used = self.used, set()
+        return sorted(used)
 
     async def _record(self, key_id: str, now: float) -> KeyRecord | None:
         cached = self._positive.get(key_id)
@@ -116,7 +137,8 @@ class Authenticator:
             self._positive.pop(key_id, None)
             return None
         self._negative.pop(key_id, None)
-        self._positive[key_id] = (now + self.ttl_s, record)
+        if self.ttl_s > 0:
+            self._positive[key_id] = (now + self.ttl_s, record)
         return record
 
     def invalidate(self, key_id: str | None = None) -> None:

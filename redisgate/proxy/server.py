@@ -3,6 +3,9 @@
 Shutdown mirrors uvicorn's: close the listeners, ask every client to finish (idle ones close at
 once, busy ones after their owed replies), wait up to `shutdown_timeout_s`, abort what is left,
 then close the upstream pools. A second SIGINT/SIGTERM skips the wait.
+
+Keys that authenticated are written back as `last_used_at` in batches (every
+`_USAGE_FLUSH_S`, and once more at shutdown) by the sweeper, never per command or per AUTH.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.policy import AuthThrottle
 from redisgate.proxy.pool import InstancePool, PoolRegistry
 from redisgate.proxy.principals import Authenticator, Instance, PrincipalSource
+from redisgate.proxy.sources import open_source
 from redisgate.proxy.static_source import StaticSource
 from redisgate.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
 _SWEEP_INTERVAL_S = 1.0
+_USAGE_FLUSH_S = 5.0
+_FINAL_FLUSH_TIMEOUT_S = 2.0
 
 
 class Gateway:
@@ -42,7 +49,12 @@ class Gateway:
         self.source = source
         self.table = table or CommandTable.from_snapshot()
         self.server_version = self.table.redis_version or "7.0.0"
-        self.authenticator = Authenticator(source)
+        if isinstance(source, PostgresSource):  # its own cache bounds (see pg_source)
+            self.authenticator = Authenticator(
+                source, ttl_s=source.positive_ttl_s, negative_ttl_s=source.negative_ttl_s
+            )
+        else:
+            self.authenticator = Authenticator(source)
         self.throttle = AuthThrottle()
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
@@ -54,6 +66,8 @@ class Gateway:
         self._all_gone = asyncio.Event()
         self._unix_inode: int | None = None
         self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
+        self._next_usage_flush = 0.0
+        self._usage_flush: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -188,6 +202,22 @@ class Gateway:
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
+        if now >= self._next_usage_flush and self._usage_flush is None:
+            self._next_usage_flush = now + _USAGE_FLUSH_S
+            self._usage_flush = loop.create_task(self.flush_usage())
+
+    async def flush_usage(self) -> None:
+        """Record the keys that authenticated since the last flush (Postgres source only); on
+        failure they are kept for the next try. Never raises."""
+        try:
+            used = self.authenticator.take_used()
+            if not used or not isinstance(self.source, PostgresSource):
+                return
+            if not await self.source.record_use(used):
+                self.authenticator.used.update(used)
+        finally:
+            if self._usage_flush is asyncio.current_task():
+                self._usage_flush = None
 
     # --- Shutdown ---------------------------------------------------------------------------
 
@@ -207,6 +237,10 @@ class Gateway:
             client._abort()
         await asyncio.sleep(0)
         self.pools.close()
+        if self._usage_flush is not None:
+            await asyncio.wait({self._usage_flush}, timeout=_FINAL_FLUSH_TIMEOUT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush_usage(), _FINAL_FLUSH_TIMEOUT_S)
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -223,22 +257,15 @@ def _remove_socket_file(path: Path, inode: int | None = None) -> None:
             path.unlink()
 
 
-def load_source(settings: Settings) -> PrincipalSource:
-    if settings.keys_file is None:
-        raise ConfigError(
-            "keys_file is not set: the gateway needs a keys file (TOML) listing "
-            "instances and API keys; create one with `redisgate keys add-instance`"
-        )
-    return StaticSource(settings.keys_file)
-
-
 async def serve(settings: Settings) -> int:
-    """Run a gateway until SIGINT/SIGTERM (`redisgate proxy`)."""
-    gateway = Gateway(settings, load_source(settings))
-    await gateway.start()
-    with StopSignals() as signals:
-        await signals.first.wait()
-        await drain(gateway, signals)
+    """Run a gateway until SIGINT/SIGTERM (`redisgate proxy`), with the key source the
+    settings name (`sources.open_source`)."""
+    async with open_source(settings) as source:
+        gateway = Gateway(settings, source)
+        await gateway.start()
+        with StopSignals() as signals:
+            await signals.first.wait()
+            await drain(gateway, signals)
     return 0
 
 

@@ -233,7 +233,7 @@ def test_second_sigterm_forces_exit_while_a_client_is_still_blocked(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ((), "keys_file is not set"),
+        ((), "the gateway has no key source: set database_url"),
         (("--keys-file", "/nonexistent/keys.toml"), "keys file /nonexistent/keys.toml does not"),
         (("--port", "99999"), "proxy_port = 99999 (from flag --port): must be a TCP port"),
         (

@@ -248,3 +248,49 @@ def test_invalidate_everything() -> None:
     auth(authenticator, fake_token("zzzzzzzzzzzz"), 1.0)
     assert source.asked == [KEY.key_id, "zzzzzzzzzzzz"] * 2
     authenticator.invalidate("never-seen")  # unknown ids are fine
+
+
+# --- Expiry (wall clock) and TTL 0 ---------------------------------------------------------
+
+
+def test_expiry_is_checked_on_every_auth_even_when_cached() -> None:
+    source = DictSource()
+    who = source.add(KEY, "web")
+    source.records[KEY.key_id] = KeyRecord(KEY.key_id, KEY.digest, who, expires_at=1000.0)
+    wall = [999.0]
+    authenticator = Authenticator(source, ttl_s=60.0, wall_clock=lambda: wall[0])
+    assert auth(authenticator, KEY.token, 0.0) is who
+    wall[0] = 1000.0  # the loop clock has barely moved; the wall clock passed expires_at
+    assert auth(authenticator, KEY.token, 0.1) is None
+    assert authenticator.lookups == 1  # refused from the cache, then forgotten
+    assert auth(authenticator, KEY.token, 0.2) is None
+    assert authenticator.lookups == 2
+
+
+def test_ttl_zero_asks_the_source_on_every_auth() -> None:
+    source = DictSource(KEY)
+    authenticator = Authenticator(source, ttl_s=0.0)
+    for _ in range(3):
+        assert auth(authenticator, KEY.token, 5.0) is not None
+    assert authenticator.lookups == 3
+    del source.records[KEY.key_id]  # revoked: the very next AUTH fails
+    assert auth(authenticator, KEY.token, 5.0) is None
+    assert authenticator._positive == {}
+
+
+def test_take_used_reports_each_authenticated_key_once() -> None:
+    source = DictSource(KEY, OTHER)
+    authenticator = Authenticator(source)
+    auth(authenticator, KEY.token, 0.0)
+    auth(authenticator, KEY.token, 0.0)
+    auth(authenticator, fake_token(OTHER.key_id), 0.0)  # a wrong secret is not a use
+    assert authenticator.take_used() == [KEY.key_id]
+    assert authenticator.take_used() == []
+    auth(authenticator, OTHER.token, 0.0)
+    assert authenticator.take_used() == [OTHER.key_id]
+
+
+def test_backend_repr_hides_the_password() -> None:
+    backend = Backend(host="10.0.0.5", port=6379, password="hunter2-backend")
+    assert "hunter2" not in repr(backend)
+    assert "hunter2" not in repr(Instance(id="i", name="i", backend=backend))
