@@ -32,6 +32,14 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     return run_dev(settings)
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvloop
+
+    from redisgate.stack import serve
+
+    return uvloop.run(serve(settings))
+
+
 def cmd_proxy(settings: Settings, args: argparse.Namespace) -> int:
     import uvloop
 
@@ -233,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("dev", "run the whole system locally, from a data folder", cmd_dev)
+    add("serve", "serve the gateway and the control API in one process", cmd_serve)
     add("proxy", "serve the RESP gateway (the data plane)", cmd_proxy)
     add("control", "serve the control-plane HTTP API", cmd_control)
     keys = sub.add_parser(

@@ -22,6 +22,7 @@ import pytest
 LINES = [
     re.compile(r"^REDISGATE_URL=redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
     re.compile(r"^REDISGATE_CONTROL_URL=http://127\.0\.0\.1:\d+$"),
+    re.compile(r"^REDISGATE_DEMO_LOGIN=demo@redisgate\.dev:[A-Za-z0-9_-]+$"),
     re.compile(r"^redis-cli -u redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
 ]
 
@@ -77,7 +78,7 @@ class Dev:
                 self.stdout.put(line.rstrip("\n"))
         self.stdout.put(None)
 
-    def read_lines(self, count: int = 3, timeout_s: float = 60) -> list[str]:
+    def read_lines(self, count: int = 4, timeout_s: float = 60) -> list[str]:
         lines: list[str] = []
         deadline = time.monotonic() + timeout_s
         while len(lines) < count:
@@ -146,11 +147,11 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     dev = Dev(dev_dir)
     try:
         lines = dev.read_lines()
-        assert len(lines) == 3, f"got {lines}"
+        assert len(lines) == 4, f"got {lines}"
         for line, pattern in zip(lines, LINES, strict=True):
             assert pattern.match(line), line
-        assert redis_cli(lines[2], "PING") == "PONG"
-        assert redis_cli(lines[2], "SET", "kept", "across-restarts") == "OK"
+        assert redis_cli(lines[3], "PING") == "PONG"
+        assert redis_cli(lines[3], "SET", "kept", "across-restarts") == "OK"
         control = lines[1].split("=", 1)[1]
         ready = get_json(control + "/readyz")
         assert ready["status"] == "ready"
@@ -171,8 +172,8 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     again = Dev(dev_dir)
     try:
         lines = again.read_lines()
-        assert len(lines) == 3, f"got {lines}"
-        assert redis_cli(lines[2], "GET", "kept") == "across-restarts"
+        assert len(lines) == 4, f"got {lines}"
+        assert redis_cli(lines[3], "GET", "kept") == "across-restarts"
         control = lines[1].split("=", 1)[1]
         assert get_json(control + "/readyz")["installation_id"] == ready["installation_id"]
         # The signing key and the account survived the restart.

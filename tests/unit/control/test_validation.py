@@ -15,6 +15,7 @@ from redisgate.errors import (
     Forbidden,
     NotFound,
     QuotaExceeded,
+    ServiceUnavailable,
     StoreError,
     TooManyRequests,
     Unauthenticated,
@@ -76,6 +77,7 @@ def test_status_table() -> None:
         QuotaExceeded("x"): 409,
         ValidationFailed("x"): 422,
         TooManyRequests("x", retry_after_s=3): 429,
+        ServiceUnavailable("x"): 503,
         StoreError("x"): 503,
     }
     for exc, status in cases.items():

@@ -1,0 +1,76 @@
+"""Gateway and control API in one process (`redisgate serve`, and `redisgate dev` on top).
+
+The gateway starts first, so the control API can show its real port in instance endpoints
+and key URLs (a port of 0 picks a free one). Both read the same PostgreSQL: keys created over
+HTTP work at the gateway at once. Shutdown runs in reverse: the gateway drains its clients (a
+second signal cuts that short), then the control API stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from redisgate.config import Settings
+from redisgate.control.app import create_app
+from redisgate.errors import ServiceError
+from redisgate.proxy.server import Gateway, drain
+from redisgate.proxy.sources import open_source
+from redisgate.signals import StopSignals
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    gateway: Gateway
+    control_url: str
+    settings: Settings  # with the ports actually in use
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterator[Stack]:
+    """Start the gateway, then the control API; on exit stop them in reverse."""
+    async with open_source(settings) as source:
+        gateway = Gateway(settings, source)
+        await gateway.start()
+        runner: web.AppRunner | None = None
+        try:
+            settings = dataclasses.replace(settings, proxy_port=gateway.port)
+            runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(
+                runner,
+                settings.control_host,
+                settings.control_port,
+                shutdown_timeout=settings.shutdown_timeout_s,
+            )
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ServiceError(
+                    f"the control API cannot listen on {settings.control_host}:"
+                    f"{settings.control_port} (control_port, "
+                    f"{settings.source_of('control_port')}): {exc.strerror or exc}; choose "
+                    "another port (0 picks a free one) or stop what uses it"
+                ) from None
+            host, port = runner.addresses[0][:2]
+            log.info("control API on http://%s:%s", host, port)
+            yield Stack(gateway, f"http://{host}:{port}", settings)
+        finally:
+            await drain(gateway, signals)
+            if runner is not None:
+                await runner.cleanup()
+
+
+async def serve(settings: Settings) -> int:
+    """`redisgate serve`: both planes until SIGINT/SIGTERM."""
+    with StopSignals() as signals:
+        async with running_stack(settings, signals):
+            await signals.first.wait()
+    return 0
