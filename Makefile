@@ -36,6 +36,8 @@ lint: install
 	$(BIN)/ruff format --check redisgate tests benchmarks scripts
 	$(BIN)/mypy redisgate
 
+# Direct Redis vs the gateway vs twemproxy (benchmarks/README.md); about 5-7 minutes on 2 cores.
+# Smoke test: make bench BENCH_ARGS="--quick --rounds 1". twemproxy is installed when possible.
 bench: install
 	@scripts/install-system-deps.sh --optional nutcracker
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)

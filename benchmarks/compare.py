@@ -1,207 +1,471 @@
-"""Direct Redis vs RedisGate (vs twemproxy) under redis-benchmark, in the same run.
+"""Direct Redis vs RedisGate vs twemproxy, side by side on loopback, in one run (`make bench`).
 
-Starts, on loopback: one redis-server; the gateway in front of it (`redisgate proxy`, its own
-process, a real API key); twemproxy (`nutcracker`, `server_connections: 1`) in front of the same
-Redis when it is installed (otherwise it is skipped, and the report says so). Then runs each
-load against each target, interleaved (A B C A B C …) for `--rounds` rounds, and reports the
-median requests/s, min-max, median p50 latency, and ratios to direct Redis from the same
-rounds. Writes JSON and a Markdown table.
+Starts one redis-server; the gateway in front of it (`redisgate proxy`, its own process, a real
+API key from a keys file, so every command takes the authenticated, scope-checked path); and
+twemproxy (`nutcracker`, `server_connections: 1`) in front of the same Redis when it is
+installed (otherwise it is skipped, and the report says so). Then, per load, runs every target
+in turn, round after round (A B C A B C …), so drift of a shared machine hits them alike:
 
-    python benchmarks/compare.py --rounds 3 --requests 200000 --out benchmarks/results
+- redis-benchmark loads: SET/GET at c50 -P1, c50 -P16, c500 -P1; LRANGE_100; GET of a 100 KB
+  value. Requests/s and p50/p99 come from redis-benchmark's `--csv` output.
+- `mixed`: MGET of 10 keys, HSET/HGETALL, LPUSH/LRANGE, INCR, EVALSHA (benchmarks/mixed.py).
+- `idle`: 10,000 idle authenticated connections against a freshly started target: RSS per
+  connection, and a new client's connect + AUTH + PING time (benchmarks/idle.py).
+
+Reports, per load and target: median requests/s with min-max, median p50 and p99 latency,
+ratios to direct Redis and to twemproxy (median of the per-round ratios), and the CPU seconds
+the target's own process (redis-server, gateway, nutcracker) used per million commands, from
+/proc/PID/stat before and after each run. Writes `results/compare-<time>.{json,md}` and prints
+the Markdown, including the performance issue's targets and whether they were met.
+
+    python benchmarks/compare.py                       # everything, 3 rounds (`make bench`)
+    python benchmarks/compare.py --quick --rounds 1    # tiny sizes: a smoke test
+    python benchmarks/compare.py --only 'set-*' mixed --rounds 5 --no-twemproxy
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import fnmatch
 import json
-import re
+import os
+import platform
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from redisgate.launcher.process import ManagedProcess, free_port
+from benchlib import (
+    BlockingClient,
+    cpu_seconds,
+    open_files_limit,
+    raise_open_files_limit,
+)
+from idle import measure_idle
+from mixed import run_loop, run_mixed
+from report import markdown, summarize, summarize_idle
+from targets import (
+    BIG_KEY,
+    BIG_SIZE,
+    DATA,
+    KEYSPACE,
+    Target,
+    make_keys_file,
+    pid_of,
+    seed,
+    start_gateway,
+    start_twemproxy,
+)
+
+from redisgate.launcher.process import ManagedProcess
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.static_source import add_key, set_instance
 
-LOADS = {  # name -> redis-benchmark arguments
-    "SET c50 P1": ["-t", "set", "-c", "50", "-P", "1"],
-    "GET c50 P1": ["-t", "get", "-c", "50", "-P", "1"],
-    "SET c50 P16": ["-t", "set", "-c", "50", "-P", "16"],
-    "GET c50 P16": ["-t", "get", "-c", "50", "-P", "16"],
-    "SET c500 P1": ["-t", "set", "-c", "500", "-P", "1"],
-    "GET c500 P1": ["-t", "get", "-c", "500", "-P", "1"],
-}
-_RESULT = re.compile(rb"requests per second, p50=([\d.]+) msec")
-_RPS = re.compile(rb"([\d.]+) requests per second")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_benchmark(
-    port: int, password: str | None, args: list[str], requests: int
-) -> tuple[float, float]:
-    """(requests per second, p50 ms) of one redis-benchmark run."""
-    cmd = [
-        "redis-benchmark",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-n",
-        str(requests),
-        "-q",
-        "-r",
-        "100000",
-        *args,
-    ]
-    if password:
-        cmd += ["-a", password]
-    out = subprocess.run(cmd, capture_output=True, timeout=600).stdout
-    last = out.replace(b"\r", b"\n").strip().splitlines()[-1]
-    rps, p50 = _RPS.search(last), _RESULT.search(last)
-    if rps is None or p50 is None:
-        raise RuntimeError(f"cannot read redis-benchmark output: {last!r}")
-    return float(rps.group(1)), float(p50.group(1))
+@dataclass(frozen=True)
+class Load:
+    """One row group of the report. `options` go to redis-benchmark, then `command` (a custom
+    command, instead of `-t`). `check` is sent once to each target first: redis-benchmark counts
+    error replies as successes, so a denied or unsupported command would look fast."""
+
+    slug: str
+    name: str
+    kind: str  # "bench", "mixed" or "idle"
+    options: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    requests: int = 0
+    quick: int = 0
+    check: tuple[str, ...] = ()
+    expect: bytes = b""
+    setget: bool = False  # one of the SET/GET loads, which --requests resizes
 
 
-def start_gateway(workdir: Path, redis: RedisServer) -> tuple[ManagedProcess, int, str]:
-    keys = workdir / "keys.toml"
-    set_instance(keys, "bench", Backend(host="127.0.0.1", port=redis.port, password=redis.password))
-    token = add_key(keys, "bench", "bench").token
-    port = free_port()
-    proc = ManagedProcess(
-        "redisgate",
-        [
-            sys.executable,
-            "-m",
-            "redisgate",
-            "proxy",
-            "--keys-file",
-            str(keys),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        workdir / "gateway.log",
-        stop_signal=signal.SIGINT,
+def _setget(test: str, clients: int, pipeline: int, requests: int) -> Load:
+    name = f"{test.upper()} c{clients} P{pipeline}"
+    check = ("SET", "key:000000000000", DATA) if test == "set" else ("GET", "key:000000000000")
+    return Load(
+        f"{test}-c{clients}-p{pipeline}",
+        name,
+        "bench",
+        ("-t", test, "-c", str(clients), "-P", str(pipeline), "-r", str(KEYSPACE)),
+        requests=requests,
+        quick=max(requests // 50, 1000),
+        check=check,
+        expect=b"+OK" if test == "set" else b"$3\r\n",
+        setget=True,
     )
-    proc.start()
-    proc.wait_ready(lambda: _answers(port), 30, "listening")
-    return proc, port, token
 
 
-def start_twemproxy(workdir: Path, redis: RedisServer) -> tuple[ManagedProcess, int] | None:
-    binary = shutil.which("nutcracker")
-    if binary is None:
-        return None
-    port = free_port()
-    conf = workdir / "nutcracker.yml"
-    conf.write_text(
-        "bench:\n"
-        f"  listen: 127.0.0.1:{port}\n"
-        "  redis: true\n"
-        f"  redis_auth: {redis.password}\n"
-        "  server_connections: 1\n"
-        "  servers:\n"
-        f"    - 127.0.0.1:{redis.port}:1\n"
-    )
-    proc = ManagedProcess("nutcracker", [binary, "-c", str(conf)], workdir / "nutcracker.log")
-    proc.start()
-    proc.wait_ready(lambda: _answers(port), 30, "listening")
-    return proc, port
+LOADS = [
+    _setget("set", 50, 1, 100_000),
+    _setget("get", 50, 1, 100_000),
+    _setget("set", 50, 16, 300_000),
+    _setget("get", 50, 16, 300_000),
+    _setget("set", 500, 1, 60_000),
+    _setget("get", 500, 1, 60_000),
+    # redis-benchmark's own LRANGE_100 (`-t lrange_100`) first runs an LPUSH pass of -n requests
+    # to fill "mylist"; giving its command explicitly skips that pass ("mylist" is seeded once).
+    Load(
+        "lrange100",
+        "LRANGE_100 c50",
+        "bench",
+        ("-c", "50"),
+        ("LRANGE", "mylist", "0", "99"),
+        30_000,
+        1_000,
+        ("LRANGE", "mylist", "0", "99"),
+        b"*100\r\n",
+    ),
+    Load(
+        "get-100kb",
+        "GET 100KB c50",
+        "bench",
+        ("-c", "50"),
+        ("GET", BIG_KEY),
+        8_000,
+        500,
+        ("GET", BIG_KEY),
+        b"$%d\r\n" % BIG_SIZE,
+    ),
+    Load("mixed", "MIXED c50", "mixed"),
+    Load("idle", "IDLE", "idle"),
+]
 
 
-def _answers(port: int) -> bool:
-    import socket
+# --- Running one measurement -------------------------------------------------------------------
 
+
+def run_benchmark(target: Target, load: Load, requests: int) -> dict[str, Any]:
+    """One redis-benchmark run: requests/s, p50 and p99 ms (from --csv), target CPU seconds."""
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(target.port), "-n", str(requests)]
+    cmd += ["--csv", *load.options]
+    if target.password:
+        cmd += ["-a", target.password]
+    cmd += load.command
+    cpu = cpu_seconds(target.pid)
+    proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+    cpu = cpu_seconds(target.pid) - cpu
+    rows = [r for r in csv.reader(proc.stdout.decode().splitlines()) if len(r) == 8]
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
+        row = rows[-1]
+        rps, p50, p99 = float(row[1]), float(row[4]), float(row[6])
+    except (IndexError, ValueError):
+        raise RuntimeError(
+            f"cannot read redis-benchmark output ({' '.join(cmd)}): "
+            f"{proc.stdout[-500:]!r} {proc.stderr[-500:]!r}"
+        ) from None
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "cpu_s": cpu, "commands": requests}
+
+
+def run_mixed_once(target: Target, clients: int, seconds: float, sha: str) -> dict[str, Any]:
+    cpu = cpu_seconds(target.pid)
+    result = run_loop(
+        run_mixed(
+            "127.0.0.1", target.port, target.password, clients=clients, seconds=seconds, sha=sha
+        )
+    )
+    summary: dict[str, Any] = result.summary()
+    summary["cpu_s"] = cpu_seconds(target.pid) - cpu
+    return summary
+
+
+@contextmanager
+def fresh_target(
+    name: str, workdir: Path, redis: RedisServer, keys: Path, token: str, count: int, tag: str
+) -> Iterator[Target]:
+    """A newly started target for the idle load (earlier loads' freed memory would be reused
+    by the idle connections and hide their cost)."""
+    if name == "redis":
+        server = RedisServer(workdir / tag, extra_config={"maxclients": str(count + 1000)})
+        server.start()
+        try:
+            yield Target(name, server.port, server.password, pid_of(server.process))
+        finally:
+            server.stop()
+        return
+    if name == "redisgate":
+        proc, port = start_gateway(workdir, keys, count + 1000, tag)
+        password: str | None = token
+    else:
+        proc, port = start_twemproxy(workdir, redis, tag)
+        password = redis.password
+    try:
+        yield Target(name, port, password, pid_of(proc))
+    finally:
+        proc.stop()
+
+
+def check_load(load: Load, targets: list[Target]) -> dict[str, str]:
+    """Targets that answer the load's command with something unexpected (-> skipped)."""
+    bad: dict[str, str] = {}
+    for target in targets:
+        with BlockingClient("127.0.0.1", target.port, target.password) as client:
+            reply = client.call(*load.check)
+        if not reply.startswith(load.expect):
+            bad[target.name] = f"{' '.join(load.check[:2])} answered {reply[:80]!r}"
+    return bad
+
+
+# --- Main --------------------------------------------------------------------------------------
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=10, check=False)
     except OSError:
-        return False
+        return f"{cmd[0]} not installed"
+    return (out.stdout or out.stderr).decode(errors="replace").strip().splitlines()[0]
+
+
+def environment() -> dict[str, Any]:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = _version(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "redisgate"],
+        capture_output=True,
+        check=False,
+    ).stdout
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "redis": _version(["redis-server", "--version"]).split(" sha=")[0],
+        "redis_benchmark": _version(["redis-benchmark", "--version"]),
+        "nutcracker": _version(["nutcracker", "--version"]).replace("This is ", "")
+        if shutil.which("nutcracker")
+        else "no nutcracker",
+        "gateway_commit": commit + (" + uncommitted changes" if dirty.strip() else ""),
+        "loadavg_start": f"{os.getloadavg()[0]:.2f}",
+    }
+
+
+def select_loads(patterns: list[str]) -> list[Load]:
+    chosen = [
+        load
+        for load in LOADS
+        if any(
+            fnmatch.fnmatch(load.slug, p.lower()) or load.name.lower() == p.lower()
+            for p in patterns
+        )
+    ]
+    unknown = [
+        p
+        for p in patterns
+        if not any(fnmatch.fnmatch(x.slug, p.lower()) or x.name.lower() == p.lower() for x in LOADS)
+    ]
+    if unknown:
+        names = ", ".join(x.slug for x in LOADS)
+        raise SystemExit(f"unknown load(s) {', '.join(unknown)}; loads: {names}")
+    return chosen
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="loads: " + ", ".join(f"{x.slug} ({x.name})" for x in LOADS),
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--only", nargs="+", metavar="LOAD", help="loads to run (globs: 'set-*')")
+    parser.add_argument("--loads", help="comma-separated load names (older spelling of --only)")
+    parser.add_argument("--no-twemproxy", action="store_true", help="leave twemproxy out")
+    parser.add_argument("--requests", type=int, help="requests per SET/GET run (default 60k-300k)")
+    parser.add_argument("--idle", type=int, help="idle connections (default 10000; 0: skip)")
+    parser.add_argument("--mixed-clients", type=int, default=50)
+    parser.add_argument("--mixed-seconds", type=float, help="per run (default 4)")
+    parser.add_argument("--scopes", help="the API key's scopes (default: the full preset)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
+    if args.idle is None:
+        args.idle = 500 if args.quick else 10_000
+    if args.mixed_seconds is None:
+        args.mixed_seconds = 0.5 if args.quick else 4.0
+    patterns = args.only or (args.loads.split(",") if args.loads else ["*"])
+    args.selected = select_loads([p.strip() for p in patterns if p.strip()])
+    if args.idle == 0:
+        args.selected = [x for x in args.selected if x.kind != "idle"]
+    return args
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=200_000)
-    parser.add_argument("--loads", default=",".join(LOADS), help="comma-separated load names")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
-    loads = [name.strip() for name in args.loads.split(",")]
+    args = parse_args()
+    began = time.monotonic()
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    notes: list[str] = []
+    env = environment()
+    use_twem = not args.no_twemproxy and shutil.which("nutcracker") is not None
+    if args.no_twemproxy:
+        notes.append("twemproxy left out (--no-twemproxy).")
+    elif not use_twem:
+        notes.append(
+            "twemproxy skipped: nutcracker is not installed (`make bench` installs the Debian "
+            "package when run as root)."
+        )
+        print(notes[-1], file=sys.stderr)
+    if any(x.kind == "idle" for x in args.selected):
+        limit = raise_open_files_limit(args.idle + 2000)
+        if limit < args.idle + 500:
+            notes.append(
+                f"open-files limit {limit} is too low for {args.idle:,} idle connections "
+                f"(the client and each target hold one descriptor per connection): idle ran "
+                f"with {limit - 500:,}; raise `ulimit -n` (hard) to measure the full count."
+            )
+            print(notes[-1], file=sys.stderr)
+            args.idle = max(1, limit - 500)
+    scope = f"scope {args.scopes!r}" if args.scopes else "the default `full` scope (see --scopes)"
+    notes.append(f"gateway policy path: API key from a keys file, {scope} checked per command.")
     workdir = Path(tempfile.mkdtemp(prefix="redisgate-bench-"))
-    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    with RedisServer(workdir / "redis") as redis:
-        gateway, gw_port, token = start_gateway(workdir, redis)
-        twem = start_twemproxy(workdir, redis)
-        try:
-            targets: dict[str, tuple[int, str | None]] = {
-                "redis": (redis.port, redis.password),
-                "redisgate": (gw_port, token),
-            }
-            if twem is not None:
-                targets["twemproxy"] = (twem[1], redis.password)
-            else:
-                print("twemproxy (nutcracker) is not installed: skipped", file=sys.stderr)
-            for load in loads:
-                results[load] = {t: [] for t in targets}
-                for _ in range(args.rounds):
-                    for target, (port, password) in targets.items():
-                        results[load][target].append(
-                            run_benchmark(port, password, LOADS[load], args.requests)
-                        )
-                print(format_row(load, results[load]), file=sys.stderr)
-        finally:
-            gateway.stop()
-            if twem is not None:
-                twem[0].stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    report: dict[str, Any] = {
+        "started": started,
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "environment": env,
+        "notes": notes,
+        "loads": {},
+    }
+    procs: list[ManagedProcess] = []
+    try:
+        with RedisServer(workdir / "redis") as redis:
+            sha = seed(redis)
+            keys, token = make_keys_file(workdir, redis, args.scopes)
+            gateway, gw_port = start_gateway(workdir, keys, 10_000, "main")
+            procs.append(gateway)
+            targets = [
+                Target("redis", redis.port, redis.password, pid_of(redis.process)),
+                Target("redisgate", gw_port, token, pid_of(gateway)),
+            ]
+            if use_twem:
+                twem, twem_port = start_twemproxy(workdir, redis, "main")
+                procs.append(twem)
+                targets.append(Target("twemproxy", twem_port, redis.password, pid_of(twem)))
+            for load in args.selected:
+                try:
+                    if load.kind == "idle":
+                        report["idle"] = run_idle(args, workdir, redis, keys, token, targets)
+                    else:
+                        report["loads"][load.name] = run_load(args, load, targets, sha, notes)
+                except Exception as exc:  # keep the other loads' results
+                    notes.append(f"{load.name} failed: {type(exc).__name__}: {exc}")
+                    _progress(notes[-1])
+                dead = [proc for proc in procs if not proc.running()]
+                if dead:
+                    notes.append(f"{dead[0].name} exited; stopped here. Log: {dead[0].log_tail(5)}")
+                    _progress(notes[-1])
+                    break
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    env["loadavg_end"] = f"{os.getloadavg()[0]:.2f}"
+    report["duration_s"] = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"compare-{stamp}.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
+    (args.out / f"compare-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
     (args.out / f"compare-{stamp}.md").write_text(table)
     print(table)
+    print(f"written: {args.out}/compare-{stamp}.{{json,md}}", file=sys.stderr)
     return 0
 
 
-def _median(runs: list[tuple[float, float]], i: int) -> float:
-    return statistics.median(r[i] for r in runs)
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-def format_row(load: str, by_target: dict[str, list[tuple[float, float]]]) -> str:
-    base = _median(by_target["redis"], 0)
-    parts = [
-        f"{t} {_median(r, 0):,.0f}/s ({_median(r, 0) / base:.2f}x)" for t, r in by_target.items()
-    ]
-    return f"{load}: " + ", ".join(parts)
+def run_load(
+    args: argparse.Namespace, load: Load, targets: list[Target], sha: str, notes: list[str]
+) -> dict[str, Any]:
+    """All rounds of one load, targets interleaved; returns its runs and summary."""
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    active = targets
+    requests = load.quick if args.quick else load.requests
+    if args.requests and load.setget:
+        requests = args.requests
+    if load.kind == "bench":
+        bad = check_load(load, targets)
+        for name, why in bad.items():
+            notes.append(f"{load.name}: {name} skipped: {why}")
+            _progress(notes[-1])
+        active = [t for t in targets if t.name not in bad]
+
+    def once(target: Target) -> dict[str, Any]:
+        if load.kind == "bench":
+            return run_benchmark(target, load, requests)
+        return run_mixed_once(target, args.mixed_clients, args.mixed_seconds, sha)
+
+    for round_no in range(args.rounds):
+        for target in active:
+            result = once(target)
+            runs[target.name].append(result)
+            _progress(
+                f"{load.name} round {round_no + 1} {target.name}: {result['rps']:,.0f}/s "
+                f"p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f} ms"
+            )
+    if load.kind == "mixed":
+        busy = max(r["client_cpu_s"] / r["seconds"] for rs in runs.values() for r in rs)
+        capped = " (so it may be what limits the rates)" if busy > 0.85 else ""
+        notes.append(
+            f"{load.name}: benchmarks/mixed.py, {args.mixed_clients} connections, request/reply, "
+            f"{args.mixed_seconds:g} s per run; the generator used up to {busy:.0%} of a core"
+            f"{capped}."
+        )
+        for target in active:
+            for op, why in runs[target.name][0]["skipped"].items():
+                notes.append(f"{load.name}: {target.name} cannot run {op} ({why}): left out")
+    entry: dict[str, Any] = {"slug": load.slug, "runs": runs, "summary": summarize(runs)}
+    if load.kind == "bench":
+        entry["redis_benchmark_args"] = ["-n", str(requests), *load.options, *load.command]
+    else:
+        entry["clients"], entry["seconds"] = args.mixed_clients, args.mixed_seconds
+    return entry
 
 
-def markdown(results: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
-    targets = list(next(iter(results.values())))
-    head = ["load"] + [f"{t} req/s (min-max)" for t in targets]
-    head += [f"{t}/redis" for t in targets[1:]] + [f"{t} p50 ms" for t in targets]
-    if "twemproxy" in targets:
-        head.append("redisgate/twemproxy")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for load, by_target in results.items():
-        base = _median(by_target["redis"], 0)
-        row = [load]
-        for runs in by_target.values():
-            lo, hi = min(r[0] for r in runs), max(r[0] for r in runs)
-            row.append(f"{_median(runs, 0):,.0f} ({lo:,.0f}-{hi:,.0f})")
-        row += [f"{_median(by_target[t], 0) / base:.2f}x" for t in targets[1:]]
-        row += [f"{_median(by_target[t], 1):.3f}" for t in targets]
-        if "twemproxy" in targets:
-            ratio = _median(by_target["redisgate"], 0) / _median(by_target["twemproxy"], 0)
-            row.append(f"{ratio:.2f}x")
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+def run_idle(
+    args: argparse.Namespace,
+    workdir: Path,
+    redis: RedisServer,
+    keys: Path,
+    token: str,
+    targets: list[Target],
+) -> dict[str, Any]:
+    """Rounds of the idle load, each target started afresh for each measurement."""
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    for round_no in range(args.rounds):
+        for t in targets:
+            tag = f"idle-{t.name}-{round_no}"
+            with fresh_target(t.name, workdir, redis, keys, token, args.idle, tag) as target:
+                limit = open_files_limit(target.pid)
+                if limit < args.idle + 50:
+                    _progress(f"warning: {t.name}'s open-files limit is {limit}")
+                result = run_loop(
+                    measure_idle("127.0.0.1", target.port, target.password, target.pid, args.idle)
+                )
+            result["open_files_limit"] = limit
+            runs[t.name].append(result)
+            _progress(
+                f"IDLE round {round_no + 1} {t.name}: {result['opened']:,} open, "
+                f"{result['bytes_per_conn'] / 1024:.2f} KiB each, new client "
+                f"{result['probe_p50_ms']:.2f} ms, {result['alive']:,} alive"
+                + (f" ({result['error']})" if result["error"] else "")
+            )
+    return {"count": args.idle, "runs": runs, "summary": summarize_idle(runs)}
 
 
 if __name__ == "__main__":

@@ -66,9 +66,23 @@ def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.proxy.static_source import add_key
+    from redisgate.scopes import parse_scope, prefix_scope, preset_scope
 
-    key = add_key(_keys_file(settings), args.instance, args.name or args.instance)
+    if args.prefix is not None and args.scopes is not None:
+        raise ConfigError("--prefix goes with a --preset, not with --scopes (write ~prefix* there)")
+    try:
+        if args.prefix is not None:
+            scopes = prefix_scope(args.prefix, args.preset or "full")
+        elif args.preset is not None:
+            scopes = preset_scope(args.preset)
+        else:
+            scopes = args.scopes
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    key = add_key(_keys_file(settings), args.instance, args.name or args.instance, scopes)
     host = "127.0.0.1" if settings.proxy_host in ("0.0.0.0", "::") else settings.proxy_host
+    if scopes is not None:
+        print(f"scopes: {parse_scope(scopes).canonical}")
     print(f"key id {key.key_id} for instance {args.instance!r} (the token is shown only now):")
     print(f"REDISGATE_URL=redis://default:{key.token}@{host}:{settings.proxy_port}/0")
     return 0
@@ -247,6 +261,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("new", "mint an API key for an instance and print it once", cmd_keys_new, keys_sub)
     p.add_argument("--instance", required=True, help="the instance the key opens")
     p.add_argument("--name", default=None, help="a name for the key (default: the instance)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--scopes", default=None, help="Redis ACL rules, e.g. '+@read ~app:*' (docs/scopes.md)"
+    )
+    scope.add_argument(
+        "--preset", default=None, help="full (default), read-only, write-only or pubsub-only"
+    )
+    p.add_argument(
+        "--prefix", default=None, help="limit the key (and its preset) to keys starting with this"
+    )
     p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub)
     p.add_argument("key_id", help="the key's public id (rg_<id>_…)")
     admin = sub.add_parser(

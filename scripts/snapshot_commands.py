@@ -1,4 +1,4 @@
-"""Snapshot a running Redis's command metadata into `redisgate/proxy/data/redis-<x.y>.json`.
+"""Snapshot a running Redis's command metadata into `redisgate/data/redis-<x.y>.json`.
 
     python scripts/snapshot_commands.py --port 6379              # writes redis-7.0.json
     python scripts/snapshot_commands.py --unix-socket /tmp/redis.sock --output out.json
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=6379)
     parser.add_argument("--unix-socket", help="connect through this socket instead of TCP")
     parser.add_argument("--password")
-    parser.add_argument("--output", type=Path, help="default: redisgate/proxy/data/redis-X.Y.json")
+    parser.add_argument("--output", type=Path, help="default: redisgate/data/redis-X.Y.json")
     args = parser.parse_args(argv)
 
     conn = connect(args)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = normalize(info, docs)
     major_minor = ".".join(version.split(".")[:2])
-    output = args.output or ROOT / "redisgate" / "proxy" / "data" / f"redis-{major_minor}.json"
+    output = args.output or ROOT / "redisgate" / "data" / f"redis-{major_minor}.json"
     document = snapshot_document(commands, version, "scripts/snapshot_commands.py")
     output.write_text(dumps(document), encoding="utf-8")
     subs = sum(len(c.get("subcommands", {})) for c in commands.values())

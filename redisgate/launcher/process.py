@@ -9,6 +9,10 @@ that users run is the code the tests exercise. Three things keep children from o
   stops it (the signal is tied to the thread that forks: start children from the main thread
   or another thread that outlives them);
 - `stop()` is idempotent and escalates to SIGKILL after a timeout.
+
+The one deliberate exception: a local instance's redis-server must outlive a restarting
+control plane, so the provisioner starts it with `die_with_parent=False` and, when it lets
+go, `detach()`es it; whoever adopts it later tracks it by pid.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class ManagedProcess:
         env: dict[str, str] | None = None,
         user: int | None = None,
         group: int | None = None,
+        die_with_parent: bool = True,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -79,6 +84,7 @@ class ManagedProcess:
         self.env = env
         self.user = user
         self.group = group
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
@@ -109,13 +115,26 @@ class ManagedProcess:
                     user=self.user,
                     group=self.group,
                     start_new_session=True,
-                    preexec_fn=_death_signal(self.stop_signal),
+                    preexec_fn=_death_signal(self.stop_signal) if self.die_with_parent else None,
                 )
             except FileNotFoundError:
                 raise ServiceError(f"{self.name}: executable not found: {self.argv[0]}") from None
             except PermissionError as exc:
                 raise ServiceError(f"{self.name}: cannot execute {self.argv[0]}: {exc}") from None
         log.debug("started %s: pid %s: %s", self.name, self.proc.pid, " ".join(self.argv))
+
+    def detach(self) -> int | None:
+        """Let go of a running child: it keeps running, and we neither stop nor reap it.
+
+        Returns its pid. Popen warns about a child it forgets while it runs and queues it to
+        be reaped behind the back of whoever adopts it, so it is marked done first.
+        """
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.returncode = 0
+        return proc.pid
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

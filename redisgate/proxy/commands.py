@@ -8,7 +8,7 @@ subcommand; `COMMAND DOCS` adds summary, group and version. We never write that 
 
     raw RESP2 replies --normalize()--> plain JSON-able dict --CommandTable--> CommandSpec objects
                                            |
-                                           +--> redisgate/proxy/data/redis-7.0.json (snapshot)
+                                           +--> redisgate/data/redis-7.0.json (snapshot)
 
 The gateway loads the live backend's metadata at start-up through `from_command_info` and falls
 back to the packaged snapshot (`from_snapshot`); both go through `normalize`, so they cannot
@@ -239,7 +239,7 @@ class CommandTable:
     def from_snapshot(cls, path: str | PathLike[str] | None = None) -> CommandTable:
         """From a JSON snapshot; by default the one packaged for Redis 7.0."""
         if path is None:
-            text = resources.files("redisgate.proxy").joinpath(*SNAPSHOT_RESOURCE).read_text()
+            text = resources.files("redisgate").joinpath(*SNAPSHOT_RESOURCE).read_text()
         else:
             with open(path, encoding="utf-8") as f:
                 text = f.read()

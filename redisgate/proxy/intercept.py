@@ -314,6 +314,20 @@ def filter_command_docs(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
     return transform
 
 
+def filter_channel_list(allowed: Callable[[bytes], bool]) -> Callable[[bytes], bytes]:
+    """For PUBSUB CHANNELS/SHARDCHANNELS: only the channels `allowed` accepts."""
+
+    def transform(frame: bytes) -> bytes:
+        parts = split_aggregate(frame)
+        if parts is None:
+            return frame
+        kind, elements = parts
+        kept = [e for e in elements if (name := _bulk_text(e)) is not None and allowed(name)]
+        return kind + b"%d\r\n" % len(kept) + b"".join(kept)
+
+    return transform
+
+
 def command_count_reply(allowed: frozenset[bytes]) -> bytes:
     """COMMAND COUNT counts top-level commands, as Redis does."""
     return encode_int(sum(1 for name in allowed if b"|" not in name))

@@ -1,12 +1,196 @@
-"""Per-peer and per-key policies that need a clock, with the clock passed in (sans-IO).
+"""Per-key and per-peer policies, sans-IO (a clock, where needed, is passed in).
 
-So far: `AuthThrottle`, which slows down peers that keep presenting bad keys. Scopes, rate
-limits and quotas join it in later issues.
+- `ScopeCheck`: a key's scope (`redisgate.scopes`) bound to the backend's command table. Binding
+  walks the table once and keeps the names of the allowed commands, so the per-command check is
+  a set lookup, then one glob match per key (`keyspecs.keys`) or channel; bindings are shared by
+  every client with the same scope and table. `fast` lists the command names that need no
+  check beyond their name (the session forwards those straight away).
+- `AuthThrottle`: slows down peers that keep presenting bad keys.
+
+Rate limits and quotas join them with the live-policy issue.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
+from collections.abc import Sequence
+
+from redisgate.proxy.commands import CommandSpec, CommandTable, KeyAccess, SearchKind
+from redisgate.proxy.keyspecs import (
+    CHANNEL_SPECS,
+    ChannelAccess,
+    channels,
+    keys,
+    keys_complete,
+    sort_patterns,
+)
+from redisgate.proxy.resp_encode import encode_error
+from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WRITE, Scope
+
+NOPERM_KEY = encode_error("NOPERM", "No permissions to access a key")
+NOPERM_CHANNEL = encode_error("NOPERM", "No permissions to access a channel")
+
+
+class Denial:
+    """Why a command was refused (the `reason` label of the denial counter)."""
+
+    COMMAND = "command"
+    KEY = "key"
+    CHANNEL = "channel"
+    KEYSPACE = "keyspace"
+
+
+# Keys at fixed places: (first index, last index (negative: from the end), step, permissions).
+KeyPlan = tuple[tuple[int, int, int, int], ...]
+
+
+class ScopeCheck:
+    """A scope bound to one command table; see the module docstring.
+
+    `keyed` maps the names of plain forwarded commands whose keys sit at fixed places (GET,
+    SET, MGET, COPY …) to a `KeyPlan`, so the session can check their keys without the
+    general path (`keys_fit`); a key that does not fit goes through `check`, which finds the
+    exact reason (the plan may ask for more permissions than the arguments need: SET asks
+    read+write, as SET … GET would).
+    """
+
+    __slots__ = ("_patterns", "allowed", "fast", "keyed", "scope")
+
+    def __init__(self, scope: Scope, table: CommandTable, forwarded: frozenset[bytes]) -> None:
+        self.scope = scope
+        self._patterns = tuple((p.perms, p.match) for p in scope.keys)
+        self.allowed = frozenset(
+            spec.name
+            for spec in table.walk()
+            if "no_auth" in spec.flags
+            or scope.command_allowed(spec.name, spec.container, spec.acl_categories)
+        )
+        fast: set[bytes] = set()
+        keyed: dict[bytes, KeyPlan] = {}
+        for raw in forwarded:
+            spec = table.get(raw)
+            if spec is None or spec.name not in self.allowed:
+                continue
+            if scope.allkeys or (not spec.key_specs and spec.name not in KEYSPACE_WIDE):
+                fast.add(raw)
+            elif spec.name not in KEYSPACE_WIDE:
+                plan = _key_plan(spec)
+                if plan:
+                    keyed[raw] = plan
+        self.fast = frozenset(fast)
+        self.keyed = keyed
+
+    def keys_fit(self, plan: KeyPlan, args: Sequence[bytes]) -> bool:
+        """Whether every key at the plan's places has a pattern granting the plan's perms."""
+        argc = len(args)
+        patterns = self._patterns
+        for first, last, step, perms in plan:
+            stop = last + 1 if last >= 0 else argc + last + 1
+            if stop > argc:
+                return False  # an arity error: let the full check (and Redis) answer
+            for i in range(first, stop, step):
+                key = args[i]
+                for granted, match in patterns:
+                    if granted & perms == perms and match(key):
+                        break
+                else:
+                    return False
+        return True
+
+    def check(self, spec: CommandSpec, args: Sequence[bytes]) -> tuple[str, bytes] | None:
+        """None when the scope allows the command with these arguments, else (reason, reply)."""
+        if spec.name not in self.allowed:
+            return (Denial.COMMAND, _command_denied(spec.name))
+        scope = self.scope
+        if not scope.allkeys:
+            if (spec.container or spec.name) in KEYSPACE_WIDE:
+                return (Denial.KEYSPACE, _keyspace_denied(spec.display_name))
+            if spec.name in SCRIPT_RUNNERS:
+                return (Denial.KEYSPACE, _script_denied(spec.display_name))
+            if not keys_complete(spec):
+                return (Denial.KEY, NOPERM_KEY)
+            for position, access in keys(spec, args):
+                if not scope.key_allowed(args[position], _perms(access)):
+                    return (Denial.KEY, NOPERM_KEY)
+            if spec.name in ("sort", "sort_ro"):
+                patterns = sort_patterns(spec, args)
+                if patterns:
+                    option = args[patterns[0] - 1].decode(errors="replace").upper()
+                    return (Denial.KEY, _sort_denied(option))
+        if not scope.allchannels and spec.name in CHANNEL_SPECS:
+            for position, channel_access in channels(spec, args):
+                if channel_access & (ChannelAccess.UNSUBSCRIBE | ChannelAccess.INSPECT):
+                    continue
+                if channel_access & ChannelAccess.PATTERN:
+                    allowed = scope.channel_pattern_allowed(args[position])
+                else:
+                    allowed = scope.channel_allowed(args[position])
+                if not allowed:
+                    return (Denial.CHANNEL, NOPERM_CHANNEL)
+        return None
+
+
+def _key_plan(spec: CommandSpec) -> KeyPlan:
+    """The spec's keys as fixed places, or () when they depend on the arguments' values."""
+    if not spec.keys_interpretable or spec.name in ("sort", "sort_ro", "migrate"):
+        return ()
+    plan = []
+    for ks in spec.key_specs:
+        if not ks.is_key:
+            continue
+        begin, find = ks.begin, ks.find
+        if begin.kind is not SearchKind.INDEX or find.kind is not SearchKind.RANGE:
+            return ()
+        if find.limit or find.keystep < 1 or begin.index < 1:
+            return ()
+        last = begin.index + find.lastkey if find.lastkey >= 0 else find.lastkey
+        # SET and BITFIELD change their flags with their arguments: ask for everything.
+        perms = READ | WRITE if spec.name in ("set", "bitfield") else _perms(ks.access)
+        plan.append((begin.index, last, find.keystep, perms))
+    return tuple(plan)
+
+
+@functools.lru_cache(maxsize=1024)
+def bind_scope(scope: Scope, table: CommandTable, forwarded: frozenset[bytes]) -> ScopeCheck:
+    """The shared ScopeCheck of `scope` on `table` (`forwarded`: the session's fast names)."""
+    return ScopeCheck(scope, table, forwarded)
+
+
+def _perms(access: KeyAccess) -> int:
+    """The ACL permissions a key with these key-spec flags needs (Redis's rule)."""
+    return (READ if access.reads else 0) | (WRITE if access.writes else 0)
+
+
+@functools.lru_cache(maxsize=512)
+def _command_denied(name: str) -> bytes:
+    return encode_error("NOPERM", f"this user has no permissions to run the '{name}' command")
+
+
+@functools.lru_cache(maxsize=8)
+def _sort_denied(option: str) -> bytes:
+    """Redis's wording for SORT BY/GET patterns without full key access."""
+    return encode_error(
+        "NOPERM", f"{option} option of SORT denied due to insufficient ACL permissions."
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _script_denied(display_name: str) -> bytes:
+    return encode_error(
+        "NOPERM",
+        f"'{display_name}' runs a script, which can reach any key, and this key may only access "
+        "the keys matching its patterns (a key with allkeys may run scripts)",
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _keyspace_denied(display_name: str) -> bytes:
+    return encode_error(
+        "NOPERM",
+        f"'{display_name}' touches every key of the database, and this key may only access "
+        "the keys matching its patterns (a key with allkeys may run it)",
+    )
 
 
 class AuthThrottle:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redisgate import apikeys
+from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
+
+FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +46,13 @@ class Instance:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated API key and what it may reach."""
+    """An authenticated API key and what it may reach (`scope`: which commands, keys and
+    channels; the `full` preset unless the key says otherwise)."""
 
     key_id: str
     key_name: str
     instance: Instance
+    scope: Scope = FULL_SCOPE
 
 
 @dataclass(frozen=True, slots=True)

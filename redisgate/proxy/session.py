@@ -17,7 +17,10 @@ A client moves to a dedicated connection for commands the command table routes P
 `pinning.DedicatedTracker` says the connection holds state; when it is clean again, later
 commands go back to shared connections. The transport keeps order across that switch.
 
-Denied commands get `-NOPERM`, unknown ones Redis's own `-ERR unknown command` wording. SELECT
+Every command is checked against the key's scope (`policy.ScopeCheck`: commands, keys,
+channels, as Redis ACL does); commands in `_fast` (allowed by name alone) skip straight to a
+shared connection. Denied commands get `-NOPERM` (counted in `metrics.COMMANDS_DENIED`), unknown
+ones Redis's own `-ERR unknown command` wording. SELECT
 is virtualised (db 0 is the instance's db), the client's name and library info live here, and
 INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 """
@@ -29,9 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from redisgate import metrics
 from redisgate.proxy import intercept
 from redisgate.proxy.commands import CommandSpec, CommandTable, arity_ok
 from redisgate.proxy.pinning import DedicatedTracker
+from redisgate.proxy.policy import KeyPlan, ScopeCheck, bind_scope
 from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import (
     REPLY_HELLO_NOAUTH,
@@ -140,7 +145,9 @@ class Session:
         # gateway client id -> backend id of that client's dedicated connection (set by the
         # transport, which knows the other clients); None: REDIRECT is refused
         self.redirect_target: Callable[[int], int | None] | None = None
-        self._fast = _fast_forward(table)
+        self._check: ScopeCheck | None = None
+        self._fast: frozenset[bytes] = frozenset()
+        self._keyed: dict[bytes, KeyPlan] = {}
 
     def __repr__(self) -> str:
         who = self.principal.key_name if self.principal else "-"
@@ -149,7 +156,15 @@ class Session:
     def use_table(self, table: CommandTable) -> None:
         """Judge commands by this table (the instance's backend's own command metadata)."""
         self.table = table
-        self._fast = _fast_forward(table)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Bind the principal's scope to the table (shared, cached) after either changes."""
+        if self.principal is None:
+            self._check, self._fast, self._keyed = None, frozenset(), {}
+        else:
+            self._check = bind_scope(self.principal.scope, self.table, _fast_forward(self.table))
+            self._fast, self._keyed = self._check.fast, self._check.keyed
 
     @property
     def authenticated(self) -> bool:
@@ -162,8 +177,12 @@ class Session:
         args = command.args
         name = args[0]
         if self.principal is not None:
-            if name in self._fast and self.tracker is None:
-                return (Kind.SHARED, command.raw, None)
+            if self.tracker is None:
+                if name in self._fast:
+                    return (Kind.SHARED, command.raw, None)
+                plan = self._keyed.get(name)
+                if plan is not None and self._check.keys_fit(plan, args):  # type: ignore[union-attr]
+                    return (Kind.SHARED, command.raw, None)
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
 
@@ -206,14 +225,19 @@ class Session:
         if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
             # resolve() fell back to the container: the subcommand is unknown or missing
             return (Kind.LOCAL, intercept.unknown_subcommand(spec, args), None)
+        assert self.principal is not None and self._check is not None
         decision = decide(spec, args)
         route = decision.route
-        assert self.principal is not None
         shared_server = self.principal.instance.backend.shared
         if route is Route.DENIED and spec.name in SERVER_WIDE and not shared_server:
             route = Route.FORWARD
         elif route is Route.DENIED or not decision.classified:
+            metrics.COMMANDS_DENIED["gateway"] += 1
             return (Kind.LOCAL, intercept.denied(spec, decision.reason), None)
+        denial = self._check.check(spec, args)
+        if denial is not None:
+            metrics.COMMANDS_DENIED[denial[0]] += 1
+            return (Kind.LOCAL, denial[1], None)
         base = spec.container or spec.name
         base_b = base.encode()
         if shared_server:
@@ -238,9 +262,21 @@ class Session:
                 return (Kind.LOCAL, redirected, None)
             if redirected is not None:
                 return (Kind.DEDICATED, encode_command(redirected), None)
+        if spec.name in _CHANNEL_LISTINGS and not self._check.scope.allchannels:
+            return self._visible_channels(spec, args)
         if route is Route.PINNED or self.tracker is not None:
             return (Kind.DEDICATED, command.raw, None)
         return (Kind.SHARED, command.raw, None)
+
+    def _visible_channels(self, spec: CommandSpec, args: list[bytes]) -> Decision:
+        """PUBSUB CHANNELS/NUMSUB and their shard forms show only the channels the key may
+        see: listings are filtered, and NUMSUB is asked only about allowed channels."""
+        assert self._check is not None
+        allowed = self._check.scope.channel_allowed
+        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+        if spec.name.endswith("numsub"):
+            return (kind, encode_command([*args[:2], *filter(allowed, args[2:])]), None)
+        return (kind, encode_command(args), intercept.filter_channel_list(allowed))
 
     def _translate_redirect(self, args: list[bytes]) -> list[bytes] | bytes | None:
         """CLIENT TRACKING … REDIRECT <id>: the id the client knows is a gateway client id;
@@ -332,6 +368,7 @@ class Session:
             return REPLY_WRONGPASS
         self.principal = principal
         self.state = State.READY
+        self._bind()
         if request.hello_protocol is not None:
             self._apply_hello(request.hello_protocol, request.setname)
             return self.hello_reply()
@@ -340,6 +377,7 @@ class Session:
     def _reset(self) -> Decision:
         """RESET: as on Redis, back to a fresh, unauthenticated RESP2 connection."""
         self.principal = None
+        self._bind()
         self.state = State.AUTH
         self.protocol = 2
         self.name = None
@@ -402,7 +440,7 @@ class Session:
     def client_info(self) -> bytes:
         tracker = self.tracker
         subs = tracker.subscriptions if tracker else {"channels": (), "patterns": (), "shard": ()}
-        user = self.principal.key_name if self.principal else "default"
+        user = self.principal.key_id if self.principal else "default"  # as ACL WHOAMI
         return intercept.client_info_line(
             [
                 ("id", self.client_id),
@@ -426,9 +464,9 @@ class Session:
 
     def _acl(self, args: list[bytes]) -> bytes:
         sub = args[1].lower()
-        if sub == b"whoami":
+        if sub == b"whoami":  # the key's public id: what the dashboard and the audit log show
             assert self.principal is not None
-            return encode_bulk(self.principal.key_name)
+            return encode_bulk(self.principal.key_id)
         if len(args) > 3:
             return intercept.wrong_arity("acl|cat")
         reply = intercept.acl_cat_reply(self.table, args[2] if len(args) == 3 else None)
@@ -458,6 +496,9 @@ intercept.BAD_NAME = encode_error(
 )
 
 
+_CHANNEL_LISTINGS = frozenset(
+    {"pubsub|channels", "pubsub|shardchannels", "pubsub|numsub", "pubsub|shardnumsub"}
+)
 # Redis runs these at once inside MULTI instead of queueing them.
 _RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _EXECABORT = encode_error("EXECABORT", "Transaction discarded because of previous errors.")

@@ -13,6 +13,7 @@ shared = false                # optional: other dbs of this server belong to oth
 name = "web frontend"
 instance = "cache"
 sha256 = "…"                  # hex SHA-256 of the whole token; the token itself is not stored
+scopes = "+@read ~app:*"      # optional: Redis ACL rules (docs/scopes.md); default: the full preset
 ```
 
 `redisgate keys new --instance cache` adds a key and prints the token once. The gateway
@@ -32,12 +33,13 @@ from typing import Any
 
 from redisgate import apikeys
 from redisgate.errors import ConfigError
-from redisgate.proxy.principals import Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
+from redisgate.scopes import ScopeError, compile_scope, parse_scope
 
 log = logging.getLogger(__name__)
 
 _INSTANCE_FIELDS = {"host", "port", "db", "username", "password", "tls", "shared"}
-_KEY_FIELDS = {"name", "instance", "sha256"}
+_KEY_FIELDS = {"name", "instance", "sha256", "scopes"}
 
 
 def _check_fields(where: str, table: dict[str, Any], allowed: set[str], required: set[str]) -> None:
@@ -115,7 +117,13 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ConfigError(f"{where}: sha256 must be 64 lowercase hex digits")
         name = _typed(where, table.get("name", key_id), str, "name must be a string")
-        principal = Principal(key_id=key_id, key_name=name, instance=instance)
+        scope = FULL_SCOPE
+        if "scopes" in table:
+            try:
+                scope = compile_scope(_typed(where, table["scopes"], str, "scopes: not a string"))
+            except ScopeError as exc:
+                raise ConfigError(f"{where}: scopes: {exc}") from None
+        principal = Principal(key_id=key_id, key_name=name, instance=instance, scope=scope)
         records[key_id] = KeyRecord(key_id=key_id, digest=digest, principal=principal)
     return records
 
@@ -228,18 +236,29 @@ def set_instance(path: Path, name: str, backend: Backend, *, replace: bool = Fal
     _dump(path, data)
 
 
-def add_key(path: Path, instance: str, name: str) -> apikeys.MintedKey:
-    """Mint a key for `instance`, store its digest, and return it (the token is not stored)."""
+def add_key(path: Path, instance: str, name: str, scopes: str | None = None) -> apikeys.MintedKey:
+    """Mint a key for `instance`, store its digest, and return it (the token is not stored).
+
+    `scopes` (Redis ACL rules) is validated and stored in canonical form; None: full preset.
+    """
     key = apikeys.mint()
-    store_key(path, instance, name, key)
+    store_key(path, instance, name, key, scopes)
     return key
 
 
-def store_key(path: Path, instance: str, name: str, key: apikeys.MintedKey) -> None:
+def store_key(
+    path: Path, instance: str, name: str, key: apikeys.MintedKey, scopes: str | None = None
+) -> None:
     data = _load_raw(path)
     if instance not in data["instances"]:
         raise ConfigError(f"{path}: no instance named {instance!r}")
-    data["keys"][key.key_id] = {"name": name, "instance": instance, "sha256": key.digest}
+    entry = {"name": name, "instance": instance, "sha256": key.digest}
+    if scopes is not None:
+        try:
+            entry["scopes"] = parse_scope(scopes).canonical
+        except ScopeError as exc:
+            raise ConfigError(f"invalid scopes: {exc}") from None
+    data["keys"][key.key_id] = entry
     _dump(path, data)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -152,3 +153,21 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_detached_child_keeps_running_and_popen_lets_it_go(tmp_path: Path) -> None:
+    script = "import time; print('up', flush=True); time.sleep(60)"
+    proc = ManagedProcess(
+        "keeper", [sys.executable, "-c", script], tmp_path / "log", die_with_parent=False
+    )
+    proc.start()
+    proc.wait_ready(lambda: "up" in proc.log_tail(), 10, "up")
+    pid = proc.detach()
+    assert pid is not None and alive(pid)
+    assert not proc.running()
+    assert proc.stop() is None  # no longer ours to stop
+    assert proc.detach() is None
+    gc.collect()  # the forgotten Popen must not warn (filterwarnings = error) nor reap it
+    assert alive(pid)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from redisgate.cli import build_parser, main
+from redisgate.scopes import PRESETS, parse_scope, prefix_scope
 
 
 def test_help_lists_every_subcommand_on_one_line() -> None:
@@ -63,3 +65,49 @@ def test_config_reference_is_markdown(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert out.startswith("| Setting | Default |")
     assert "`REDISGATE_PROXY_PORT`" in out
+
+
+def test_keys_new_with_scopes_presets_and_prefix(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from redisgate.proxy.static_source import parse_keys_file
+
+    keys = str(tmp_path / "keys.toml")
+    assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
+    assert main(["keys", "new", "--instance", "c", "--keys-file", keys]) == 0
+    assert (
+        main(["keys", "new", "--instance", "c", "--preset", "read-only", "--keys-file", keys]) == 0
+    )
+    args = ["keys", "new", "--instance", "c", "--prefix", "app:", "--keys-file", keys]
+    assert main(args) == 0
+    args = ["keys", "new", "--instance", "c", "--scopes", "+get ~a %R~a", "--keys-file", keys]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "scopes: +get ~a resetchannels" in out  # printed in canonical form
+    assert "scopes: +@all -@admin -@dangerous" in out and "~app:* &*" in out
+    scopes = sorted(r.principal.scope.canonical for r in parse_keys_file(Path(keys)).values())
+    assert scopes == sorted(
+        [
+            parse_scope(PRESETS["full"]).canonical,
+            parse_scope(PRESETS["read-only"]).canonical,
+            parse_scope(prefix_scope("app:")).canonical,
+            "+get ~a resetchannels",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scopes", "+@nonsense"], "invalid scopes: unknown category '@nonsense' at 1"),
+        (["--preset", "admin"], "unknown preset 'admin'"),
+        (["--prefix", "a", "--scopes", "+get"], "--prefix goes with a --preset"),
+    ],
+)
+def test_keys_new_refuses_bad_scopes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    keys = str(tmp_path / "keys.toml")
+    assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
+    assert main(["keys", "new", "--instance", "c", "--keys-file", keys, *extra]) != 0
+    assert message in capsys.readouterr().err

@@ -40,6 +40,7 @@ class RunningGateway:
     backend: RedisServer
     tokens: dict[str, str] = field(default_factory=dict)  # instance -> token
     dbs: dict[str, int] = field(default_factory=dict)  # instance -> backend db
+    scoped: dict[str, str] = field(default_factory=dict)  # label -> token of a scoped key
 
     @property
     def port(self) -> int:
@@ -50,6 +51,11 @@ class RunningGateway:
 
     def client(self, instance: str = "main", **kwargs: Any) -> redis.Redis:
         return redis.Redis.from_url(self.url(instance), **kwargs)
+
+    def scoped_client(self, label: str, **kwargs: Any) -> redis.Redis:
+        """A client of the first instance with the scoped key `label` (see `run_gateway`)."""
+        url = f"redis://default:{self.scoped[label]}@127.0.0.1:{self.port}/0"
+        return redis.Redis.from_url(url, **kwargs)
 
     def direct(self, instance: str = "main") -> redis.Redis:
         """A client straight to the backend db of `instance` (to check what really happened)."""
@@ -77,8 +83,10 @@ def run_gateway(
     *,
     instances: tuple[str, ...] = ("main",),
     shared: bool = False,
+    scopes: dict[str, str] | None = None,
     **overrides: Any,
 ) -> Iterator[RunningGateway]:
+    """`scopes` ({label: scope string}) adds keys with those scopes on the first instance."""
     keys_file = tmp_path / "keys.toml"
     tokens, dbs = {}, {}
     for name in instances:
@@ -94,6 +102,10 @@ def run_gateway(
         )
         tokens[name] = add_key(keys_file, name, f"{name}-key").token
         dbs[name] = db
+    scoped = {
+        label: add_key(keys_file, instances[0], label, text).token
+        for label, text in (scopes or {}).items()
+    }
     settings = dataclasses.replace(
         load_settings(env={}), proxy_port=0, keys_file=keys_file, **overrides
     )
@@ -103,7 +115,7 @@ def run_gateway(
     gateway = Gateway(settings, StaticSource(keys_file))
     asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(10)
     try:
-        yield RunningGateway(gateway, loop, keys_file, backend, tokens, dbs)
+        yield RunningGateway(gateway, loop, keys_file, backend, tokens, dbs, scoped)
     finally:
         asyncio.run_coroutine_threadsafe(gateway.shutdown(timeout_s=1), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

@@ -20,7 +20,7 @@ from redisgate.proxy.commands import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-SNAPSHOT = ROOT / "redisgate" / "proxy" / "data" / "redis-7.0.json"
+SNAPSHOT = ROOT / "redisgate" / "data" / "redis-7.0.json"
 TABLE = CommandTable.from_snapshot()
 
 # Verbatim from redis-server 7.0.15 through redis-py with no response callback.

@@ -690,7 +690,7 @@ def test_client_info_describes_the_gateway_connection() -> None:
     clock.now = 112.9
     line = (
         b"id=42 addr=10.0.0.1:5000 laddr=10.0.0.2:6379 name=app age=12 db=0 sub=0 psub=0 "
-        b"ssub=0 multi=-1 cmd=client|info user=web redir=-1 resp=2 lib-name= lib-ver=\n"
+        b"ssub=0 multi=-1 cmd=client|info user=abcdefghijkl redir=-1 resp=2 lib-name= lib-ver=\n"
     )
     assert local(session, "CLIENT", "INFO") == b"$%d\r\n%s\r\n" % (len(line), line)
 
@@ -713,7 +713,7 @@ def test_client_info_counts_subscriptions_and_multi() -> None:
 
 def _table_with_setinfo() -> CommandTable:
     """The 7.0 snapshot plus CLIENT SETINFO, as a Redis 7.2 backend describes it."""
-    text = resources.files("redisgate.proxy").joinpath("data", "redis-7.0.json").read_text()
+    text = resources.files("redisgate").joinpath("data", "redis-7.0.json").read_text()
     commands = json.loads(text)["commands"]
     subs = commands["client"]["subcommands"]
     setinfo = copy.deepcopy(subs["client|setname"])
@@ -811,8 +811,8 @@ def bulk_array(items: list[str]) -> bytes:
     )
 
 
-def test_acl_whoami_is_the_key_name() -> None:
-    assert local(ready(), "ACL", "WHOAMI") == b"$3\r\nweb\r\n"
+def test_acl_whoami_is_the_key_public_id() -> None:
+    assert local(ready(), "ACL", "WHOAMI") == b"$12\r\nabcdefghijkl\r\n"
 
 
 def test_acl_cat_lists_redis_categories() -> None:

@@ -1,0 +1,181 @@
+"""The report of `compare.py`: summaries over rounds, the performance issue's targets, Markdown.
+
+Kept apart from the runner so the numbers' meaning (medians, same-round ratios) lives in one
+place; `compare.py` collects runs and calls `summarize`, `summarize_idle` and `markdown`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchlib import median
+
+
+def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per target: medians, min-max, same-round ratios, CPU seconds per million commands."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, rounds in runs.items():
+        if not rounds:
+            continue
+        rps = [r["rps"] for r in rounds]
+        commands = sum(r["commands"] for r in rounds)
+        entry: dict[str, Any] = {
+            "rps": median(rps),
+            "rps_min": min(rps),
+            "rps_max": max(rps),
+            "p50_ms": median([r["p50_ms"] for r in rounds]),
+            "p99_ms": median([r["p99_ms"] for r in rounds]),
+            "cpu_s_per_m": sum(r["cpu_s"] for r in rounds) / commands * 1e6 if commands else None,
+        }
+        for base in ("redis", "twemproxy"):
+            other = runs.get(base) or []
+            if name != base and len(other) == len(rounds):
+                ratios = [r["rps"] / o["rps"] for r, o in zip(rounds, other, strict=True)]
+                entry[f"x_{base}"] = median(ratios)
+        out[name] = entry
+    return out
+
+
+def summarize_idle(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, rounds in runs.items():
+        if rounds:
+            per = [r["bytes_per_conn"] for r in rounds]
+            out[name] = {
+                "opened": min(r["opened"] for r in rounds),
+                "count": rounds[0]["count"],
+                "alive": min(r["alive"] for r in rounds),
+                "rss_before": median([r["rss_before"] for r in rounds]),
+                "rss_after": median([r["rss_after"] for r in rounds]),
+                "bytes_per_conn": median(per),
+                "bytes_per_conn_min": min(per),
+                "bytes_per_conn_max": max(per),
+                "open_s": median([r["open_s"] for r in rounds]),
+                "probe_p50_ms": median([r["probe_p50_ms"] for r in rounds]),
+                "probe_max_ms": max(r["probe_max_ms"] for r in rounds),
+                "errors": sorted({r["error"] or r["probe_error"] for r in rounds} - {""}),
+            }
+    return out
+
+
+def goals(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """The performance issue's targets: (goal, measured, wanted, met?)."""
+    loads: dict[str, Any] = report["loads"]
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def gw(load: str) -> dict[str, Any] | None:
+        entry: dict[str, Any] | None = loads.get(load, {}).get("summary", {}).get("redisgate")
+        return entry
+
+    def ratio(load: str, base: str, wanted: float) -> None:
+        entry = gw(load)
+        if entry is not None and f"x_{base}" in entry:
+            value = entry[f"x_{base}"]
+            rows.append(
+                (f"{load}: gateway / {base}", f"{value:.2f}x", f">= {wanted}x", value >= wanted)
+            )
+
+    for load in ("SET c50 P1", "GET c50 P1"):
+        ratio(load, "twemproxy", 1.0)
+    for load in ("SET c500 P1", "GET c500 P1"):
+        ratio(load, "redis", 1.1)
+        ratio(load, "twemproxy", 1.0)
+    for load in ("SET c50 P16", "GET c50 P16"):
+        ratio(load, "twemproxy", 0.9)
+    for load in ("SET c50 P1", "GET c50 P1"):
+        summary = loads.get(load, {}).get("summary", {})
+        if "redisgate" in summary and "twemproxy" in summary:
+            diff = summary["redisgate"]["p50_ms"] - summary["twemproxy"]["p50_ms"]
+            rows.append(
+                (
+                    f"{load}: gateway p50 - twemproxy p50",
+                    f"{diff:+.3f} ms",
+                    "<= 0.15 ms",
+                    diff <= 0.15,
+                )
+            )
+    idle = report.get("idle", {}).get("summary", {}).get("redisgate")
+    if idle is not None:
+        per_kb = idle["bytes_per_conn"] / 1024
+        rows.append(
+            (
+                f"{idle['opened']:,} idle clients: gateway RSS each",
+                f"{per_kb:.2f} KiB",
+                "<= 6 KiB",
+                per_kb <= 6 and idle["opened"] == idle["count"],
+            )
+        )
+        probe = idle["probe_p50_ms"]
+        rows.append(
+            (
+                "new client connect+AUTH+PING meanwhile (median of 20)",
+                f"{probe:.2f} ms",
+                "< 10 ms",
+                probe < 10,
+            )
+        )
+    return rows  # fmt: skip
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None or value != value else format(value, fmt)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    lines = [
+        f"# RedisGate benchmark {report['started']}",
+        "",
+        f"{env['cpu']} ({env['cpus']} CPUs), load average {env['loadavg_start']} at the start "
+        f"and {env['loadavg_end']} at the end; {env['redis']}; {env['nutcracker']}; "
+        f"gateway {env['gateway_commit']}. {report['rounds']} interleaved round(s); "
+        f"took {report['duration_s']:.0f} s.",
+    ]
+    if report["loads"]:
+        lines += [
+            "",
+            "| load | target | req/s (median) | min-max | p50 ms | p99 ms | vs redis "
+            "| vs twemproxy | CPU s / M cmds |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+    for name, load in report["loads"].items():
+        for target, s in load["summary"].items():
+            skipped = load["runs"][target][0].get("skipped") if load["runs"][target] else None
+            label = target + (f" (without {', '.join(skipped)})" if skipped else "")
+            lines.append(
+                f"| {name} | {label} | {s['rps']:,.0f} | {s['rps_min']:,.0f}-{s['rps_max']:,.0f} "
+                f"| {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {_num(s.get('x_redis'), '.2f')} "
+                f"| {_num(s.get('x_twemproxy'), '.2f')} | {_num(s['cpu_s_per_m'], '.2f')} |"
+            )
+    idle = report.get("idle")
+    if idle:
+        lines += [
+            "",
+            f"Idle connections ({idle['count']:,} authenticated, each target freshly started):",
+            "",
+            "| target | open / alive | RSS before MB | RSS after MB | KiB per conn (min-max) "
+            "| open s | new client ms p50 (max) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for target, s in idle["summary"].items():
+            lines.append(
+                f"| {target} | {s['opened']:,} / {s['alive']:,} | {s['rss_before'] / 2**20:.1f} "
+                f"| {s['rss_after'] / 2**20:.1f} | {s['bytes_per_conn'] / 1024:.2f} "
+                f"({s['bytes_per_conn_min'] / 1024:.2f}-{s['bytes_per_conn_max'] / 1024:.2f}) "
+                f"| {s['open_s']:.1f} | {s['probe_p50_ms']:.2f} ({s['probe_max_ms']:.2f}) |"
+            )
+    rows = goals(report)
+    if rows:
+        lines += ["", "Targets of the performance issue:", ""]
+        lines += ["| goal | measured | wanted | met |", "|---|---|---|---|"]
+        for goal, measured, wanted, met in rows:
+            lines.append(f"| {goal} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
+    if report["notes"]:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in report["notes"]]
+    lines += [
+        "",
+        "req/s and latency: medians over rounds (p50/p99 per run from redis-benchmark --csv, or "
+        "from benchmarks/mixed.py); vs redis, vs twemproxy: median of the per-round ratios; "
+        "CPU: user+system seconds of the target's own process per million commands.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""The session applies the key's scope: denials as -NOPERM (counted), pub/sub listings
+filtered, and the fast path only for commands the scope allows by name alone."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.principals import Backend, Instance, Principal
+from redisgate.proxy.resp import Command, RequestFramer, encode_command
+from redisgate.proxy.session import AuthRequest, Kind, Session
+from redisgate.scopes import compile_scope
+
+TABLE = CommandTable.from_snapshot()
+TOKEN = b"rg_abcdefghijkl_" + b"s" * 43
+
+
+def cmd(*args: bytes | str) -> Command:
+    framer = RequestFramer()
+    framer.feed(encode_command([a.encode() if isinstance(a, str) else a for a in args]))
+    command = framer.next_command()
+    assert command is not None
+    return command
+
+
+def session_with(scope: str) -> Session:
+    session = Session(TABLE, client_id=1)
+    kind, request, _ = session.handle(cmd("AUTH", TOKEN))
+    assert kind is Kind.AUTHENTICATE and isinstance(request, AuthRequest)
+    backend = Backend(host="10.0.0.5", port=6379)
+    principal = Principal("abcdefghijkl", "web", Instance("c", "c", backend), compile_scope(scope))
+    assert session.auth_result(request, principal) == b"+OK\r\n"
+    return session
+
+
+def denied_count(reason: str) -> float:
+    value = REGISTRY.get_sample_value("redisgate_commands_denied_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_denials_are_noperm_and_counted() -> None:
+    session = session_with("+@read ~app:*")
+    before = denied_count("key"), denied_count("command")
+    kind, payload, _ = session.handle(cmd("GET", "other"))
+    assert (kind, payload) == (Kind.LOCAL, b"-NOPERM No permissions to access a key\r\n")
+    kind, payload, _ = session.handle(cmd("SET", "app:1", "v"))
+    assert payload == b"-NOPERM this user has no permissions to run the 'set' command\r\n"
+    assert (denied_count("key"), denied_count("command")) == (before[0] + 1, before[1] + 1)
+    kind, payload, _ = session.handle(cmd("GET", "app:1"))
+    assert kind is Kind.SHARED  # the session goes on after a denial
+
+
+def test_the_gateways_own_denials_keep_their_reason() -> None:
+    session = session_with("+@all allkeys")
+    before = denied_count("gateway")
+    _, payload, _ = session.handle(cmd("CONFIG", "SET", "maxmemory", "1"))
+    assert isinstance(payload, bytes) and b"through RedisGate: " in payload
+    assert denied_count("gateway") == before + 1
+
+
+def test_fast_path_respects_the_scope() -> None:
+    restricted = session_with("+@all ~app:*")
+    assert (
+        restricted.handle(cmd("GET", "other"))[0] is Kind.LOCAL
+    )  # GET has a key: not on the fast path for a restricted key
+    full = session_with("+@all allkeys allchannels")
+    assert full.handle(cmd("GET", "other"))[0] is Kind.SHARED
+
+
+def test_denied_inside_multi_aborts_the_transaction() -> None:
+    from redisgate.proxy.pinning import DedicatedTracker
+
+    session = session_with("+@all ~app:*")
+    session.tracker = tracker = DedicatedTracker(2)
+    tracker.on_send(b"multi", [b"MULTI"])
+    kind, payload, _ = session.handle(cmd("GET", "other"))
+    assert payload == b"-NOPERM No permissions to access a key\r\n"
+    kind, payload, transform = session.handle(cmd("EXEC"))
+    assert kind is Kind.DEDICATED and payload == encode_command([b"DISCARD"])
+    assert transform is not None and transform(b"+OK\r\n").startswith(b"-EXECABORT")
+
+
+def test_pubsub_listings_show_only_allowed_channels() -> None:
+    session = session_with("+@all allkeys &news.*")
+    kind, payload, transform = session.handle(cmd("PUBSUB", "CHANNELS"))
+    assert kind is Kind.SHARED and transform is not None
+    reply = b"*3\r\n$7\r\nnews.uk\r\n$5\r\nsport\r\n$7\r\nnews.fr\r\n"
+    assert transform(reply) == b"*2\r\n$7\r\nnews.uk\r\n$7\r\nnews.fr\r\n"
+    assert transform(b"*0\r\n") == b"*0\r\n"
+    kind, payload, transform = session.handle(cmd("PUBSUB", "NUMSUB", "news.uk", "sport"))
+    assert payload == encode_command([b"PUBSUB", b"NUMSUB", b"news.uk"]) and transform is None
+    kind, payload, _ = session.handle(cmd("PUBSUB", "SHARDNUMSUB", "sport"))
+    assert payload == encode_command([b"PUBSUB", b"SHARDNUMSUB"])  # Redis answers *0
+    # with allchannels nothing is rewritten
+    everything = session_with("+@all allkeys allchannels")
+    command = cmd("PUBSUB", "NUMSUB", "sport")
+    assert everything.handle(command) == (Kind.SHARED, command.raw, None)
+
+
+def test_reset_forgets_the_scope() -> None:
+    session = session_with("+@all allkeys")
+    assert session.handle(cmd("RESET"))[1] == b"+RESET\r\n"
+    assert session.handle(cmd("GET", "k"))[1].startswith(b"-NOAUTH")  # type: ignore[union-attr]
