@@ -7,7 +7,9 @@ the boundary of the module that met it, so callers handle a small, stable set of
 - `CommandError`: one command failed; it becomes a `-CODE message` reply and the connection
   stays open. `code` reuses Redis's own first words so clients map them to their exceptions.
 - `UpstreamError`: the backing Redis is unreachable or too slow.
-- `StoreError`: Postgres-side failures and lookups.
+- `StoreError`: Postgres-side failures and lookups (`NotFound`, `Conflict`, `QuotaExceeded`).
+- `RequestError`: a control API request refused (bad JSON, invalid fields, no or bad token,
+  role too low, throttled); the control plane maps each type to an HTTP status in one table.
 - `ProvisionError`: an instance's Redis could not be started, changed or removed.
 - `ConfigError`, `ServiceError`, `MigrationError`: start-up problems, reported to a human.
 """

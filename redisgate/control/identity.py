@@ -16,6 +16,7 @@ from redisgate.control.spec import (
     TIME,
     UUID,
     Call,
+    client_addr,
     no_content,
     obj,
     reply,
@@ -94,7 +95,7 @@ async def start_session(
         remember_me=remember_me,
         ttl_s=s.session_remember_ttl_s if remember_me else s.session_ttl_s,
         user_agent=call.request.headers.get("User-Agent", ""),
-        client_addr=call.actor().client_addr,
+        client_addr=client_addr(call.request),
     )
     actor = call.actor(user.id)
     await audit.record(
@@ -126,7 +127,7 @@ async def register(call: Call) -> web.StreamResponse:
         raise ValidationFailed(
             "invalid fields: password", details={"fields": {"password": problem}}
         )
-    throttle, addr = call.request.app[REGISTER_THROTTLE], call.actor().client_addr
+    throttle, addr = call.request.app[REGISTER_THROTTLE], client_addr(call.request)
     wait = throttle.retry_after(email, addr, time.monotonic())
     if wait:
         raise TooManyRequests(
@@ -157,7 +158,7 @@ async def register(call: Call) -> web.StreamResponse:
 
 async def login(call: Call) -> web.StreamResponse:
     email, password = call.body["email"].strip(), call.body["password"]
-    addr = call.actor().client_addr
+    addr = client_addr(call.request)
     throttle, passwords = call.request.app[THROTTLE], call.request.app[PASSWORDS]
     wait = throttle.retry_after(email, addr, time.monotonic())
     if wait:
