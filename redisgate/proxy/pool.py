@@ -17,6 +17,8 @@ clean; a few idle ones are kept for reuse.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 import hiredis
 
 from redisgate.errors import UpstreamUnavailable
-from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.commands import CommandTable, normalize
 from redisgate.proxy.principals import Backend, Instance
 from redisgate.proxy.resp import encode_command, encode_error, is_error
 from redisgate.proxy.upstream import DedicatedOwner, PendingRequest, State, UpstreamConnection
@@ -162,11 +164,16 @@ class InstancePool:
 
     # --- Command metadata -------------------------------------------------------------------
 
-    async def fetch_command_table(self) -> CommandTable:
+    async def fetch_command_table(
+        self, known: dict[bytes, CommandTable] | None = None
+    ) -> CommandTable:
         """This backend's own COMMAND INFO and COMMAND DOCS, as a command table.
 
-        Raises UpstreamUnavailable if the backend cannot be asked (the caller falls back to the
-        table shipped with RedisGate).
+        `known` maps digests of earlier replies to their tables: a backend that describes its
+        commands exactly like another (same version, same modules) gets that table, so
+        a gateway in front of many instances builds, and binds scopes to, one table per
+        version rather than one per instance. Raises UpstreamUnavailable if the backend cannot
+        be asked (the caller falls back to the table shipped with RedisGate).
         """
         if self.closed or self._clock() < self._down_until:
             raise UpstreamUnavailable(self.down_message())
@@ -185,9 +192,16 @@ class InstancePool:
         if is_error(info_reply) or is_error(docs_reply):
             raise UpstreamUnavailable(conn.close_reason or "COMMAND INFO failed")
         version = _hello_version(conn.hello_reply)
-        return CommandTable.from_command_info(
-            _parse(info_reply), _parse(docs_reply), redis_version=version
-        )
+        commands = normalize(_parse(info_reply), _parse(docs_reply))
+        # Redis lists commands in hash-table order, which differs between processes: compare
+        # the normalised (sorted) form.
+        digest = hashlib.sha256(json.dumps([version, commands]).encode()).digest()
+        if known is not None and digest in known:
+            return known[digest]
+        table = CommandTable(commands, version)
+        if known is not None:
+            known[digest] = table
+        return table
 
     # --- Connections, failures and backoff --------------------------------------------------
 

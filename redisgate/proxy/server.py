@@ -66,6 +66,7 @@ class Gateway:
         self._all_gone = asyncio.Event()
         self._unix_inode: int | None = None
         self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
+        self._tables_by_digest: dict[bytes, CommandTable] = {}
         self._next_usage_flush = 0.0
         self._usage_flush: asyncio.Task[None] | None = None
 
@@ -89,7 +90,9 @@ class Gateway:
         key = (pool.backend.host, pool.backend.port)
         pending = self._tables.get(key)
         if pending is None:
-            pending = self._tables[key] = asyncio.ensure_future(pool.fetch_command_table())
+            pending = self._tables[key] = asyncio.ensure_future(
+                pool.fetch_command_table(self._tables_by_digest)
+            )
         try:
             return await asyncio.shield(pending)
         except Exception as exc:  # never let metadata break authentication
