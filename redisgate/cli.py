@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from redisgate import __version__
-from redisgate.config import SPECS, Settings, load_settings, reference_markdown
+from redisgate.config import SPECS, Settings
+from redisgate.config_load import load_settings, reference_markdown
 from redisgate.errors import ConfigError, RedisGateError, ServiceError
 
 log = logging.getLogger("redisgate")

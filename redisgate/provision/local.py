@@ -48,7 +48,7 @@ from redisgate.provision.base import (
     StatusCallback,
     check_instance_id,
 )
-from redisgate.provision.localredis import RedisProcess, admin_command, server_pid
+from redisgate.provision.localredis import RedisProcess, admin_command, cancel_and_wait, server_pid
 from redisgate.provision.ports import pick_port
 from redisgate.provision.redisconf import (
     CONFIG_FILE,
@@ -200,7 +200,7 @@ class LocalProvisioner:
         folder = self.base_dir / check_instance_id(instance_id)
         inst = self._instances.pop(instance_id, None)
         if inst is not None:
-            await _cancel(inst.supervisor)
+            await cancel_and_wait(inst.supervisor)
             async with inst.lock:
                 if inst.process is not None:
                     await inst.process.stop(self.stop_timeout_s)
@@ -250,7 +250,7 @@ class LocalProvisioner:
         self._closed = True
 
         async def let_go(inst: _Instance) -> None:
-            await _cancel(inst.supervisor)
+            await cancel_and_wait(inst.supervisor)
             async with inst.lock:  # an operation in flight finishes first
                 if inst.process is not None and stop_servers:
                     await inst.process.stop(self.stop_timeout_s)
@@ -493,19 +493,6 @@ class LocalProvisioner:
                 self.on_status(inst.spec.instance_id, status)
             except Exception:
                 log.exception("on_status callback failed for %s", inst.spec.instance_id)
-
-
-async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel `task` and wait for it, without swallowing a cancellation of our own."""
-    if task is None or task.done():
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
 
 
 def _conforms(provisioner: LocalProvisioner) -> Provisioner:

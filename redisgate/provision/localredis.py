@@ -267,3 +267,16 @@ class RedisProcess:
                 exited = info.si_code == os.CLD_EXITED
                 code = info.si_status if exited else -info.si_status
         self.exited.set_result(code)
+
+
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` and wait for it, without swallowing a cancellation of our own."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from redisgate.proxy.commands import CommandSpec, CommandTable
 from redisgate.proxy.resp import (
     REPLY_NOPROTO,
+    REPLY_OK,
     ReplyFramer,
     encode_array,
     encode_bulk,
@@ -331,6 +332,31 @@ def filter_channel_list(allowed: Callable[[bytes], bool]) -> Callable[[bytes], b
 def command_count_reply(allowed: frozenset[bytes]) -> bytes:
     """COMMAND COUNT counts top-level commands, as Redis does."""
     return encode_int(sum(1 for name in allowed if b"|" not in name))
+
+
+def select_reply(args: list[bytes]) -> bytes:
+    """SELECT: db 0 is the instance's own db; there is no other."""
+    if len(args) != 2:
+        return wrong_arity("select")
+    index = parse_int(args[1])
+    if index is None:
+        return encode_error("ERR", "value is not an integer or out of range")
+    if index != 0:
+        return encode_error("ERR", "DB index is out of range")
+    return REPLY_OK
+
+
+def acl_reply(args: list[bytes], key_id: str, table: CommandTable) -> bytes:
+    """ACL WHOAMI (the key's public id: what the dashboard and the audit log show), ACL CAT."""
+    if args[1].lower() == b"whoami":
+        return encode_bulk(key_id)
+    if len(args) > 3:
+        return wrong_arity("acl|cat")
+    reply = acl_cat_reply(table, args[2] if len(args) == 3 else None)
+    if reply is None:
+        category = args[2].decode(errors="replace")
+        return encode_error("ERR", f"Unknown category '{category}'")
+    return reply
 
 
 def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:

@@ -311,7 +311,7 @@ class Session:
         if base == b"reset":
             return self._reset()
         if base == b"select":
-            return (Kind.LOCAL, self._select(args), None)
+            return (Kind.LOCAL, intercept.select_reply(args), None)
         if base == b"client":
             return (Kind.LOCAL, self._client(args), None)
         if base == b"info":
@@ -322,7 +322,8 @@ class Session:
         if base == b"command":
             return self._command(args)
         if base == b"acl":
-            return (Kind.LOCAL, self._acl(args), None)
+            assert self.principal is not None
+            return (Kind.LOCAL, intercept.acl_reply(args, self.principal.key_id, self.table), None)
         name = spec.display_name if spec is not None else base.decode()
         return (Kind.LOCAL, encode_error("ERR", f"'{name}' is not supported yet"), None)
 
@@ -391,16 +392,6 @@ class Session:
             f"or tracking on RedisGate; send RESET or finish it first",
         )
 
-    def _select(self, args: list[bytes]) -> bytes:
-        if len(args) != 2:
-            return intercept.wrong_arity("select")
-        index = parse_int(args[1])
-        if index is None:
-            return encode_error("ERR", "value is not an integer or out of range")
-        if index != 0:
-            return encode_error("ERR", "DB index is out of range")
-        return REPLY_OK
-
     def _client(self, args: list[bytes]) -> bytes:
         sub = args[1].lower()
         if sub == b"id":
@@ -462,19 +453,6 @@ class Session:
             ]
         )
 
-    def _acl(self, args: list[bytes]) -> bytes:
-        sub = args[1].lower()
-        if sub == b"whoami":  # the key's public id: what the dashboard and the audit log show
-            assert self.principal is not None
-            return encode_bulk(self.principal.key_id)
-        if len(args) > 3:
-            return intercept.wrong_arity("acl|cat")
-        reply = intercept.acl_cat_reply(self.table, args[2] if len(args) == 3 else None)
-        if reply is None:
-            category = args[2].decode(errors="replace")
-            return encode_error("ERR", f"Unknown category '{category}'")
-        return reply
-
     def _command(self, args: list[bytes]) -> Decision:
         allowed = intercept.allowed_names(self.table)
         sub = args[1].lower() if len(args) > 1 else b""
@@ -489,11 +467,6 @@ class Session:
             allowed, keep_positions=by_name, resp3=self.protocol == 3
         )
         return (kind, raw, transform)  # COMMAND, COMMAND INFO, COMMAND LIST
-
-
-intercept.BAD_NAME = encode_error(
-    "ERR", "Client names cannot contain spaces, newlines or special characters."
-)
 
 
 _CHANNEL_LISTINGS = frozenset(

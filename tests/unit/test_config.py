@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from redisgate.config import SPECS, Settings, load_settings, mask_secret, reference_markdown
+from redisgate.config import SPECS, Settings, mask_secret
+from redisgate.config_load import load_settings, reference_markdown
 from redisgate.errors import ConfigError
 
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 import uvloop
 
-from redisgate.config import load_settings
+from redisgate.config_load import load_settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.principals import Backend
 from redisgate.proxy.server import Gateway

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redisgate import apikeys
-from redisgate.config import load_settings
+from redisgate.config_load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.pg_source import PostgresSource
