@@ -271,6 +271,19 @@ class Settings:
         "How long to wait for PostgreSQL or redis-server to become ready.",
         validate=check.positive,
     )
+    # Live policy: the gateway's key cache, kept true by the control plane's change notices
+    key_cache_ttl_s: float = setting(
+        60.0,
+        "How long the gateway trusts a cached API key while change notices arrive (without "
+        "them, every AUTH reads PostgreSQL).",
+        validate=check.not_negative,
+    )
+    fail_static_s: float = setting(
+        600.0,
+        "With PostgreSQL unreachable, keys seen this recently keep authenticating new "
+        "connections (0: none do).",
+        validate=check.not_negative,
+    )
     # Process
     shutdown_timeout_s: float = setting(
         10.0,

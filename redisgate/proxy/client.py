@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from redisgate.errors import RemoteProtocolError, StoreError
 from redisgate.proxy.dedicated import DedicatedConnectionMixin
 from redisgate.proxy.pool import InstancePool
+from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import RequestFramer, encode_error
 from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
@@ -396,6 +397,20 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
+
+    def apply_principal(self, principal: Principal | None) -> None:
+        """The key changed while this client used it: None (revoked, expired, deleted) closes
+        the connection, as Redis does for a deleted ACL user; a key moved to another backend
+        closes it too (the client reconnects); otherwise the new scope applies from the next
+        command."""
+        session = self.session
+        if session is None or session.principal is None or self.closing:
+            return
+        if principal is None or principal.instance != session.principal.instance:
+            log.info("%r: its key was revoked, expired or moved; closing", self)
+            self._abort()
+            return
+        session.replace_principal(principal)
 
     def shutdown(self) -> None:
         """Graceful stop: take no new commands, close once every owed reply is written."""

@@ -19,12 +19,14 @@ from redisgate.proxy.resp import (
     ReplyFramer,
     encode_array,
     encode_bulk,
+    encode_command,
     encode_error,
     encode_int,
     encode_map,
 )
 from redisgate.proxy.resp_reply import parse_int
 from redisgate.proxy.routes import Route
+from redisgate.scopes import Scope
 
 # INFO fields a client may see: what clients read to gate features, nothing about the host or
 # other tenants. Everything else, and every other section, is dropped.
@@ -313,6 +315,16 @@ def filter_command_docs(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
         return kind + b"%d\r\n" % count + b"".join(kept)
 
     return transform
+
+
+def visible_channels(
+    spec: CommandSpec, args: list[bytes], scope: Scope
+) -> tuple[bytes, Callable[[bytes], bytes] | None]:
+    """PUBSUB CHANNELS/NUMSUB and their shard forms show only the channels the key may see:
+    listings are filtered (the transform), NUMSUB is asked only about allowed channels."""
+    if spec.name.endswith("numsub"):
+        return encode_command([*args[:2], *filter(scope.channel_allowed, args[2:])]), None
+    return encode_command(args), filter_channel_list(scope.channel_allowed)
 
 
 def filter_channel_list(allowed: Callable[[bytes], bool]) -> Callable[[bytes], bytes]:

@@ -1,12 +1,11 @@
 """The Postgres principal source: API keys and their instances, as the control plane keeps them.
 
 One `store.api_keys.gateway_key` lookup (a primary-key read joined to the instance) answers each
-cache miss of the `Authenticator`; nothing here runs per command. Until NOTIFY invalidation
-lands, nothing tells a gateway that a key was revoked, so the gateway's positive cache is off
-for this source (`positive_ttl_s = 0`): every AUTH reads the key, and a revocation or expiry
-committed before a connection's AUTH is seen by it. Unknown ids are remembered for
-`negative_ttl_s` (1 s), so a client retrying a dead key in a loop costs one lookup a second,
-and a key whose instance has just started works within a second.
+cache miss of the `Authenticator`; nothing here runs per command. The gateway caches answers
+only while change notices arrive (`live.LivePolicy`), which is what tells it a key was revoked;
+without them every AUTH reads the key. Unknown ids are remembered for `negative_ttl_s` (1 s),
+so a client retrying a dead key in a loop costs one lookup a second, and a key whose instance
+has just started works within a second.
 
 When Postgres cannot be reached the lookup raises `StoreError` (the client gets a
 "temporarily unavailable" error, not WRONGPASS); the outage and the recovery are logged once
@@ -35,7 +34,6 @@ LOOKUP_TIMEOUT_S = 3.0
 class PostgresSource:
     """A PrincipalSource over the control database (the pool is the caller's to close)."""
 
-    positive_ttl_s = 0.0  # see the module docstring: revocations must apply to the next AUTH
     negative_ttl_s = 1.0
 
     def __init__(self, pool: asyncpg.Pool, *, timeout_s: float = LOOKUP_TIMEOUT_S) -> None:
@@ -111,8 +109,14 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
             shared=b.shared,
         ),
     )
-    principal = Principal(key_id=found.key_id, key_name=found.name, instance=instance, scope=scope)
     expires_at = None if found.expires_at is None else found.expires_at.timestamp()
+    principal = Principal(
+        key_id=found.key_id,
+        key_name=found.name,
+        instance=instance,
+        scope=scope,
+        expires_at=expires_at,
+    )
     return KeyRecord(
         key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at
     )

@@ -326,6 +326,11 @@ class PoolRegistry:
     def __iter__(self) -> Iterator[InstancePool]:
         return iter(list(self._pools.values()))
 
+    def discard(self, instance_id: str) -> None:
+        """Close and forget the pools of an instance that is gone (its clients closed first)."""
+        for key in [k for k in self._pools if k[0] == instance_id]:
+            self._pools.pop(key).close()
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()

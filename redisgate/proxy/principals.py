@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from redisgate import apikeys
+from redisgate.errors import StoreError
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
@@ -56,6 +57,7 @@ class Principal:
     key_name: str
     instance: Instance
     scope: Scope = FULL_SCOPE
+    expires_at: float | None = None  # wall-clock (Unix) time; live sessions end then
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,13 @@ class Authenticator:
 
     `now` is passed in by the caller (the event loop's clock, monotonic), so this stays
     testable. Expiry is a wall-clock instant, so it is checked against `wall_clock` (injected
-    too), on every AUTH: a cached record never outlives its key's `expires_at`. A `ttl_s` of 0
-    caches nothing: every AUTH asks the source.
+    too), on every AUTH: a cached record never outlives its key's `expires_at`.
+
+    A positive entry is fresh for `ttl_s` (0: every AUTH asks the source; the gateway sets the
+    TTL only while change notices arrive, since they are what keeps the cache true). A stale
+    entry is still kept: when the source fails (PostgreSQL down), a key seen within
+    `fail_static_s` keeps authenticating (fail-static) while an unknown key gets the source's
+    error. Entries are bounded by `capacity` (least recently fetched dropped first).
     """
 
     def __init__(
@@ -90,16 +97,22 @@ class Authenticator:
         ttl_s: float = 5.0,
         negative_ttl_s: float = 5.0,
         negative_capacity: int = 10_000,
+        fail_static_s: float = 0.0,
+        capacity: int = 100_000,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
         self.negative_capacity = negative_capacity
+        self.fail_static_s = fail_static_s
+        self.capacity = capacity
         self.wall_clock = wall_clock
-        self._positive: dict[str, tuple[float, KeyRecord]] = {}
+        # key id -> (fresh until, fetched at, record)
+        self._positive: OrderedDict[str, tuple[float, float, KeyRecord]] = OrderedDict()
         self._negative: OrderedDict[str, float] = OrderedDict()
         self.lookups = 0  # how often the source was asked (tests and metrics read it)
+        self.hits = 0  # AUTHs answered from the cache (fresh or fail-static)
         self.used: set[str] = set()  # ids that authenticated since the last `take_used`
 
     async def authenticate(self, token: bytes, now: float) -> Principal | None:
@@ -123,10 +136,21 @@ class Authenticator:
     async def _record(self, key_id: str, now: float) -> KeyRecord | None:
         cached = self._positive.get(key_id)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            self.hits += 1
+            return cached[2]
         denied_until = self._negative.get(key_id)
         if denied_until is not None and denied_until > now:
             return None
+        try:
+            return await self.lookup(key_id, now)
+        except StoreError:
+            if cached is not None and now - cached[1] < self.fail_static_s:
+                self.hits += 1
+                return cached[2]  # fail-static: the source is down, this key was fine
+            raise
+
+    async def lookup(self, key_id: str, now: float) -> KeyRecord | None:
+        """Ask the source (never the cache) and remember the answer; StoreError passes up."""
         self.lookups += 1
         record = await self.source.get_key(key_id)
         if record is None:
@@ -137,15 +161,31 @@ class Authenticator:
             self._positive.pop(key_id, None)
             return None
         self._negative.pop(key_id, None)
-        if self.ttl_s > 0:
-            self._positive[key_id] = (now + self.ttl_s, record)
+        self._positive[key_id] = (now + self.ttl_s, now, record)
+        self._positive.move_to_end(key_id)
+        while len(self._positive) > self.capacity:
+            self._positive.popitem(last=False)
         return record
 
     def invalidate(self, key_id: str | None = None) -> None:
-        """Forget one key (or everything): the next AUTH asks the source again."""
+        """Make one key's entry (or every entry) stale, and forget negative answers: the next
+        AUTH asks the source. Stale entries still serve fail-static."""
         if key_id is None:
-            self._positive.clear()
+            for kid, (_, fetched, record) in list(self._positive.items()):
+                self._positive[kid] = (0.0, fetched, record)
             self._negative.clear()
         else:
-            self._positive.pop(key_id, None)
+            entry = self._positive.get(key_id)
+            if entry is not None:
+                self._positive[key_id] = (0.0, entry[1], entry[2])
             self._negative.pop(key_id, None)
+
+    def invalidate_instance(self, instance_id: str) -> None:
+        """Make stale every cached key of an instance (it changed or was deleted)."""
+        for kid, (_, fetched, record) in list(self._positive.items()):
+            if record.principal.instance.id == instance_id:
+                self._positive[kid] = (0.0, fetched, record)
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key entirely (revoked or deleted: not even fail-static may use it)."""
+        self._positive.pop(key_id, None)

@@ -21,6 +21,7 @@ from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.live import LivePolicy
 from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.policy import AuthThrottle
 from redisgate.proxy.pool import InstancePool, PoolRegistry
@@ -49,10 +50,16 @@ class Gateway:
         self.source = source
         self.table = table or CommandTable.from_snapshot()
         self.server_version = self.table.redis_version or "7.0.0"
-        if isinstance(source, PostgresSource):  # its own cache bounds (see pg_source)
+        self.live: LivePolicy | None = None
+        if isinstance(source, PostgresSource) and settings.database_url:
+            # Cached only while change notices arrive (LivePolicy sets the TTL then).
             self.authenticator = Authenticator(
-                source, ttl_s=source.positive_ttl_s, negative_ttl_s=source.negative_ttl_s
+                source,
+                ttl_s=0.0,
+                negative_ttl_s=source.negative_ttl_s,
+                fail_static_s=settings.fail_static_s,
             )
+            self.live = LivePolicy(self, settings.database_url, settings.key_cache_ttl_s)
         else:
             self.authenticator = Authenticator(source)
         self.throttle = AuthThrottle()
@@ -162,6 +169,8 @@ class Gateway:
             self._close_listeners()
             raise
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        if self.live is not None:
+            self.live.start()
 
     def _close_listeners(self) -> None:
         for server in self.servers:
@@ -199,9 +208,13 @@ class Gateway:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)  # whatever happens below
-        now = loop.time()
+        now, wall = loop.time(), self.authenticator.wall_clock()
         for client in list(self.clients):
             client.check_timeouts(now)
+            principal = client.session.principal if client.session else None
+            expires_at = principal.expires_at if principal is not None else None
+            if expires_at is not None and expires_at <= wall:  # expiry needs no notice
+                client.apply_principal(None)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
@@ -230,6 +243,8 @@ class Gateway:
             server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.live is not None:
+            await self.live.close()
         self._all_gone.clear()
         for client in list(self.clients):
             client.shutdown()

@@ -166,6 +166,11 @@ class Session:
             self._check = bind_scope(self.principal.scope, self.table, _fast_forward(self.table))
             self._fast, self._keyed = self._check.fast, self._check.keyed
 
+    def replace_principal(self, principal: Principal) -> None:
+        """The key was changed (re-scoped): the next command is judged by the new principal."""
+        self.principal = principal
+        self._bind()
+
     @property
     def authenticated(self) -> bool:
         return self.principal is not None
@@ -263,20 +268,12 @@ class Session:
             if redirected is not None:
                 return (Kind.DEDICATED, encode_command(redirected), None)
         if spec.name in _CHANNEL_LISTINGS and not self._check.scope.allchannels:
-            return self._visible_channels(spec, args)
+            kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+            raw, transform = intercept.visible_channels(spec, args, self._check.scope)
+            return (kind, raw, transform)
         if route is Route.PINNED or self.tracker is not None:
             return (Kind.DEDICATED, command.raw, None)
         return (Kind.SHARED, command.raw, None)
-
-    def _visible_channels(self, spec: CommandSpec, args: list[bytes]) -> Decision:
-        """PUBSUB CHANNELS/NUMSUB and their shard forms show only the channels the key may
-        see: listings are filtered, and NUMSUB is asked only about allowed channels."""
-        assert self._check is not None
-        allowed = self._check.scope.channel_allowed
-        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
-        if spec.name.endswith("numsub"):
-            return (kind, encode_command([*args[:2], *filter(allowed, args[2:])]), None)
-        return (kind, encode_command(args), intercept.filter_channel_list(allowed))
 
     def _translate_redirect(self, args: list[bytes]) -> list[bytes] | bytes | None:
         """CLIENT TRACKING … REDIRECT <id>: the id the client knows is a gateway client id;

@@ -2,6 +2,8 @@
 
 The control plane creates and changes keys; the gateway reads one key with its instance by
 public id (`gateway_key`), a primary-key lookup joined to the instance, and only on AUTH.
+Every change a gateway must apply to live sessions (re-scope, expiry, revocation) sends a
+change notice in the same transaction (`store.changes`), so no caller can forget it.
 Revoked keys stay (with `revoked_at`) so listings and the audit log can name them.
 """
 
@@ -14,7 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import NotFound
-from redisgate.store import quotas
+from redisgate.store import changes, quotas
 from redisgate.store.db import map_exceptions
 from redisgate.store.instances import Backend
 
@@ -147,6 +149,7 @@ async def update_key(
             expires_at,
             clear_expiry,
         )
+    await changes.notify(conn, "key", key.id)
     return _key(row)
 
 
@@ -160,6 +163,7 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> ApiKey:
         )
     if row is None:
         raise NotFound("no such API key", code="key_not_found")
+    await changes.notify(conn, "key", key_id)
     return _key(row)
 
 
@@ -170,6 +174,7 @@ async def revoke_instance_keys(conn: asyncpg.Connection, instance_id: uuid.UUID)
             "WHERE instance_id = $1 AND revoked_at IS NULL",
             instance_id,
         )
+    await changes.notify(conn, "instance", instance_id)
     return int(result.split()[-1])
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import Conflict, NotFound
-from redisgate.store import quotas
+from redisgate.store import changes, quotas
 from redisgate.store.db import map_exceptions
 
 STATUSES = ("provisioning", "running", "failed")
@@ -222,6 +222,7 @@ async def update_instance(
             )
         except asyncpg.UniqueViolationError:
             raise _name_taken(name or instance.name) from None
+    await changes.notify(conn, "instance", instance.id)
     return _instance(row)
 
 
@@ -258,13 +259,15 @@ async def set_status(
             backend.shared if backend else None,
             server_id,
         )
+    await changes.notify(conn, "instance", instance_id)  # e.g. failed: keys stop opening it
     return None if row is None else _instance(row)
 
 
 async def delete_instance(conn: asyncpg.Connection, instance_id: uuid.UUID) -> None:
-    """Delete the row; its API keys go with it (ON DELETE CASCADE)."""
+    """Delete the row; its API keys go with it (ON DELETE CASCADE); gateways are told."""
     with map_exceptions("cannot delete the instance"):
         await conn.execute("DELETE FROM instances WHERE id = $1", instance_id)
+    await changes.notify(conn, "instance", instance_id)
 
 
 async def count_instances(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
