@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from redisgate.errors import StoreError
-from redisgate.proxy.principals import Principal
 from redisgate.store import changes
 from redisgate.store.db import CONNECT_TIMEOUT_S
 
@@ -167,57 +165,14 @@ class LivePolicy:
         auth.ttl_s = self.cache_ttl_s if connected else 0.0
         if connected:
             auth.invalidate()  # whatever was cached may have changed meanwhile
-            self._spawn(self._refresh(self._live_keys()))
+            self._spawn(self.gateway.refresh_keys(self.gateway.live_keys()))
 
     def _on_change(self, change: changes.Change) -> None:
         auth = self.gateway.authenticator
         if change.kind == "key":
             auth.invalidate(change.id)
-            self._spawn(self._refresh({change.id}))
+            self._spawn(self.gateway.refresh_keys({change.id}))
         else:
             auth.invalidate_instance(change.id)
-            self._spawn(self._refresh(self._live_keys(change.id), instance_id=change.id))
-
-    def _live_keys(self, instance_id: str | None = None) -> set[str]:
-        found = set()
-        for client in self.gateway.clients:
-            principal = client.session.principal if client.session else None
-            if principal is not None and instance_id in (None, principal.instance.id):
-                found.add(principal.key_id)
-        return found
-
-    async def _refresh(self, keys: set[str], instance_id: str | None = None) -> None:
-        """Read each key again and apply it to its sessions."""
-        gateway = self.gateway
-        auth = gateway.authenticator
-        loop = asyncio.get_running_loop()
-        kept = False
-        for key_id in keys:
-            sessions = [
-                c
-                for c in gateway.clients
-                if c.session is not None
-                and c.session.principal is not None
-                and c.session.principal.key_id == key_id
-            ]
-            if not sessions:
-                continue
-            try:
-                record = await auth.lookup(key_id, loop.time())
-            except StoreError as exc:  # re-read at the next (re)connection
-                log.warning("cannot re-read key %s after a change: %s", key_id, exc)
-                continue
-            principal: Principal | None = None
-            if record is not None and (
-                record.expires_at is None or record.expires_at > auth.wall_clock()
-            ):
-                principal = record.principal
-            if principal is None:
-                auth.forget(key_id)
-                log.info("key %s is gone: closing its %d session(s)", key_id, len(sessions))
-            else:
-                kept = True
-            for client in sessions:
-                client.apply_principal(principal)
-        if instance_id is not None and not kept:  # deleted, or changed with nobody on it
-            gateway.pools.discard(instance_id)
+            keys = self.gateway.live_keys(change.id)
+            self._spawn(self.gateway.refresh_keys(keys, instance_id=change.id))

@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 from redisgate.config import Settings
-from redisgate.errors import ConfigError, ServiceError
+from redisgate.errors import ConfigError, ServiceError, StoreError
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.live import LivePolicy
 from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.policy import AuthThrottle
 from redisgate.proxy.pool import InstancePool, PoolRegistry
-from redisgate.proxy.principals import Authenticator, Instance, PrincipalSource
+from redisgate.proxy.principals import Authenticator, Instance, Principal, PrincipalSource
 from redisgate.proxy.sources import open_source
 from redisgate.proxy.static_source import StaticSource
 from redisgate.signals import StopSignals
@@ -76,6 +76,7 @@ class Gateway:
         self._tables_by_digest: dict[bytes, CommandTable] = {}
         self._next_usage_flush = 0.0
         self._usage_flush: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -218,9 +219,59 @@ class Gateway:
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
+            refresh = loop.create_task(self.refresh_keys(self.live_keys()))
+            self._background.add(refresh)  # removed keys close their sessions, as with NOTIFY
+            refresh.add_done_callback(self._background.discard)
         if now >= self._next_usage_flush and self._usage_flush is None:
             self._next_usage_flush = now + _USAGE_FLUSH_S
             self._usage_flush = loop.create_task(self.flush_usage())
+
+    # --- Keys that change under live sessions ----------------------------------------------
+
+    def live_keys(self, instance_id: str | None = None) -> set[str]:
+        """Ids of the keys with live sessions (of one instance, if given)."""
+        found = set()
+        for client in self.clients:
+            principal = client.session.principal if client.session else None
+            if principal is not None and instance_id in (None, principal.instance.id):
+                found.add(principal.key_id)
+        return found
+
+    async def refresh_keys(self, keys: set[str], instance_id: str | None = None) -> None:
+        """Read each key again from the source and apply it to its live sessions: a key that
+        is gone (revoked, expired, deleted) closes them, a changed one re-scopes them. With
+        `instance_id` (that instance changed), its pools go when none of its keys remain."""
+        auth, loop = self.authenticator, asyncio.get_running_loop()
+        kept = False
+        for key_id in keys:
+            sessions = [
+                c
+                for c in self.clients
+                if c.session is not None
+                and c.session.principal is not None
+                and c.session.principal.key_id == key_id
+            ]
+            if not sessions:
+                continue
+            try:
+                record = await auth.lookup(key_id, loop.time())
+            except StoreError as exc:  # read again at the next (re)connection
+                log.warning("cannot re-read key %s after a change: %s", key_id, exc)
+                continue
+            principal: Principal | None = None
+            if record is not None and (
+                record.expires_at is None or record.expires_at > auth.wall_clock()
+            ):
+                principal = record.principal
+            if principal is None:
+                auth.forget(key_id)
+                log.info("key %s is gone: closing its %d session(s)", key_id, len(sessions))
+            else:
+                kept = True
+            for client in sessions:
+                client.apply_principal(principal)
+        if instance_id is not None and not kept:  # deleted, or changed with nobody on it
+            self.pools.discard(instance_id)
 
     async def flush_usage(self) -> None:
         """Record the keys that authenticated since the last flush (Postgres source only); on
