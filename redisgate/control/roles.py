@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "audit.read": (_MANAGERS, "read the audit log"),
     "instances.read": (_ALL, "list instances, see their status and stats"),
     "instances.manage": (_WRITERS, "create, resize, delete instances"),
+    "usage.read": (_ALL, "see usage per day (commands, bytes, denials, rejections)"),
     "keys.read": (_WRITERS, "list API keys (public ids and scopes, never secrets)"),
     "keys.manage": (_WRITERS, "create, re-scope and revoke API keys"),
 }

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from redisgate.control import health, identity, instances, keys, me, members, reference, servers
+from redisgate.control import (
+    health,
+    identity,
+    instances,
+    keys,
+    me,
+    members,
+    reference,
+    servers,
+    usage,
+)
 from redisgate.control import organizations as orgs
 from redisgate.control.dispatch import handler_for
 from redisgate.control.spec import PAGE, Access, Route
@@ -116,6 +126,13 @@ ROUTES: list[Route] = [
           "Memory, keys, ops/s, clients, hit ratio and evictions from the instance's Redis.",
           ORG, "instances.read", response=instances.STATS_REPLY, errors=(404, 409, 503),
           tag="instances"),
+    Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}/usage", usage.instance_usage,
+          "The instance's usage per UTC day: commands, bytes in and out, denied, limited.",
+          ORG, "usage.read", query=usage.QUERY, response=usage.USAGE_REPLY, errors=(404,),
+          tag="usage"),
+    Route("GET", "/v1/orgs/{org_id}/usage", usage.org_usage,
+          "The organization's usage per UTC day, all instances together.", ORG, "usage.read",
+          query=usage.QUERY, response=usage.USAGE_REPLY, tag="usage"),
     # API keys
     Route("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys", keys.list_keys,
           "The instance's API keys (public ids, never secrets).", ORG, "keys.read",

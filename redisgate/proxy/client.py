@@ -88,6 +88,9 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Usage since the gateway last harvested it (plain ints: bumped per command).
+        self.used_commands = self.used_in = self.used_out = self.used_limited = 0
+        self._denied_seen = 0
 
     def __repr__(self) -> str:
         return (
@@ -183,6 +186,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     self._close_when_flushed()
                 break
             decision = session.handle(command)
+            self.used_commands += 1
+            self.used_in += len(command.raw)
             if (
                 decision[0] is Kind.SHARED
                 and decision[2] is None
@@ -298,6 +303,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     await asyncio.sleep(delay)
             else:
                 self.gateway.throttle.success(self.peer_host)
+                self.gateway.harvest(self)  # what the previous key used stays its own
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
                     session.use_table(await self.gateway.command_table(self.pool))
@@ -365,6 +371,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self.used_out += len(data)
         transport.write(data)
         if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
             log.warning(
@@ -397,6 +404,22 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
+
+    def take_usage(self) -> tuple[Principal | None, tuple[int, int, int, int, int]]:
+        """The key in use and what it used since the last call (commands, bytes in, bytes
+        out, denied, limited); the counters start again from zero."""
+        session = self.session
+        denied = session.denied if session is not None else 0
+        counts = (
+            self.used_commands,
+            self.used_in,
+            self.used_out,
+            denied - self._denied_seen,
+            self.used_limited,
+        )
+        self.used_commands = self.used_in = self.used_out = self.used_limited = 0
+        self._denied_seen = denied
+        return (session.principal if session is not None else None), counts
 
     def apply_principal(self, principal: Principal | None) -> None:
         """The key changed while this client used it: None (revoked, expired, deleted) closes

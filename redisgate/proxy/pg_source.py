@@ -23,8 +23,9 @@ import asyncpg
 from redisgate.errors import StoreError
 from redisgate.proxy.principals import Backend, Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope
-from redisgate.store import api_keys
+from redisgate.store import api_keys, usage
 from redisgate.store.db import map_exceptions
+from redisgate.store.usage import UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,20 @@ class PostgresSource:
         except TimeoutError:
             raise StoreError(f"no answer from PostgreSQL within {self.timeout_s:g}s") from None
 
+    async def record_usage(self, gateway_id: str, seq: int, rows: list[UsageRow]) -> bool:
+        """Store one usage batch (idempotent by `seq`); False (logged once per outage) when
+        it failed and must be retried with the same `seq`."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await _usage_write(self._pool, gateway_id, seq, rows)
+        except (StoreError, TimeoutError) as exc:
+            if not self._usage_failing:
+                self._usage_failing = True
+                why = str(exc) or f"no answer within {self.timeout_s:g}s"
+                log.warning("cannot record usage (will retry): %s", why)
+            return False
+        return True
+
     async def record_use(self, key_ids: Collection[str]) -> bool:
         """Set `last_used_at` of these keys; False (logged once per outage) when it failed."""
         try:
@@ -86,6 +101,12 @@ class PostgresSource:
             self._usage_failing = False
             log.info("recording API key use again")
         return True
+
+
+async def _usage_write(pool: asyncpg.Pool, gateway_id: str, seq: int, rows: list[UsageRow]) -> None:
+    with map_exceptions("cannot reach PostgreSQL to record usage"):
+        async with pool.acquire() as conn:
+            await usage.record(conn, gateway_id, seq, rows)
 
 
 def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
@@ -116,6 +137,7 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
         instance=instance,
         scope=scope,
         expires_at=expires_at,
+        org_id=str(found.org_id),
     )
     return KeyRecord(
         key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at

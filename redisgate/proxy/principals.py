@@ -58,6 +58,7 @@ class Principal:
     instance: Instance
     scope: Scope = FULL_SCOPE
     expires_at: float | None = None  # wall-clock (Unix) time; live sessions end then
+    org_id: str = ""  # the owner, where the source knows it (usage is recorded per org)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ import contextlib
 import logging
 import ssl
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redisgate.config import Settings
@@ -28,6 +30,7 @@ from redisgate.proxy.pool import InstancePool, PoolRegistry
 from redisgate.proxy.principals import Authenticator, Instance, Principal, PrincipalSource
 from redisgate.proxy.sources import open_source
 from redisgate.proxy.static_source import StaticSource
+from redisgate.proxy.usage import UsageMeter
 from redisgate.signals import StopSignals
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class Gateway:
         self.table = table or CommandTable.from_snapshot()
         self.server_version = self.table.redis_version or "7.0.0"
         self.live: LivePolicy | None = None
+        self.usage = UsageMeter() if isinstance(source, PostgresSource) else None
         if isinstance(source, PostgresSource) and settings.database_url:
             # Cached only while change notices arrive (LivePolicy sets the TTL then).
             self.authenticator = Authenticator(
@@ -127,6 +131,7 @@ class Gateway:
         return True
 
     def forget(self, client: ClientConnection) -> None:
+        self.harvest(client)
         self.clients.discard(client)
         if client.session is not None:
             self._by_id.pop(client.session.client_id, None)
@@ -212,6 +217,8 @@ class Gateway:
         now, wall = loop.time(), self.authenticator.wall_clock()
         for client in list(self.clients):
             client.check_timeouts(now)
+            if self.usage is not None:
+                self.harvest(client)
             principal = client.session.principal if client.session else None
             expires_at = principal.expires_at if principal is not None else None
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
@@ -273,15 +280,30 @@ class Gateway:
         if instance_id is not None and not kept:  # deleted, or changed with nobody on it
             self.pools.discard(instance_id)
 
+    def harvest(self, client: ClientConnection) -> None:
+        """Move a client's usage counters into the meter, under today's (UTC) date."""
+        principal, counts = client.take_usage()
+        if self.usage is None or principal is None or not principal.org_id:
+            return
+        day = datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
+        instance_id, org_id = uuid.UUID(principal.instance.id), uuid.UUID(principal.org_id)
+        self.usage.add(day, principal.key_id, instance_id, org_id, counts)
+
     async def flush_usage(self) -> None:
-        """Record the keys that authenticated since the last flush (Postgres source only); on
-        failure they are kept for the next try. Never raises."""
+        """Record the keys that authenticated since the last flush and the usage counted
+        (Postgres source only); on failure both are kept for the next try. Never raises."""
         try:
-            used = self.authenticator.take_used()
-            if not used or not isinstance(self.source, PostgresSource):
+            if not isinstance(self.source, PostgresSource):
                 return
-            if not await self.source.record_use(used):
+            used = self.authenticator.take_used()
+            if used and not await self.source.record_use(used):
                 self.authenticator.used.update(used)
+            meter = self.usage
+            batch = meter.batch() if meter is not None else None
+            if meter is None or batch is None:
+                return
+            if await self.source.record_usage(meter.gateway_id, *batch):
+                meter.done(batch[0])
         finally:
             if self._usage_flush is asyncio.current_task():
                 self._usage_flush = None
@@ -303,13 +325,18 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), timeout_s)
         for client in list(self.clients):
+            self.harvest(client)  # nothing counted is lost on SIGTERM
             client._abort()
         await asyncio.sleep(0)
         self.pools.close()
         if self._usage_flush is not None:
             await asyncio.wait({self._usage_flush}, timeout=_FINAL_FLUSH_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flush_usage(), _FINAL_FLUSH_TIMEOUT_S)
+            async with asyncio.timeout(_FINAL_FLUSH_TIMEOUT_S):
+                for _ in range(3):  # a retried batch first, then what came after it
+                    await self.flush_usage()
+                    if self.usage is None or self.usage.empty:
+                        break
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()

@@ -146,6 +146,7 @@ class Session:
         # transport, which knows the other clients); None: REDIRECT is refused
         self.redirect_target: Callable[[int], int | None] | None = None
         self._check: ScopeCheck | None = None
+        self.denied = 0  # -NOPERM replies (usage per key)
         self._fast: frozenset[bytes] = frozenset()
         self._keyed: dict[bytes, KeyPlan] = {}
 
@@ -238,10 +239,12 @@ class Session:
             route = Route.FORWARD
         elif route is Route.DENIED or not decision.classified:
             metrics.COMMANDS_DENIED["gateway"] += 1
+            self.denied += 1
             return (Kind.LOCAL, intercept.denied(spec, decision.reason), None)
         denial = self._check.check(spec, args)
         if denial is not None:
             metrics.COMMANDS_DENIED[denial[0]] += 1
+            self.denied += 1
             return (Kind.LOCAL, denial[1], None)
         base = spec.container or spec.name
         base_b = base.encode()

@@ -204,13 +204,14 @@ class GatewayKey:
     instance_id: uuid.UUID
     instance_name: str
     backend: Backend
+    org_id: uuid.UUID
 
 
 async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | None:
     """The key `key_id` if it can be used now: not revoked, not expired, instance running."""
     with map_exceptions("cannot look the API key up"):
         row = await conn.fetchrow(
-            "SELECT k.id, k.name, k.digest, k.scopes, k.expires_at, i.id AS instance_id, "
+            "SELECT k.id, k.name, k.digest, k.scopes, k.expires_at, k.org_id, i.id AS instance_id, "
             "i.name AS instance_name, i.backend_host, i.backend_port, i.backend_db, "
             "i.backend_username, i.backend_password, i.backend_tls, i.backend_shared "
             "FROM api_keys k JOIN instances i ON i.id = k.instance_id "
@@ -238,6 +239,7 @@ async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | Non
             tls=row["backend_tls"],
             shared=row["backend_shared"],
         ),
+        org_id=row["org_id"],
     )
 
 

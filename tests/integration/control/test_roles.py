@@ -84,6 +84,11 @@ CALLS: dict[tuple[str, str], Callable[[Setup], tuple[str, Any]]] = {
         s["instance"] + "/stats",
         None,
     ),
+    ("GET", "/v1/orgs/{org_id}/usage"): lambda s: (f"/v1/orgs/{s['org']}/usage", None),
+    ("GET", "/v1/orgs/{org_id}/instances/{instance_id}/usage"): lambda s: (
+        s["instance"] + "/usage",
+        None,
+    ),
     ("GET", "/v1/orgs/{org_id}/instances/{instance_id}/keys"): lambda s: (
         s["instance"] + "/keys",
         None,
