@@ -348,8 +348,11 @@ class _Parser:
 # --- Presets ---------------------------------------------------------------------------------
 
 # `full` is what a tenant gets by default: every command but the server administration ones,
-# with the dangerous commands that only touch the tenant's own data given back.
-_FULL_COMMANDS = "+@all -@admin -@dangerous +flushdb +flushall +keys +info +sort +sort_ro"
+# with the dangerous commands that only touch the tenant's own data given back. Scripting is
+# opt-in (`full` plus `+@scripting`): a script's redis.call() reaches the backend directly.
+_FULL_COMMANDS = (
+    "+@all -@admin -@dangerous +flushdb +flushall +keys +info +sort +sort_ro -@scripting"
+)
 PRESETS: dict[str, str] = {
     "full": f"{_FULL_COMMANDS} allkeys allchannels",
     "read-only": "+@read +@connection +@transaction -@dangerous +info +keys +sort_ro allkeys",

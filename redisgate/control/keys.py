@@ -81,7 +81,18 @@ def _expiry(body: dict[str, Any]) -> datetime | None:
     raw = body.get("expires_at")
     if raw is None:
         return None
-    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    try:  # RFC 3339 allows lowercase t and z, which fromisoformat does not
+        value = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            "expires_at is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)",
+            details={"fields": {"expires_at": "is not an RFC 3339 time"}},
+        ) from None
+    if value.year >= 9000:
+        raise ValidationFailed(
+            "expires_at is too far away; leave it out (null) for a key that never expires",
+            details={"fields": {"expires_at": "is after the year 8999"}},
+        )
     if value.tzinfo is None:
         raise ValidationFailed(
             "expires_at needs a time zone (e.g. 2027-01-01T00:00:00Z)",

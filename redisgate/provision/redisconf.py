@@ -64,6 +64,9 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+DISABLED_COMMANDS = ("MIGRATE", "RESTORE", "RESTORE-ASKING")
+
+
 def render_config(spec: InstanceSpec, *, host: str, port: int, password: str, folder: Path) -> str:
     """The whole redis.conf of an instance."""
     lines = {
@@ -83,7 +86,10 @@ def render_config(spec: InstanceSpec, *, host: str, port: int, password: str, fo
         f"# redis.conf of RedisGate instance {spec.instance_id}, written by the local\n"
         "# provisioner and rewritten on every change: edits here are lost.\n"
     )
-    return header + "".join(f"{key} {quote(value)}\n" for key, value in lines.items())
+    # The gateway refuses these, but a Lua script's redis.call() reaches the server directly:
+    # MIGRATE would connect anywhere from this host, RESTORE loads raw payloads.
+    disabled = "".join(f'rename-command {name} ""\n' for name in DISABLED_COMMANDS)
+    return header + "".join(f"{key} {quote(value)}\n" for key, value in lines.items()) + disabled
 
 
 def write_private(path: Path, text: str) -> None:

@@ -429,10 +429,21 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         session = self.session
         if session is None or session.principal is None or self.closing:
             return
-        if principal is None or principal.instance != session.principal.instance:
-            log.info("%r: its key was revoked, expired or moved; closing", self)
+        old = session.principal
+        moved = principal is None or (
+            principal.instance.id != old.instance.id
+            or principal.instance.backend != old.instance.backend
+        )
+        # Subscriptions and tracking were allowed by the old scope; Redis closes such clients
+        # when their user's permissions change, rather than re-checking each channel.
+        stateful = session.tracker is not None and (
+            session.tracker.subscribed or session.tracker.tracking
+        )
+        if moved or (principal.scope != old.scope and stateful):  # type: ignore[union-attr]
+            log.info("%r: its key was revoked, expired, moved or re-scoped; closing", self)
             self._abort()
             return
+        assert principal is not None
         session.replace_principal(principal)
 
     def shutdown(self) -> None:

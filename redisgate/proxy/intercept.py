@@ -105,6 +105,23 @@ def shared_server_refusal(
     )
 
 
+def tracking_refusal(args: list[bytes], shared_server: bool, allkeys: bool) -> bytes | None:
+    """-NOPERM for CLIENT TRACKING that would name keys the client may not see, else None.
+
+    Redis sends invalidations by key name whatever the db, so on a shared server they would
+    name other tenants' keys; in BCAST mode they name every key written under the prefixes,
+    so a key limited to patterns may not use it (default tracking only reports keys the
+    client itself read, which its scope allowed).
+    """
+    if shared_server:
+        why = "invalidations name keys of every database, and this server is shared"
+    elif not allkeys and any(a.lower() == b"bcast" for a in args[3:]):
+        why = "broadcast invalidations name keys outside this key's patterns"
+    else:
+        return None
+    return encode_error("NOPERM", f"CLIENT TRACKING is not available here: {why}")
+
+
 BAD_NAME = encode_error(
     "ERR", "Client names cannot contain spaces, newlines or special characters."
 )

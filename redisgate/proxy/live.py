@@ -169,10 +169,11 @@ class LivePolicy:
 
     def _on_change(self, change: changes.Change) -> None:
         auth = self.gateway.authenticator
+        # Dropped, not just stale: a key we were told changed must not serve fail-static.
         if change.kind == "key":
-            auth.invalidate(change.id)
+            auth.forget(change.id)
             self._spawn(self.gateway.refresh_keys({change.id}))
         else:
-            auth.invalidate_instance(change.id)
+            auth.forget_instance(change.id)
             keys = self.gateway.live_keys(change.id)
             self._spawn(self.gateway.refresh_keys(keys, instance_id=change.id))

@@ -181,12 +181,14 @@ class Authenticator:
                 self._positive[key_id] = (0.0, entry[1], entry[2])
             self._negative.pop(key_id, None)
 
-    def invalidate_instance(self, instance_id: str) -> None:
-        """Make stale every cached key of an instance (it changed or was deleted)."""
-        for kid, (_, fetched, record) in list(self._positive.items()):
+    def forget_instance(self, instance_id: str) -> None:
+        """Drop every cached key of an instance that changed or was deleted."""
+        for kid, (_, _, record) in list(self._positive.items()):
             if record.principal.instance.id == instance_id:
-                self._positive[kid] = (0.0, fetched, record)
+                del self._positive[kid]
 
     def forget(self, key_id: str) -> None:
-        """Drop a key entirely (revoked or deleted: not even fail-static may use it)."""
+        """Drop a key entirely (changed, revoked or deleted: not even fail-static may use it
+        until it is read again)."""
         self._positive.pop(key_id, None)
+        self._negative.pop(key_id, None)

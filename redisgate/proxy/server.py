@@ -262,9 +262,11 @@ class Gateway:
                 continue
             try:
                 record = await auth.lookup(key_id, loop.time())
-            except StoreError as exc:  # read again at the next (re)connection
-                log.warning("cannot re-read key %s after a change: %s", key_id, exc)
-                continue
+            except StoreError as exc:
+                # It changed and cannot be read: fail closed (the clients reconnect and
+                # authenticate again once PostgreSQL answers).
+                log.warning("cannot re-read changed key %s, closing its sessions: %s", key_id, exc)
+                record = None
             principal: Principal | None = None
             if record is not None and (
                 record.expires_at is None or record.expires_at > auth.wall_clock()

@@ -52,7 +52,15 @@ from redisgate.proxy.resp import (
     encode_int,
 )
 from redisgate.proxy.resp_reply import parse_int
-from redisgate.proxy.routes import SERVER_WIDE, Route, decide
+from redisgate.proxy.routes import (
+    NOT_IN_MULTI,
+    PUBSUB,
+    RUN_AT_ONCE_IN_MULTI,
+    SCRIPTING,
+    SERVER_WIDE,
+    Route,
+    decide,
+)
 
 Transform = Callable[[bytes], bytes]
 
@@ -83,36 +91,6 @@ class AuthRequest:
 Decision = tuple[Kind, object, Transform | None]
 
 _PRE_AUTH = frozenset({b"auth", b"hello", b"ping", b"quit", b"reset"})
-_SCRIPTING = frozenset(
-    {b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro", b"script", b"function"}
-)
-_PUBSUB = frozenset(
-    {
-        b"subscribe",
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"publish",
-        b"spublish",
-        b"pubsub",
-    }
-)
-_NOT_IN_MULTI = frozenset(
-    {
-        b"subscribe",
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"info",
-        b"hello",
-        b"auth",
-        b"command",
-    }
-)
 
 
 class Session:
@@ -214,7 +192,7 @@ class Session:
         lowered = args[0].lower()
         if lowered == b"exec" and tracker.queue_error and kind is Kind.DEDICATED:
             return (Kind.DEDICATED, encode_command(["DISCARD"]), _execabort)
-        if lowered in _RUN_AT_ONCE_IN_MULTI:
+        if lowered in RUN_AT_ONCE_IN_MULTI:
             return decision
         if kind is Kind.LOCAL:
             if not (isinstance(payload, bytes) and payload[:1] == b"-"):
@@ -241,18 +219,18 @@ class Session:
             metrics.COMMANDS_DENIED["gateway"] += 1
             self.denied += 1
             return (Kind.LOCAL, intercept.denied(spec, decision.reason), None)
+        base = spec.container or spec.name
+        base_b = base.encode()
+        if shared_server:
+            refused = intercept.shared_server_refusal(base_b, SCRIPTING, PUBSUB)
+            if refused is not None:
+                return (Kind.LOCAL, refused, None)
         denial = self._check.check(spec, args)
         if denial is not None:
             metrics.COMMANDS_DENIED[denial[0]] += 1
             self.denied += 1
             return (Kind.LOCAL, denial[1], None)
-        base = spec.container or spec.name
-        base_b = base.encode()
-        if shared_server:
-            refused = intercept.shared_server_refusal(base_b, _SCRIPTING, _PUBSUB)
-            if refused is not None:
-                return (Kind.LOCAL, refused, None)
-        if self.tracker is not None and self.tracker.in_multi and base_b in _NOT_IN_MULTI:
+        if self.tracker is not None and self.tracker.in_multi and base_b in NOT_IN_MULTI:
             return (
                 Kind.LOCAL,
                 encode_error(
@@ -265,6 +243,9 @@ class Session:
                 return (Kind.LOCAL, intercept.wrong_arity(spec.name), None)
             return self._intercept(base_b, args, spec)
         if spec.name == "client|tracking":
+            refused = intercept.tracking_refusal(args, shared_server, self._check.scope.allkeys)
+            if refused is not None:
+                return (Kind.LOCAL, refused, None)
             redirected = self._translate_redirect(args)
             if isinstance(redirected, bytes):
                 return (Kind.LOCAL, redirected, None)
@@ -472,8 +453,6 @@ class Session:
 _CHANNEL_LISTINGS = frozenset(
     {"pubsub|channels", "pubsub|shardchannels", "pubsub|numsub", "pubsub|shardnumsub"}
 )
-# Redis runs these at once inside MULTI instead of queueing them.
-_RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 _EXECABORT = encode_error("EXECABORT", "Transaction discarded because of previous errors.")
 
 
@@ -492,7 +471,7 @@ def _fast_forward(table: CommandTable) -> frozenset[bytes]:
     for spec in table:
         if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
             continue
-        if not spec.decision.classified or spec.name.encode() in _SCRIPTING | _PUBSUB:
+        if not spec.decision.classified or spec.name.encode() in SCRIPTING | PUBSUB:
             continue
         raw = spec.name.encode()
         names.update({raw, raw.upper()})

@@ -197,7 +197,7 @@ def test_full_preset() -> None:
     full = parse_scope(PRESETS["full"])
     assert full.allkeys and full.allchannels
     assert full.command_allowed("get", "", ["read", "string", "fast"])
-    assert full.command_allowed("eval", "", ["scripting", "slow"])
+    assert not full.command_allowed("eval", "", ["scripting", "slow"])  # opt-in
     assert full.command_allowed("flushdb", "", ["keyspace", "write", "slow", "dangerous"])
     assert not full.command_allowed("config|set", "config", ["admin", "slow", "dangerous"])
     assert not full.command_allowed("debug", "", ["admin", "slow", "dangerous"])

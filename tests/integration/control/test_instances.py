@@ -184,8 +184,17 @@ async def test_keys_tokens_scopes_and_revocation(api: Api, settings: Settings) -
         keys, token=token, json={"name": "x", "expires_at": "2001-01-01T00:00:00Z"}
     )
     assert past.status == 422 and "past" in past.error["message"]
+    lower = await api.post(
+        keys, token=token, json={"name": "x", "expires_at": "2099-01-01t00:00:00z"}
+    )
+    assert lower.status == 201 and lower.body["expires_at"].startswith("2099-01-01")
+    await api.delete(f"{keys}/{lower.body['id']}", token=token)
+    far = await api.post(
+        keys, token=token, json={"name": "x", "expires_at": "9999-12-31T23:59:59-14:00"}
+    )
+    assert far.status == 422 and "too far" in far.error["message"]
     listed = await api.get(keys, token=token)
-    assert [k["id"] for k in listed.body["items"]] == [
+    assert [k["id"] for k in listed.body["items"] if k["revoked_at"] is None] == [
         full.body["id"],
         scoped.body["id"],
         prefixed.body["id"],

@@ -20,7 +20,7 @@ import redis
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.store import changes, db
+from redisgate.store import api_keys, changes, db, instances
 from redisgate.store.migrations import default_migrations_dir, migrate
 from tests.integration.control.conftest import api_for, control_settings
 from tests.integration.proxy.test_pg_source import (
@@ -126,6 +126,43 @@ async def test_rescoping_applies_to_the_next_command(
         assert client.get("app:1") in (b"v", b"w")  # same connection, reads still allowed
 
 
+async def test_renaming_an_instance_keeps_its_sessions(
+    pg_gw: PgGateway, database_url: str, redis_server: RedisServer
+) -> None:
+    async with db.connection(database_url) as conn:
+        instance = await new_instance(conn, backend_of(redis_server))
+        key = await new_key(conn, instance)
+        client = pg_gw.client(key.token, retry=NO_RETRY)
+        client_id = client.client_id()
+        async with conn.transaction():
+            await instances.update_instance(conn, instance, name="renamed")  # notifies
+        await asyncio.sleep(0.5)
+        assert client.client_id() == client_id  # the same connection
+
+
+async def test_rescoping_closes_subscriptions_the_new_scope_may_not_hold(
+    pg_gw: PgGateway, database_url: str, redis_server: RedisServer
+) -> None:
+    async with db.connection(database_url) as conn:
+        instance = await new_instance(conn, backend_of(redis_server))
+        key = await new_key(conn, instance)
+        subscriber = pg_gw.client(key.token, retry=NO_RETRY).pubsub()
+        subscriber.subscribe("payroll")
+        assert subscriber.get_message(timeout=2)["type"] == "subscribe"  # type: ignore[index]
+        stored = await api_keys.get_key(conn, instance.id, key.key_id)
+        await api_keys.update_key(conn, stored, scopes="+@all allkeys resetchannels")
+
+        def gone() -> bool:
+            try:
+                subscriber.get_message(timeout=0.05)
+            except (redis.ConnectionError, OSError):
+                return True
+            return False
+
+        await asyncio.to_thread(wait_until, gone)
+        subscriber.close()
+
+
 async def test_expiry_closes_sessions_without_a_notice(
     pg_gw: PgGateway, database_url: str, redis_server: RedisServer
 ) -> None:
@@ -226,17 +263,26 @@ async def test_fail_static_keeps_cached_keys_working_while_postgres_is_down(
             instance = await new_instance(conn, backend_of(redis_server))
             seen = await new_key(conn, instance)
             unseen = await new_key(conn, instance)
+            revoked = await new_key(conn, instance)
         with run_pg_gateway(url) as gw:
             live = gw.gateway.live
             assert live is not None
             await asyncio.to_thread(wait_until, lambda: live.listener.connected)
             assert gw.client(seen.token, retry=NO_RETRY).ping()  # now cached
+            assert gw.client(revoked.token, retry=NO_RETRY).ping()  # cached too, then revoked
+            async with db.connection(url) as conn:
+                await revoke(conn, revoked.key_id)
+            await asyncio.to_thread(wait_until, lambda: gw.auth_fails(revoked.token))
             postgres.stop()
             await asyncio.to_thread(wait_until, lambda: not live.listener.connected)
             # a cached key still opens new connections; an unknown one gets a clear error
             assert gw.client(seen.token, retry=NO_RETRY).ping()
             with pytest.raises(redis.ResponseError, match="temporarily unavailable"):
                 gw.client(unseen.token, retry=NO_RETRY).ping()
+            with pytest.raises(
+                (redis.ResponseError, redis.AuthenticationError)
+            ):  # never fail-static
+                gw.client(revoked.token, retry=NO_RETRY).ping()
             postgres.start()
             await asyncio.to_thread(wait_until, lambda: live.listener.connected, 15.0)
             assert gw.client(unseen.token, retry=NO_RETRY).ping()  # recovered by itself

@@ -5,12 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
+from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.resp import ReplyFramer
-from tests.integration.proxy.conftest import RunningGateway
+from redisgate.scopes import PRESETS
+from tests.integration.proxy.conftest import RunningGateway, run_gateway
 from tests.integration.proxy.test_basics import gateway_and_redis, raw_exchange
 
 
@@ -130,8 +133,17 @@ def test_blocking_pop_released_by_another_client(gw: RunningGateway) -> None:
     assert waiter.blpop(["empty"], timeout=0.1) is None  # a timeout answers too
 
 
-def test_eval_and_functions_on_a_dedicated_server(gw: RunningGateway) -> None:
-    r = gw.client()
+def test_eval_and_functions_on_a_dedicated_server(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    scripts = {"scripts": PRESETS["full"] + " +@scripting"}  # scripting is opt-in
+    with run_gateway(redis_server, tmp_path, scopes=scripts) as gw:
+        _eval_and_functions(gw.scoped_client("scripts"))
+        with pytest.raises(redis.exceptions.NoPermissionError, match="'eval' command"):
+            gw.client().eval("return 1", 0)  # the full preset alone grants no scripting
+
+
+def _eval_and_functions(r: redis.Redis) -> None:
     assert r.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "ek", "ev") == b"OK"
     sha = r.script_load("return redis.call('GET', KEYS[1])")
     assert r.evalsha(sha, 1, "ek") == b"ev"

@@ -14,6 +14,7 @@ from redisgate.proxy.pinning import DedicatedTracker
 from redisgate.proxy.principals import Backend, Instance, Principal
 from redisgate.proxy.resp import Command, RequestFramer
 from redisgate.proxy.session import AuthRequest, Kind, Session, State
+from redisgate.scopes import PRESETS, compile_scope
 
 TABLE = CommandTable.from_snapshot()
 
@@ -66,9 +67,13 @@ class Clock:
         return self.now
 
 
+# The full preset with scripting granted: these tests are about routing, not scopes.
+SCRIPTS_TOO = compile_scope(PRESETS["full"] + " +@scripting")
+
+
 def principal(*, shared: bool = False, db: int = 0, key_name: str = "web") -> Principal:
     backend = Backend(host="10.0.0.5", port=6379, db=db, shared=shared)
-    return Principal(key_id="abcdefghijkl", key_name=key_name, instance=Instance("c", "c", backend))
+    return Principal("abcdefghijkl", key_name, Instance("c", "c", backend), SCRIPTS_TOO)
 
 
 def new_session(table: CommandTable = TABLE, clock: Clock | None = None) -> Session:

@@ -101,3 +101,22 @@ def test_reset_forgets_the_scope() -> None:
     session = session_with("+@all allkeys")
     assert session.handle(cmd("RESET"))[1] == b"+RESET\r\n"
     assert session.handle(cmd("GET", "k"))[1].startswith(b"-NOAUTH")  # type: ignore[union-attr]
+
+
+def test_client_tracking_is_refused_where_invalidations_would_leak_key_names() -> None:
+    restricted = session_with("+@all ~app:*")
+    _, payload, _ = restricted.handle(cmd("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "app:"))
+    assert isinstance(payload, bytes) and payload.startswith(b"-NOPERM CLIENT TRACKING")
+    assert b"outside this key's patterns" in payload
+    kind, _, _ = restricted.handle(cmd("CLIENT", "TRACKING", "ON"))  # only keys it read
+    assert kind is Kind.DEDICATED
+    everything = session_with("+@all allkeys")
+    assert everything.handle(cmd("CLIENT", "TRACKING", "ON", "BCAST"))[0] is Kind.DEDICATED
+    shared = Session(TABLE, client_id=2)
+    _, request, _ = shared.handle(cmd("AUTH", TOKEN))
+    assert isinstance(request, AuthRequest)
+    backend = Backend(host="10.0.0.5", port=6379, db=3, shared=True)
+    principal = Principal("abcdefghijkl", "web", Instance("c", "c", backend))
+    shared.auth_result(request, principal)
+    _, payload, _ = shared.handle(cmd("CLIENT", "TRACKING", "ON"))
+    assert isinstance(payload, bytes) and b"this server is shared" in payload
