@@ -160,9 +160,13 @@ async def login(call: Call) -> web.StreamResponse:
     email, password = call.body["email"].strip(), call.body["password"]
     addr = client_addr(call.request)
     throttle, passwords = call.request.app[THROTTLE], call.request.app[PASSWORDS]
-    wait = throttle.retry_after(email, addr, time.monotonic())
+    now = time.monotonic()
+    wait = throttle.retry_after(email, addr, now)
     if wait:
         raise TooManyRequests(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
+    # Counted as a failure before the (slow) check and taken back on success, so concurrent
+    # guesses cannot all pass the throttle while the first ones are being verified.
+    throttle.failed(email, addr, now)
     async with call.connect() as conn:
         found = await users.get_login(conn, email)
     if found is None:
@@ -171,9 +175,8 @@ async def login(call: Call) -> web.StreamResponse:
     else:
         ok, new_hash = await passwords.verify(found[1], password)
     if not ok or found is None:
-        throttle.failed(email, addr, time.monotonic())
         raise Unauthenticated("the email or password is wrong", code="invalid_credentials")
-    throttle.succeeded(email)
+    throttle.succeeded(email, addr, now)
     user = found[0]
     async with call.connect() as conn, conn.transaction():
         if new_hash is not None:

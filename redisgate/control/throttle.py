@@ -45,8 +45,13 @@ class LoginThrottle:
         for key in self._keys(email, addr):
             self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, email: str) -> None:
+    def succeeded(self, email: str, addr: str | None = None, at: float | None = None) -> None:
+        """Clear the email's failures; with `addr` and `at`, also take back the attempt counted
+        for that address at `at` (attempts are counted before the password is checked)."""
         self._failures.pop(("email", email.lower()), None)
+        times = self._failures.get(("addr", addr)) if addr is not None else None
+        if times is not None and at in times:
+            times.remove(at)
 
     def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:
         times = self._failures.get(key)
