@@ -28,10 +28,11 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
+from redisgate import metrics
 from redisgate.errors import RemoteProtocolError, StoreError
 from redisgate.proxy.dedicated import DedicatedConnectionMixin
 from redisgate.proxy.pool import InstancePool
-from redisgate.proxy.resp import RequestFramer, encode_error
+from redisgate.proxy.resp import REQUEST_TOO_BIG_PREFIX, RequestFramer, encode_error
 from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
@@ -172,6 +173,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
             except RemoteProtocolError as exc:
                 self._send_run(run, session)
                 run = []
+                if str(exc).startswith(REQUEST_TOO_BIG_PREFIX):
+                    metrics.LIMITED["max_request_bytes"] += 1
                 self._finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
@@ -297,6 +300,12 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     await asyncio.sleep(delay)
             else:
                 self.gateway.throttle.success(self.peer_host)
+                admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
+                if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
+                    request.complete(admitted)
+                    self._unblock()
+                    return
+                session.rate = admitted.gate
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
                     session.use_table(await self.gateway.command_table(self.pool))
@@ -306,7 +315,10 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     max_array_len=1024 * 1024,
                     max_bulk_bytes=max(self.settings.max_request_bytes, 512 * 1024 * 1024),
                     max_inline_bytes=64 * 1024,
-                    max_request_bytes=self.settings.max_request_bytes,
+                    max_request_bytes=min(
+                        self.settings.max_request_bytes,
+                        admitted.max_request_bytes or self.settings.max_request_bytes,
+                    ),
                     unauthenticated=False,
                 )
             request.complete(session.auth_result(auth, principal))
@@ -316,6 +328,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         """After RESET: drop the dedicated connection (once its owed replies are in) and the
         instance, and go back to the limits of an unauthenticated client."""
         self.pool = None
+        self.gateway.limits.release(self.session.client_id)  # type: ignore[union-attr]
         self.framer.set_limits(**PRE_AUTH_LIMITS)
         if self.dedicated is None:
             return

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from redisgate import apikeys
+from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
@@ -50,12 +51,17 @@ class Instance:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated API key and what it may reach (`scope`: which commands, keys and
-    channels; the `full` preset unless the key says otherwise)."""
+    channels; the `full` preset unless the key says otherwise), with the limits of the key,
+    its instance and its org as stored (`policy.LimitRegistry` resolves them). Instance limits
+    live here, not on `Instance`, so a change of limits does not make a new upstream pool."""
 
     key_id: str
     key_name: str
     instance: Instance
     scope: Scope = FULL_SCOPE
+    limits: Limits = NO_LIMITS
+    instance_limits: Limits = NO_LIMITS
+    org_limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)

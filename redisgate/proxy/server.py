@@ -19,10 +19,11 @@ from pathlib import Path
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
+from redisgate.limits import default_limits
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.pg_source import PostgresSource
-from redisgate.proxy.policy import AuthThrottle
+from redisgate.proxy.policy import AuthThrottle, LimitRegistry
 from redisgate.proxy.pool import InstancePool, PoolRegistry
 from redisgate.proxy.principals import Authenticator, Instance, PrincipalSource
 from redisgate.proxy.sources import open_source
@@ -56,6 +57,7 @@ class Gateway:
         else:
             self.authenticator = Authenticator(source)
         self.throttle = AuthThrottle()
+        self.limits = LimitRegistry(default_limits(settings))
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
         self._by_id: dict[int, ClientConnection] = {}
@@ -122,6 +124,7 @@ class Gateway:
         self.clients.discard(client)
         if client.session is not None:
             self._by_id.pop(client.session.client_id, None)
+            self.limits.release(client.session.client_id)
         if not self.clients:
             self._all_gone.set()
 
@@ -202,6 +205,7 @@ class Gateway:
         now = loop.time()
         for client in list(self.clients):
             client.check_timeouts(now)
+        self.limits.sweep(now)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
