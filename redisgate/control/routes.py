@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from redisgate.control import health, identity, instances, keys, me, members, reference, servers
+from redisgate.control import (
+    health,
+    identity,
+    instances,
+    keys,
+    limits,
+    me,
+    members,
+    reference,
+    servers,
+)
 from redisgate.control import organizations as orgs
 from redisgate.control.dispatch import handler_for
 from redisgate.control.spec import PAGE, Access, Route
@@ -90,6 +100,13 @@ ROUTES: list[Route] = [
           ORG, "quota.read", response=orgs.QUOTA_REPLY, tag="quotas"),
     Route("PUT", "/v1/orgs/{org_id}/quota", orgs.put_quota, "Set the quota limits.", ADMIN,
           body=orgs.LIMITS, response=orgs.QUOTA_REPLY, errors=(404,), tag="quotas"),
+    Route("GET", "/v1/orgs/{org_id}/limits", limits.get_org_limits,
+          "The org's default data-plane limits for its instances (null: the gateway's).", ORG,
+          "quota.read", response=limits.ORG_LIMITS_REPLY, tag="quotas"),
+    Route("PUT", "/v1/orgs/{org_id}/limits", limits.put_org_limits,
+          "Set the org's default data-plane limits (absent fields: null).", ADMIN,
+          body=limits.LIMITS_CHANGE, response=limits.ORG_LIMITS_REPLY, errors=(404,),
+          tag="quotas"),
     Route("GET", "/v1/orgs/{org_id}/audit", orgs.list_audit,
           "The audit log, newest first, filtered by action, actor and time.", ORG,
           "audit.read", query=(*orgs.AUDIT_QUERY, *PAGE), response=orgs.AUDIT_REPLY,

@@ -111,7 +111,15 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
             shared=b.shared,
         ),
     )
-    principal = Principal(key_id=found.key_id, key_name=found.name, instance=instance, scope=scope)
+    principal = Principal(
+        key_id=found.key_id,
+        key_name=found.name,
+        instance=instance,
+        scope=scope,
+        limits=found.limits,
+        instance_limits=found.instance_limits,
+        org_limits=found.org_limits,
+    )
     expires_at = None if found.expires_at is None else found.expires_at.timestamp()
     return KeyRecord(
         key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at
