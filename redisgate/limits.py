@@ -5,11 +5,12 @@ value and its org's default (the org's default is the platform's settings defaul
 org has none); a key's limit is its own value, and both the key's and the instance's apply,
 so a key can only be stricter than its instance. 0 is a real limit (nothing is allowed:
 suspends the key or instance). `burst` is the token bucket's depth (at least 1); unset, it is
-one second's worth of `ops_per_second`.
+one second's worth of the `ops_per_second` set at the same level.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 FIELDS = (
@@ -54,6 +55,13 @@ class Limits:
                 for name in FIELDS
             )
         )
+
+    def with_implied_burst(self) -> Limits:
+        """A rate without a burst gets one second's worth, so a burst set at another level
+        (an org's, the settings') never loosens a rate set here."""
+        if self.ops_per_second is None or self.burst is not None:
+            return self
+        return dataclasses.replace(self, burst=max(1, self.ops_per_second))
 
     def tighter(self, other: Limits) -> Limits:
         """Field by field, the stricter of both (None is no limit)."""

@@ -317,7 +317,9 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     max_inline_bytes=64 * 1024,
                     max_request_bytes=min(
                         self.settings.max_request_bytes,
-                        admitted.max_request_bytes or self.settings.max_request_bytes,
+                        self.settings.max_request_bytes
+                        if admitted.max_request_bytes is None
+                        else admitted.max_request_bytes,
                     ),
                     unauthenticated=False,
                 )
@@ -328,7 +330,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         """After RESET: drop the dedicated connection (once its owed replies are in) and the
         instance, and go back to the limits of an unauthenticated client."""
         self.pool = None
-        self.gateway.limits.release(self.session.client_id)  # type: ignore[union-attr]
+        if self.session is not None:
+            self.gateway.limits.release(self.session.client_id)
         self.framer.set_limits(**PRE_AUTH_LIMITS)
         if self.dedicated is None:
             return

@@ -363,8 +363,10 @@ class LimitRegistry:
 
     def effective(self, principal: Principal) -> tuple[Limits, Limits]:
         """(the key's limits, the instance's limits) after inheritance."""
-        org = principal.org_limits.or_defaults(self.defaults)
-        return principal.limits, principal.instance_limits.tighter(org)
+        org = principal.org_limits.with_implied_burst()
+        org = org.or_defaults(self.defaults.with_implied_burst()).with_implied_burst()
+        instance = principal.instance_limits.with_implied_burst().tighter(org)
+        return principal.limits.with_implied_burst(), instance
 
     def connections(self, kind: str, ident: str) -> int:
         return self._connections.get((kind, ident), 0)

@@ -60,7 +60,7 @@ async def test_instance_and_key_limits_are_set_patched_read_and_reach_the_gatewa
     key_limits, instance_limits = LimitRegistry(Limits(max_connections=3)).effective(
         record.principal
     )
-    assert key_limits == Limits(ops_per_second=5, max_request_bytes=4096)
+    assert key_limits == Limits(ops_per_second=5, burst=5, max_request_bytes=4096)
     # The org's 50/s is tighter than the instance's 100/s; its null max_connections is the
     # gateway's default; daily quotas are carried for the accounting still to come.
     assert instance_limits == Limits(

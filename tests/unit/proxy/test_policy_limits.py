@@ -72,11 +72,22 @@ def test_registry_resolves_key_instance_org_and_settings_defaults() -> None:
         org_limits=Limits(ops_per_second=200),  # the org's default replaces the settings'
     )
     key, instance = registry.effective(who)
-    assert key == Limits(ops_per_second=1000)
-    assert instance == Limits(ops_per_second=200, max_connections=5, max_request_bytes=4096)
+    assert key == Limits(ops_per_second=1000, burst=1000)
+    assert instance == Limits(
+        ops_per_second=200, burst=200, max_connections=5, max_request_bytes=4096
+    )
     admitted = registry.admit(1, who, 0.0)
     assert isinstance(admitted, Admission) and admitted.max_request_bytes == 4096
     assert admitted.gate is not None and len(admitted.gate.buckets) == 2
+
+
+def test_an_unset_burst_is_one_second_of_the_rate_set_at_the_same_level() -> None:
+    registry = LimitRegistry(Limits(ops_per_second=1000, burst=5000))
+    who = Principal("abcdefghijkl", "web", INSTANCE, instance_limits=Limits(ops_per_second=10))
+    # The settings' burst belongs to the settings' rate: it cannot loosen the instance's 10/s.
+    assert registry.effective(who)[1] == Limits(ops_per_second=10, burst=10)
+    org_burst = Principal("abcdefghijkl", "web", INSTANCE, org_limits=Limits(burst=50))
+    assert registry.effective(org_burst)[1] == Limits(ops_per_second=1000, burst=50)
 
 
 def test_registry_shares_buckets_per_key_and_per_instance() -> None:
