@@ -150,3 +150,49 @@ def test_request_over_the_key_size_limit_is_refused_from_its_header(
         assert metrics.LIMITED["max_request_bytes"] == before + 1
         with gw.direct() as direct:
             assert direct.strlen("k") == 900
+
+
+def test_a_command_refused_inside_multi_aborts_the_transaction(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    limits = {"key:main": {"ops_per_second": 1, "burst": 3}}
+    with run_gateway(redis_server, tmp_path, limits=limits) as gw:
+        with raw_client(gw.port, gw.tokens["main"]) as sock:
+            sock.sendall(b"MULTI\r\nSET a 1\r\nSET a 2\r\nSET a 3\r\nEXEC\r\n")
+            expected = (
+                b"+OK\r\n+QUEUED\r\n+QUEUED\r\n"
+                b"-ERR max requests limit exceeded (limit 1 commands per second, burst 3)\r\n"
+                b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+            )
+            assert recv_exactly(sock, len(expected)) == expected
+        with gw.direct() as direct:
+            assert direct.get("a") is None  # nothing ran
+
+
+def test_reset_frees_the_connection_for_another_client(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    limits = {"main": {"max_connections": 1}}
+    with run_gateway(redis_server, tmp_path, limits=limits) as gw:
+        token = gw.tokens["main"]
+        with raw_client(gw.port, token) as first:
+            second, reply = auth_reply(gw.port, token)
+            with second:
+                assert reply == b"-ERR max concurrent connections exceeded (limit 1)\r\n"
+                first.sendall(b"RESET\r\n")
+                assert recv_exactly(first, 8) == b"+RESET\r\n"
+                second.sendall(b"HELLO 3 AUTH default " + token.encode() + b"\r\n")
+                assert recv_exactly(second, 1) == b"%"  # the HELLO map: admitted
+
+
+def test_refusals_are_exported_to_prometheus(redis_server: RedisServer, tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    limits = {"key:main": {"ops_per_second": 0}}
+    with run_gateway(redis_server, tmp_path, limits=limits) as gw:
+        before = REGISTRY.get_sample_value("redisgate_limited_total", {"kind": "ops_per_second"})
+        with raw_client(gw.port, gw.tokens["main"]) as sock:
+            sock.sendall(b"PING\r\n")
+            assert recv_exactly(sock, 5) == b"-ERR "
+        after = REGISTRY.get_sample_value("redisgate_limited_total", {"kind": "ops_per_second"})
+        assert before is not None and after == before + 1
