@@ -105,6 +105,26 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_limits(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.limits import FIELDS
+    from redisgate.proxy.static_source import set_limits
+
+    values: dict[str, int | None] = {}
+    for item in args.limits:
+        field, _, text = item.partition("=")
+        if field not in FIELDS or not (text == "none" or (text.isdigit() and text.isascii())):
+            raise ConfigError(
+                f"{item!r}: write FIELD=N or FIELD=none (inherit); fields: {', '.join(FIELDS)}"
+            )
+        values[field] = None if text == "none" else int(text)
+    if args.key is not None:
+        set_limits(_keys_file(settings), "keys", args.key, values)
+    else:
+        set_limits(_keys_file(settings), "instances", args.instance, values)
+    print("limits set; the gateway applies them at the next AUTH (docs/limits.md)")
+    return 0
+
+
 def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -283,6 +303,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub)
     p.add_argument("key_id", help="the key's public id (rg_<id>_…)")
+    p = add(
+        "limits",
+        "set an instance's or a key's limits (docs/limits.md)",
+        cmd_keys_limits,
+        keys_sub,
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--instance", default=None, help="the instance's name")
+    target.add_argument("--key", default=None, help="the key's public id")
+    p.add_argument(
+        "limits",
+        nargs="+",
+        metavar="FIELD=N",
+        help="ops_per_second, burst, max_connections, max_request_bytes, daily_commands or "
+        "daily_bytes (the daily ones are stored, enforced once usage accounting lands); "
+        "N is a whole number, or 'none' to inherit",
+    )
     admin = sub.add_parser(
         "admin",
         help="manage control-plane accounts from the command line",

@@ -284,6 +284,37 @@ class Settings:
         "connections (0: none do).",
         validate=check.not_negative,
     )
+    # Limits: what an instance gets when neither it nor its org sets a limit (docs/limits.md)
+    default_ops_per_second: int | None = setting(
+        None,
+        "Commands per second per instance and gateway (unset: unlimited).",
+        validate=check.not_negative,
+    )
+    default_burst: int | None = setting(
+        None,
+        "Token-bucket depth for default_ops_per_second (unset: one second's worth).",
+        validate=check.at_least_one,
+    )
+    default_max_connections: int | None = setting(
+        None,
+        "Concurrent connections per instance and gateway (unset: unlimited).",
+        validate=check.not_negative,
+    )
+    default_max_request_bytes: int | None = setting(
+        None,
+        "Largest command per instance (unset: only max_request_bytes applies).",
+        validate=check.not_negative,
+    )
+    default_daily_commands: int | None = setting(
+        None,
+        "Commands per instance per UTC day (stored; enforced once usage accounting lands).",
+        validate=check.not_negative,
+    )
+    default_daily_bytes: int | None = setting(
+        None,
+        "Bytes per instance per UTC day (stored; enforced once usage accounting lands).",
+        validate=check.not_negative,
+    )
     # Process
     shutdown_timeout_s: float = setting(
         10.0,

@@ -19,6 +19,15 @@ from prometheus_client.registry import Collector
 # (keyspace-wide command or script with restricted key patterns), gateway (never forwarded).
 DENIAL_REASONS = ("command", "key", "channel", "keyspace", "gateway")
 COMMANDS_DENIED: dict[str, int] = dict.fromkeys(DENIAL_REASONS, 0)
+# Commands and connections refused by a data-plane limit (docs/limits.md), by kind.
+LIMIT_KINDS = (
+    "ops_per_second",
+    "max_connections",
+    "max_request_bytes",
+    "daily_commands",
+    "daily_bytes",
+)
+LIMITED: dict[str, int] = dict.fromkeys(LIMIT_KINDS, 0)
 
 
 class _PlainCounters(Collector):
@@ -33,6 +42,14 @@ class _PlainCounters(Collector):
         for reason, count in COMMANDS_DENIED.items():
             denied.add_metric([reason], count)
         yield denied
+        limited = CounterMetricFamily(
+            "redisgate_limited",
+            "Commands or connections refused by a data-plane limit, by kind.",
+            labels=["kind"],
+        )
+        for kind, count in LIMITED.items():
+            limited.add_metric([kind], count)
+        yield limited
 
 
 REGISTRY.register(_PlainCounters())

@@ -3,11 +3,13 @@
 Creating one is two steps: the row (`provisioning`) is written inside the transaction that
 checks the org's instance and memory quotas; then, after commit, the provisioner gives it a
 Redis and the row becomes `running` (or `failed` with a reason). The reply carries whichever
-status it reached. Users see the gateway's address, never the backend's.
+status it reached. Users see the gateway's address, never the backend's. An instance's
+`limits` (control/limits.py) apply to all its keys together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -15,12 +17,15 @@ import redis.exceptions
 from aiohttp import web
 
 from redisgate.control import pagination
+from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
 from redisgate.control.provisioning import client_for
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
 from redisgate.errors import Conflict, ServiceUnavailable
+from redisgate.limits import NO_LIMITS
 from redisgate.provision import EVICTION_POLICIES
 from redisgate.store import api_keys, audit, instances
+from redisgate.store import limits as limit_store
 from redisgate.store.instances import Instance
 
 INSTANCE_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
@@ -41,15 +46,24 @@ INSTANCE: dict[str, Any] = obj(
         "redis_cli": {"type": "string"},
         "created_at": TIME,
         "updated_at": TIME,
+        "limits": LIMITS,
     }
 )
 INSTANCES_REPLY = page_of(INSTANCE)
 CREATE_BODY = obj(
     {"name": INSTANCE_NAME, "memory_mb": MEMORY},
-    {"eviction_policy": POLICY, "persistence": {"type": "boolean"}},
+    {"eviction_policy": POLICY, "persistence": {"type": "boolean"}, "limits": LIMITS_CHANGE},
 )
 PATCH_BODY = {
-    **obj({}, {"name": INSTANCE_NAME, "memory_mb": MEMORY, "eviction_policy": POLICY}),
+    **obj(
+        {},
+        {
+            "name": INSTANCE_NAME,
+            "memory_mb": MEMORY,
+            "eviction_policy": POLICY,
+            "limits": LIMITS_CHANGE,
+        },
+    ),
     "minProperties": 1,
 }
 NUMBER = {"type": ["number", "null"]}
@@ -112,6 +126,10 @@ async def create_instance(call: Call) -> web.StreamResponse:
             provisioner=provisioning.kind,
             created_by=call.user.id,
         )
+        new_limits = changed(NO_LIMITS, body)
+        if new_limits is not None:
+            await limit_store.set_limits(conn, "instances", instance.id, new_limits)
+            instance = dataclasses.replace(instance, limits=new_limits)
         instance = await provisioning.allocate(conn, instance)
         await audit.record(
             conn,
@@ -140,6 +158,9 @@ async def patch_instance(call: Call) -> web.StreamResponse:
         before = await instances.get_instance(
             conn, call.org_id, call.path_id("instance_id"), lock=True
         )
+        new_limits = changed(before.limits, body)
+        if new_limits is not None:  # first, so the update below returns them
+            await limit_store.set_limits(conn, "instances", before.id, new_limits)
         after = await instances.update_instance(
             conn,
             before,
@@ -229,4 +250,5 @@ def _audited(instance: Instance) -> dict[str, Any]:
         "eviction_policy": instance.eviction_policy,
         "persistence": instance.persistence,
         "status": instance.status,
+        "limits": instance.limits.public(),
     }

@@ -2,11 +2,13 @@
 
 The token is shown once, in the reply that creates it, with a ready connection URL; only its
 SHA-256 digest is stored. Scopes are validated with the parser the gateway uses and stored in
-canonical form, so what a listing shows is exactly what the gateway enforces.
+canonical form, so what a listing shows is exactly what the gateway enforces. A key's
+`limits` (control/limits.py) apply on top of its instance's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,10 +17,13 @@ from aiohttp import web
 from redisgate import apikeys
 from redisgate.control import pagination
 from redisgate.control.instances import gateway_endpoint
+from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
 from redisgate.errors import Conflict, ValidationFailed
+from redisgate.limits import NO_LIMITS
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, ScopeError, parse_scope, prefix_scope
 from redisgate.store import api_keys, audit, instances
+from redisgate.store import limits as limit_store
 from redisgate.store.api_keys import ApiKey
 
 KEY_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
@@ -37,6 +42,7 @@ KEY: dict[str, Any] = obj(
         "created_at": TIME,
         "updated_at": TIME,
         "revoked_at": {"type": ["string", "null"]},
+        "limits": LIMITS,
     }
 )
 NEW_KEY: dict[str, Any] = obj(
@@ -45,10 +51,19 @@ NEW_KEY: dict[str, Any] = obj(
 KEYS_REPLY = page_of(KEY)
 CREATE_BODY = obj(
     {"name": KEY_NAME},
-    {"scopes": SCOPES, "preset": PRESET, "prefix": PREFIX, "expires_at": EXPIRES},
+    {
+        "scopes": SCOPES,
+        "preset": PRESET,
+        "prefix": PREFIX,
+        "expires_at": EXPIRES,
+        "limits": LIMITS_CHANGE,
+    },
 )
 PATCH_BODY = {
-    **obj({}, {"name": KEY_NAME, "scopes": SCOPES, "expires_at": EXPIRES}),
+    **obj(
+        {},
+        {"name": KEY_NAME, "scopes": SCOPES, "expires_at": EXPIRES, "limits": LIMITS_CHANGE},
+    ),
     "minProperties": 1,
 }
 
@@ -133,6 +148,10 @@ async def create_key(call: Call) -> web.StreamResponse:
             expires_at=expires_at,
             created_by=call.user.id,
         )
+        new_limits = changed(NO_LIMITS, call.body)
+        if new_limits is not None:
+            await limit_store.set_limits(conn, "api_keys", key.id, new_limits)
+            key = dataclasses.replace(key, limits=new_limits)
         await audit.record(
             conn,
             call.actor(),
@@ -167,6 +186,9 @@ async def patch_key(call: Call) -> web.StreamResponse:
         )
         if before.revoked_at is not None:
             raise Conflict("this key is revoked; create a new one", code="key_revoked")
+        new_limits = changed(before.limits, body)
+        if new_limits is not None:  # first, so the update below returns them
+            await limit_store.set_limits(conn, "api_keys", before.id, new_limits)
         after = await api_keys.update_key(
             conn,
             before,
@@ -214,4 +236,5 @@ def _audited(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "scopes": key.scopes,
         "expires_at": None if key.expires_at is None else key.expires_at.isoformat(),
+        "limits": key.limits.public(),
     }

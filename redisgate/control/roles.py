@@ -37,7 +37,7 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
         frozenset({Role.OWNER}),
         "make someone an owner, change or remove an owner",
     ),
-    "quota.read": (_ALL, "see the quota and current use"),
+    "quota.read": (_ALL, "see the quota and current use, and the default limits"),
     "audit.read": (_MANAGERS, "read the audit log"),
     "instances.read": (_ALL, "list instances, see their status and stats"),
     "instances.manage": (_WRITERS, "create, resize, delete instances"),

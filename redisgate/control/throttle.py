@@ -50,7 +50,7 @@ class LoginThrottle:
         for that address at `at` (attempts are counted before the password is checked)."""
         self._failures.pop(("email", email.lower()), None)
         times = self._failures.get(("addr", addr)) if addr is not None else None
-        if times is not None and at in times:
+        if times is not None and at is not None and at in times:
             times.remove(at)
 
     def _recent(self, key: tuple[str, str], now: float) -> deque[float] | None:

@@ -28,11 +28,12 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
+from redisgate import metrics
 from redisgate.errors import RemoteProtocolError, StoreError
 from redisgate.proxy.dedicated import DedicatedConnectionMixin
 from redisgate.proxy.pool import InstancePool
 from redisgate.proxy.principals import Principal
-from redisgate.proxy.resp import RequestFramer, encode_error
+from redisgate.proxy.resp import REQUEST_TOO_BIG_PREFIX, RequestFramer, encode_error
 from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
@@ -90,7 +91,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         # Usage since the gateway last harvested it (plain ints: bumped per command).
         self.used_commands = self.used_in = self.used_out = self.used_limited = 0
-        self._denied_seen = 0
+        self._denied_seen = self._limited_seen = 0
 
     def __repr__(self) -> str:
         return (
@@ -176,6 +177,9 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
             except RemoteProtocolError as exc:
                 self._send_run(run, session)
                 run = []
+                if str(exc).startswith(REQUEST_TOO_BIG_PREFIX):
+                    metrics.LIMITED["max_request_bytes"] += 1
+                    self.used_limited += 1
                 self._finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
@@ -304,6 +308,12 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
             else:
                 self.gateway.throttle.success(self.peer_host)
                 self.gateway.harvest(self)  # what the previous key used stays its own
+                admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
+                if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
+                    request.complete(admitted)
+                    self._unblock()
+                    return
+                session.rate = admitted.gate
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
                     session.use_table(await self.gateway.command_table(self.pool))
@@ -313,7 +323,12 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     max_array_len=1024 * 1024,
                     max_bulk_bytes=max(self.settings.max_request_bytes, 512 * 1024 * 1024),
                     max_inline_bytes=64 * 1024,
-                    max_request_bytes=self.settings.max_request_bytes,
+                    max_request_bytes=min(
+                        self.settings.max_request_bytes,
+                        self.settings.max_request_bytes
+                        if admitted.max_request_bytes is None
+                        else admitted.max_request_bytes,
+                    ),
                     unauthenticated=False,
                 )
             request.complete(session.auth_result(auth, principal))
@@ -323,6 +338,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         """After RESET: drop the dedicated connection (once its owed replies are in) and the
         instance, and go back to the limits of an unauthenticated client."""
         self.pool = None
+        if self.session is not None:
+            self.gateway.limits.release(self.session.client_id)
         self.framer.set_limits(**PRE_AUTH_LIMITS)
         if self.dedicated is None:
             return
@@ -410,15 +427,16 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         out, denied, limited); the counters start again from zero."""
         session = self.session
         denied = session.denied if session is not None else 0
+        limited = session.limited if session is not None else 0
         counts = (
             self.used_commands,
             self.used_in,
             self.used_out,
             denied - self._denied_seen,
-            self.used_limited,
+            self.used_limited + limited - self._limited_seen,
         )
         self.used_commands = self.used_in = self.used_out = self.used_limited = 0
-        self._denied_seen = denied
+        self._denied_seen, self._limited_seen = denied, limited
         return (session.principal if session is not None else None), counts
 
     def apply_principal(self, principal: Principal | None) -> None:

@@ -403,3 +403,24 @@ def acl_cat_reply(table: CommandTable, category: bytes | None) -> bytes | None:
     if not known:
         return None
     return encode_array([encode_bulk(n) for n in names])
+
+
+def translate_redirect(
+    args: list[bytes], redirect_target: Callable[[int], int | None] | None
+) -> list[bytes] | bytes | None:
+    """CLIENT TRACKING … REDIRECT <id>: the id the client knows is a gateway client id;
+    the backend needs the id of that client's own upstream connection. None: no
+    REDIRECT; bytes: the error reply."""
+    lowered = [a.lower() for a in args]
+    if b"redirect" not in lowered[3:]:
+        return None
+    at = lowered.index(b"redirect", 3) + 1
+    if at >= len(args):
+        return encode_error("ERR", "syntax error")
+    wanted = parse_int(args[at])  # strictly, as Redis's string2ll
+    if wanted is None:
+        return encode_error("ERR", "value is not an integer or out of range")
+    backend_id = redirect_target(wanted) if redirect_target else None
+    if backend_id is None:
+        return encode_error("ERR", "The client ID you want redirect to does not exist")
+    return [*args[:at], b"%d" % backend_id, *args[at + 1 :]]

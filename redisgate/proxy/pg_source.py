@@ -138,6 +138,9 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
         scope=scope,
         expires_at=expires_at,
         org_id=str(found.org_id),
+        limits=found.limits,
+        instance_limits=found.instance_limits,
+        org_limits=found.org_limits,
     )
     return KeyRecord(
         key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at

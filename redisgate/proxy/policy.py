@@ -6,8 +6,8 @@
   every client with the same scope and table. `fast` lists the command names that need no
   check beyond their name (the session forwards those straight away).
 - `AuthThrottle`: slows down peers that keep presenting bad keys.
-
-Rate limits and quotas join them with the live-policy issue.
+- `TokenBucket`, `RateGate`, `LimitRegistry`: per-key and per-instance commands per second,
+  concurrent connections and request size (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from redisgate import metrics
+from redisgate.limits import NO_LIMITS, Limits
 from redisgate.proxy.commands import CommandSpec, CommandTable, KeyAccess, SearchKind
 from redisgate.proxy.keyspecs import (
     CHANNEL_SPECS,
@@ -25,6 +28,7 @@ from redisgate.proxy.keyspecs import (
     keys_complete,
     sort_patterns,
 )
+from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp_encode import encode_error
 from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WRITE, Scope
 
@@ -237,3 +241,185 @@ class AuthThrottle:
 
     def success(self, peer: str) -> None:
         self._failures.pop(peer, None)
+
+
+# --- Data-plane limits (docs/limits.md) ------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate` commands a second on average, up to `burst` at once; refilled lazily from `now`.
+
+    A refused command takes nothing and waits nowhere: the client gets an error at once, so
+    nothing queues. `configure` changes the rate live without refilling the bucket.
+    """
+
+    __slots__ = ("burst", "rate", "reply", "stamp", "tokens")
+
+    def __init__(self, rate: int, burst: int, now: float) -> None:
+        self.rate = self.burst = self.tokens = -1.0
+        self.reply = b""
+        self.configure(rate, burst)
+        self.tokens = self.burst
+        self.stamp = now
+
+    def __repr__(self) -> str:
+        return f"<TokenBucket {self.rate:g}/s burst={self.burst:g} tokens={self.tokens:.2f}>"
+
+    def configure(self, rate: int, burst: int) -> None:
+        if rate == self.rate and burst == self.burst:
+            return
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens = min(self.tokens, self.burst)
+        self.reply = encode_error(
+            "ERR", f"max requests limit exceeded (limit {rate} commands per second, burst {burst})"
+        )
+
+    def refill(self, now: float) -> float:
+        """The tokens available at `now`."""
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.stamp = now
+            tokens = self.tokens + elapsed * self.rate
+            self.tokens = tokens if tokens < self.burst else self.burst
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        if self.refill(now) >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def bucket_shape(limits: Limits) -> tuple[int, int] | None:
+    """(rate, burst) of a token bucket for these limits; None: no rate limit.
+
+    Unset, the burst is one second's worth of the rate; a rate of 0 refuses everything.
+    """
+    rate = limits.ops_per_second
+    if rate is None:
+        return None
+    if rate == 0:
+        return (0, 0)
+    return (rate, limits.burst if limits.burst is not None else rate)
+
+
+class RateGate:
+    """The buckets one client draws from: its key's and its instance's (either may be absent).
+
+    A command passes only if every bucket has a token, and then takes one from each, so the
+    stricter limit wins and a refused command costs nothing.
+    """
+
+    __slots__ = ("buckets",)
+
+    def __init__(self, buckets: tuple[TokenBucket, ...]) -> None:
+        self.buckets = buckets
+
+    def allow(self, now: float) -> bytes | None:
+        """None when the command may run, else the error reply (counted).
+
+        Runs once per command: `TokenBucket.refill` inlined, no allocations."""
+        for bucket in self.buckets:
+            tokens = bucket.tokens
+            if now > bucket.stamp:
+                tokens += (now - bucket.stamp) * bucket.rate
+                if tokens > bucket.burst:
+                    tokens = bucket.burst
+                bucket.tokens, bucket.stamp = tokens, now
+            if tokens < 1.0:
+                metrics.LIMITED["ops_per_second"] += 1
+                return bucket.reply
+        for bucket in self.buckets:
+            bucket.tokens -= 1.0
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What an admitted connection is held to: its rate gate and its request-size limit."""
+
+    gate: RateGate | None
+    max_request_bytes: int | None
+
+
+class LimitRegistry:
+    """The per-key and per-instance limits of one gateway process (sans-IO; `now` passed in).
+
+    Buckets and connection counts are per process: with N gateways behind a load balancer each
+    enforces the limits on its own share of the clients (docs/limits.md, "Several gateways").
+    A principal's limits are applied whenever one of its connections authenticates, so a
+    changed limit reaches buckets already in use. Buckets of keys and instances with no
+    connections are dropped once full again (`sweep`), when they equal a fresh one.
+    """
+
+    def __init__(self, defaults: Limits = NO_LIMITS) -> None:
+        self.defaults = defaults  # what an org without its own defaults gets
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._connections: dict[tuple[str, str], int] = {}
+        self._held: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<LimitRegistry [{len(self._buckets)} buckets, {len(self._held)} connections]>"
+
+    def effective(self, principal: Principal) -> tuple[Limits, Limits]:
+        """(the key's limits, the instance's limits) after inheritance."""
+        org = principal.org_limits.with_implied_burst()
+        org = org.or_defaults(self.defaults.with_implied_burst()).with_implied_burst()
+        instance = principal.instance_limits.with_implied_burst().tighter(org)
+        return principal.limits.with_implied_burst(), instance
+
+    def connections(self, kind: str, ident: str) -> int:
+        return self._connections.get((kind, ident), 0)
+
+    def admit(self, client_id: int, principal: Principal, now: float) -> Admission | bytes:
+        """Count a newly authenticated connection, or return the error refusing it."""
+        key_limits, instance_limits = self.effective(principal)
+        key = ("key", principal.key_id)
+        instance = ("instance", principal.instance.id)
+        held = self._held.get(client_id, ())  # AUTH again: this connection is counted already
+        for ident, limits in ((key, key_limits), (instance, instance_limits)):
+            cap = limits.max_connections
+            if cap is not None and self._connections.get(ident, 0) - (ident in held) >= cap:
+                metrics.LIMITED["max_connections"] += 1
+                return _connections_exceeded(cap)
+        self.release(client_id)
+        for ident in (key, instance):
+            self._connections[ident] = self._connections.get(ident, 0) + 1
+        self._held[client_id] = (key, instance)
+        buckets = []
+        for ident, limits in ((key, key_limits), (instance, instance_limits)):
+            shape = bucket_shape(limits)
+            if shape is None:
+                continue
+            bucket = self._buckets.get(ident)
+            if bucket is None:
+                bucket = self._buckets[ident] = TokenBucket(*shape, now)
+            else:
+                bucket.refill(now)
+                bucket.configure(*shape)
+            buckets.append(bucket)
+        size = key_limits.tighter(instance_limits).max_request_bytes
+        return Admission(RateGate(tuple(buckets)) if buckets else None, size)
+
+    def release(self, client_id: int) -> None:
+        """The connection closed, RESET, or authenticated again."""
+        held = self._held.pop(client_id, None)
+        if held is None:
+            return
+        for ident in held:
+            left = self._connections.get(ident, 0) - 1
+            if left > 0:
+                self._connections[ident] = left
+            else:
+                self._connections.pop(ident, None)
+
+    def sweep(self, now: float) -> None:
+        """Drop the full buckets of keys and instances nobody is connected with."""
+        for ident, bucket in list(self._buckets.items()):
+            if ident not in self._connections and bucket.refill(now) >= bucket.burst:
+                del self._buckets[ident]
+
+
+@functools.lru_cache(maxsize=256)
+def _connections_exceeded(cap: int) -> bytes:
+    return encode_error("ERR", f"max concurrent connections exceeded (limit {cap})")

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from redisgate import apikeys
 from redisgate.errors import StoreError
+from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
@@ -51,7 +52,9 @@ class Instance:
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated API key and what it may reach (`scope`: which commands, keys and
-    channels; the `full` preset unless the key says otherwise)."""
+    channels; the `full` preset unless the key says otherwise), with the limits of the key,
+    its instance and its org as stored (`policy.LimitRegistry` resolves them). Instance limits
+    live here, not on `Instance`, so a change of limits does not make a new upstream pool."""
 
     key_id: str
     key_name: str
@@ -59,6 +62,9 @@ class Principal:
     scope: Scope = FULL_SCOPE
     expires_at: float | None = None  # wall-clock (Unix) time; live sessions end then
     org_id: str = ""  # the owner, where the source knows it (usage is recorded per org)
+    limits: Limits = NO_LIMITS
+    instance_limits: Limits = NO_LIMITS
+    org_limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,9 @@ ERR_UNBALANCED_QUOTES = "Protocol error: unbalanced quotes in request"
 ERR_EXPECTED_DOLLAR = "Protocol error: expected '$', got '{}'"
 # Ours: Redis skips the two bytes after bulk data unchecked; we refuse to guess.
 ERR_BULK_NOT_TERMINATED = "Protocol error: bulk data not followed by CRLF"
-ERR_REQUEST_TOO_BIG = "Protocol error: request bigger than the {} bytes allowed"
+# The words managed Redis services use (docs/limits.md); the connection closes after it.
+ERR_REQUEST_TOO_BIG = "max request size exceeded (limit {} bytes)"
+REQUEST_TOO_BIG_PREFIX = ERR_REQUEST_TOO_BIG.split("(")[0]
 # Redis 7's words for its pre-AUTH limits; used for ours while `unauthenticated` is set.
 ERR_UNAUTHENTICATED_MULTIBULK = "Protocol error: unauthenticated multibulk length"
 ERR_UNAUTHENTICATED_BULK = "Protocol error: unauthenticated bulk length"

@@ -21,11 +21,12 @@ from pathlib import Path
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError, StoreError
+from redisgate.limits import default_limits
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.live import LivePolicy
 from redisgate.proxy.pg_source import PostgresSource
-from redisgate.proxy.policy import AuthThrottle
+from redisgate.proxy.policy import AuthThrottle, LimitRegistry
 from redisgate.proxy.pool import InstancePool, PoolRegistry
 from redisgate.proxy.principals import Authenticator, Instance, Principal, PrincipalSource
 from redisgate.proxy.sources import open_source
@@ -67,6 +68,7 @@ class Gateway:
         else:
             self.authenticator = Authenticator(source)
         self.throttle = AuthThrottle()
+        self.limits = LimitRegistry(default_limits(settings))
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
         self._by_id: dict[int, ClientConnection] = {}
@@ -135,6 +137,7 @@ class Gateway:
         self.clients.discard(client)
         if client.session is not None:
             self._by_id.pop(client.session.client_id, None)
+            self.limits.release(client.session.client_id)
         if not self.clients:
             self._all_gone.set()
 
@@ -223,6 +226,7 @@ class Gateway:
             expires_at = principal.expires_at if principal is not None else None
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
                 client.apply_principal(None)
+        self.limits.sweep(now)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)

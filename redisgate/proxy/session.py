@@ -20,7 +20,9 @@ commands go back to shared connections. The transport keeps order across that sw
 Every command is checked against the key's scope (`policy.ScopeCheck`: commands, keys,
 channels, as Redis ACL does); commands in `_fast` (allowed by name alone) skip straight to a
 shared connection. Denied commands get `-NOPERM` (counted in `metrics.COMMANDS_DENIED`), unknown
-ones Redis's own `-ERR unknown command` wording. SELECT
+ones Redis's own `-ERR unknown command` wording. Before all that, every command of an
+authenticated client takes a token from `rate` (the key's and the instance's buckets, see
+`policy.RateGate`); without one it is refused with `-ERR max requests limit exceeded`. SELECT
 is virtualised (db 0 is the instance's db), the client's name and library info live here, and
 INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 """
@@ -36,7 +38,7 @@ from redisgate import metrics
 from redisgate.proxy import intercept
 from redisgate.proxy.commands import CommandSpec, CommandTable, arity_ok
 from redisgate.proxy.pinning import DedicatedTracker
-from redisgate.proxy.policy import KeyPlan, ScopeCheck, bind_scope
+from redisgate.proxy.policy import KeyPlan, RateGate, ScopeCheck, bind_scope
 from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import (
     REPLY_HELLO_NOAUTH,
@@ -51,7 +53,6 @@ from redisgate.proxy.resp import (
     encode_error,
     encode_int,
 )
-from redisgate.proxy.resp_reply import parse_int
 from redisgate.proxy.routes import (
     NOT_IN_MULTI,
     PUBSUB,
@@ -124,9 +125,10 @@ class Session:
         # transport, which knows the other clients); None: REDIRECT is refused
         self.redirect_target: Callable[[int], int | None] | None = None
         self._check: ScopeCheck | None = None
-        self.denied = 0  # -NOPERM replies (usage per key)
+        self.denied = self.limited = 0  # -NOPERM and rate-limit replies (usage per key)
         self._fast: frozenset[bytes] = frozenset()
         self._keyed: dict[bytes, KeyPlan] = {}
+        self.rate: RateGate | None = None  # the key's and instance's buckets (set on AUTH)
 
     def __repr__(self) -> str:
         who = self.principal.key_name if self.principal else "-"
@@ -161,6 +163,10 @@ class Session:
         args = command.args
         name = args[0]
         if self.principal is not None:
+            if self.rate is not None:
+                refused = self.rate.allow(self.clock())
+                if refused is not None and name.lower() not in _NEVER_LIMITED:
+                    return self._limited(refused)
             if self.tracker is None:
                 if name in self._fast:
                     return (Kind.SHARED, command.raw, None)
@@ -169,6 +175,14 @@ class Session:
                     return (Kind.SHARED, command.raw, None)
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
+
+    def _limited(self, reply: bytes) -> Decision:
+        """Over the rate limit: refused at once, never queued; inside MULTI that dooms the
+        transaction, as any error while queueing does on Redis."""
+        self.limited += 1
+        if self.tracker is not None and self.tracker.in_multi:
+            self.tracker.queue_error = True
+        return (Kind.LOCAL, reply, None)
 
     def _handle_unauthenticated(self, command: Command, args: list[bytes]) -> Decision:
         lowered = args[0].lower()
@@ -246,7 +260,7 @@ class Session:
             refused = intercept.tracking_refusal(args, shared_server, self._check.scope.allkeys)
             if refused is not None:
                 return (Kind.LOCAL, refused, None)
-            redirected = self._translate_redirect(args)
+            redirected = intercept.translate_redirect(args, self.redirect_target)
             if isinstance(redirected, bytes):
                 return (Kind.LOCAL, redirected, None)
             if redirected is not None:
@@ -258,24 +272,6 @@ class Session:
         if route is Route.PINNED or self.tracker is not None:
             return (Kind.DEDICATED, command.raw, None)
         return (Kind.SHARED, command.raw, None)
-
-    def _translate_redirect(self, args: list[bytes]) -> list[bytes] | bytes | None:
-        """CLIENT TRACKING … REDIRECT <id>: the id the client knows is a gateway client id;
-        the backend needs the id of that client's own upstream connection. None: no
-        REDIRECT; bytes: the error reply."""
-        lowered = [a.lower() for a in args]
-        if b"redirect" not in lowered[3:]:
-            return None
-        at = lowered.index(b"redirect", 3) + 1
-        if at >= len(args):
-            return encode_error("ERR", "syntax error")
-        wanted = parse_int(args[at])  # strictly, as Redis's string2ll
-        if wanted is None:
-            return encode_error("ERR", "value is not an integer or out of range")
-        backend_id = self.redirect_target(wanted) if self.redirect_target else None
-        if backend_id is None:
-            return encode_error("ERR", "The client ID you want redirect to does not exist")
-        return [*args[:at], b"%d" % backend_id, *args[at + 1 :]]
 
     # --- Intercepted commands ---------------------------------------------------------------
 
@@ -358,7 +354,7 @@ class Session:
 
     def _reset(self) -> Decision:
         """RESET: as on Redis, back to a fresh, unauthenticated RESP2 connection."""
-        self.principal = None
+        self.principal, self.rate = None, None
         self._bind()
         self.state = State.AUTH
         self.protocol = 2
@@ -453,6 +449,8 @@ class Session:
 _CHANNEL_LISTINGS = frozenset(
     {"pubsub|channels", "pubsub|shardchannels", "pubsub|numsub", "pubsub|shardnumsub"}
 )
+# Never refused by the rate limit: they end a transaction or the connection.
+_NEVER_LIMITED = frozenset({b"exec", b"discard", b"quit", b"reset"})
 _EXECABORT = encode_error("EXECABORT", "Transaction discarded because of previous errors.")
 
 

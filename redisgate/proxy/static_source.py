@@ -14,7 +14,11 @@ name = "web frontend"
 instance = "cache"
 sha256 = "…"                  # hex SHA-256 of the whole token; the token itself is not stored
 scopes = "+@read ~app:*"      # optional: Redis ACL rules (docs/scopes.md); default: the full preset
+ops_per_second = 100          # optional, on keys and instances: limits (docs/limits.md)
 ```
+
+The limit fields (`ops_per_second`, `burst`, `max_connections`, `max_request_bytes`,
+`daily_commands`, `daily_bytes`) may appear in an instance's table and in a key's.
 
 `redisgate keys new --instance cache` adds a key and prints the token once. The gateway
 rereads the file when it changes (checked at most once a second), so new keys work at once and
@@ -33,13 +37,25 @@ from typing import Any
 
 from redisgate import apikeys
 from redisgate.errors import ConfigError
+from redisgate.limits import FIELDS, MAXIMUM, Limits
 from redisgate.proxy.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope, parse_scope
 
 log = logging.getLogger(__name__)
 
-_INSTANCE_FIELDS = {"host", "port", "db", "username", "password", "tls", "shared"}
-_KEY_FIELDS = {"name", "instance", "sha256", "scopes"}
+_INSTANCE_FIELDS = {"host", "port", "db", "username", "password", "tls", "shared", *FIELDS}
+_KEY_FIELDS = {"name", "instance", "sha256", "scopes", *FIELDS}
+
+
+def _limits(where: str, table: dict[str, Any]) -> Limits:
+    values = {}
+    for name in FIELDS:
+        if name in table:
+            value = _typed(where, table[name], int, f"{name} must be a whole number")
+            if value < (1 if name == "burst" else 0) or value > MAXIMUM[name]:
+                raise ConfigError(f"{where}: {name} is out of range")
+            values[name] = value
+    return Limits().merged(values)
 
 
 def _check_fields(where: str, table: dict[str, Any], allowed: set[str], required: set[str]) -> None:
@@ -87,6 +103,7 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
     if unknown:
         raise ConfigError(f"keys file {path}: unknown section(s) {', '.join(unknown)}")
     instances: dict[str, Instance] = {}
+    instance_limits: dict[str, Limits] = {}
     for name, table in _tables(path, data, "instances"):
         where = f"{path}: [instances.{name}]"
         _check_fields(where, table, _INSTANCE_FIELDS, {"host", "port"})
@@ -106,6 +123,7 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
             shared=_typed(where, table.get("shared", False), bool, "shared must be true or false"),
         )
         instances[name] = Instance(id=name, name=name, backend=backend)
+        instance_limits[name] = _limits(where, table)
     records: dict[str, KeyRecord] = {}
     for key_id, table in _tables(path, data, "keys"):
         where = f"{path}: [keys.{key_id}]"
@@ -123,7 +141,14 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
                 scope = compile_scope(_typed(where, table["scopes"], str, "scopes: not a string"))
             except ScopeError as exc:
                 raise ConfigError(f"{where}: scopes: {exc}") from None
-        principal = Principal(key_id=key_id, key_name=name, instance=instance, scope=scope)
+        principal = Principal(
+            key_id=key_id,
+            key_name=name,
+            instance=instance,
+            scope=scope,
+            limits=_limits(where, table),
+            instance_limits=instance_limits[instance.id],
+        )
         records[key_id] = KeyRecord(key_id=key_id, digest=digest, principal=principal)
     return records
 
@@ -259,6 +284,22 @@ def store_key(
         except ScopeError as exc:
             raise ConfigError(f"invalid scopes: {exc}") from None
     data["keys"][key.key_id] = entry
+    _dump(path, data)
+
+
+def set_limits(path: Path, section: str, name: str, limits: dict[str, int | None]) -> None:
+    """Set (or, with None, remove) limit fields of `[instances.NAME]` or `[keys.ID]`."""
+    data = _load_raw(path)
+    if name not in data[section]:
+        raise ConfigError(f"{path}: no {section[:-1]} {name!r}")
+    table = data[section][name]
+    for field, value in limits.items():
+        if field not in FIELDS:
+            raise ConfigError(f"unknown limit {field!r}; limits are {', '.join(FIELDS)}")
+        if value is None:
+            table.pop(field, None)
+        else:
+            table[field] = value
     _dump(path, data)
 
 

@@ -16,13 +16,14 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import NotFound
-from redisgate.store import changes, quotas
+from redisgate.limits import NO_LIMITS, Limits
+from redisgate.store import changes, limits, quotas
 from redisgate.store.db import map_exceptions
 from redisgate.store.instances import Backend
 
 _COLUMNS = (
     "id, instance_id, org_id, name, scopes, expires_at, last_used_at, created_by, "
-    "created_at, updated_at, revoked_at"
+    "created_at, updated_at, revoked_at, " + limits.columns()
 )
 
 
@@ -39,6 +40,7 @@ class ApiKey:
     created_at: datetime
     updated_at: datetime
     revoked_at: datetime | None
+    limits: Limits = NO_LIMITS  # as set on the key (None: no key-level limit)
 
     def public(self) -> dict[str, object]:
         """What listings show: the public id, never the secret or its digest."""
@@ -56,11 +58,15 @@ class ApiKey:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "revoked_at": iso(self.revoked_at),
+            "limits": self.limits.public(),
         }
 
 
+_FIELDS = _COLUMNS.split(", ")[:11]
+
+
 def _key(row: asyncpg.Record) -> ApiKey:
-    return ApiKey(**{k: row[k] for k in _COLUMNS.split(", ")})
+    return ApiKey(**{k: row[k] for k in _FIELDS}, limits=limits.from_row(row))
 
 
 async def create_key(
@@ -205,6 +211,9 @@ class GatewayKey:
     instance_name: str
     backend: Backend
     org_id: uuid.UUID
+    limits: Limits = NO_LIMITS
+    instance_limits: Limits = NO_LIMITS
+    org_limits: Limits = NO_LIMITS  # the instance's org's defaults
 
 
 async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | None:
@@ -213,8 +222,11 @@ async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | Non
         row = await conn.fetchrow(
             "SELECT k.id, k.name, k.digest, k.scopes, k.expires_at, k.org_id, i.id AS instance_id, "
             "i.name AS instance_name, i.backend_host, i.backend_port, i.backend_db, "
-            "i.backend_username, i.backend_password, i.backend_tls, i.backend_shared "
+            "i.backend_username, i.backend_password, i.backend_tls, i.backend_shared, "
+            f"{limits.columns('k', 'k_')}, {limits.columns('i', 'i_')}, "
+            f"{limits.columns('q', 'q_')} "
             "FROM api_keys k JOIN instances i ON i.id = k.instance_id "
+            "LEFT JOIN org_quotas q ON q.org_id = i.org_id "
             "WHERE k.id = $1 AND k.revoked_at IS NULL "
             "AND (k.expires_at IS NULL OR k.expires_at > now()) "
             "AND i.status = 'running' AND i.backend_host IS NOT NULL",
@@ -240,6 +252,9 @@ async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | Non
             shared=row["backend_shared"],
         ),
         org_id=row["org_id"],
+        limits=limits.from_row(row, "k_"),
+        instance_limits=limits.from_row(row, "i_"),
+        org_limits=limits.from_row(row, "q_"),
     )
 
 

@@ -15,7 +15,8 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import Conflict, NotFound
-from redisgate.store import changes, quotas
+from redisgate.limits import NO_LIMITS, Limits
+from redisgate.store import changes, limits, quotas
 from redisgate.store.db import map_exceptions
 
 STATUSES = ("provisioning", "running", "failed")
@@ -23,7 +24,8 @@ STATUSES = ("provisioning", "running", "failed")
 _COLUMNS = (
     "id, org_id, name, memory_mb, eviction_policy, persistence, status, status_reason, "
     "provisioner, server_id, backend_host, backend_port, backend_db, backend_username, "
-    "backend_password, backend_tls, backend_shared, created_by, created_at, updated_at"
+    "backend_password, backend_tls, backend_shared, created_by, created_at, updated_at, "
+    + limits.columns()
 )
 
 
@@ -59,6 +61,7 @@ class Instance:
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    limits: Limits = NO_LIMITS  # as set on the instance (None: inherit)
 
     def public(self) -> dict[str, object]:
         """What users see: no backend address or password."""
@@ -73,6 +76,7 @@ class Instance:
             "status_reason": self.status_reason,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "limits": self.limits.public(),
         }
 
 
@@ -103,6 +107,7 @@ def _instance(row: asyncpg.Record) -> Instance:
         created_by=row["created_by"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        limits=limits.from_row(row),
     )
 
 

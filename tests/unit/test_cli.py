@@ -111,3 +111,26 @@ def test_keys_new_refuses_bad_scopes(
     assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
     assert main(["keys", "new", "--instance", "c", "--keys-file", keys, *extra]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_keys_limits_sets_and_clears_limits(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from redisgate.limits import Limits
+    from redisgate.proxy.static_source import parse_keys_file
+
+    keys = str(tmp_path / "keys.toml")
+    assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
+    assert main(["keys", "new", "--instance", "c", "--keys-file", keys]) == 0
+    key_id = next(iter(parse_keys_file(Path(keys))))
+    args = ["keys", "limits", "--keys-file", keys]
+    assert main([*args, "--instance", "c", "ops_per_second=100", "burst=5"]) == 0
+    assert main([*args, "--key", key_id, "max_connections=2"]) == 0
+    assert main([*args, "--instance", "c", "burst=none"]) == 0
+    principal = parse_keys_file(Path(keys))[key_id].principal
+    assert principal.instance_limits == Limits(ops_per_second=100)
+    assert principal.limits == Limits(max_connections=2)
+    assert main([*args, "--key", key_id, "burst=-1"]) != 0
+    assert "write FIELD=N or FIELD=none" in capsys.readouterr().err
+    assert main([*args, "--key", key_id, "burst=0"]) != 0  # the file refuses it
+    assert "burst is out of range" in capsys.readouterr().err

@@ -68,6 +68,7 @@ CALLS: dict[tuple[str, str], Callable[[Setup], tuple[str, Any]]] = {
         None,
     ),
     ("GET", "/v1/orgs/{org_id}/quota"): lambda s: (f"/v1/orgs/{s['org']}/quota", None),
+    ("GET", "/v1/orgs/{org_id}/limits"): lambda s: (f"/v1/orgs/{s['org']}/limits", None),
     ("GET", "/v1/orgs/{org_id}/audit"): lambda s: (f"/v1/orgs/{s['org']}/audit", None),
     ("GET", "/v1/orgs/{org_id}/instances"): lambda s: (f"/v1/orgs/{s['org']}/instances", None),
     ("POST", "/v1/orgs/{org_id}/instances"): lambda s: (

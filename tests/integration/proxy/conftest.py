@@ -22,11 +22,12 @@ import pytest
 import redis
 import uvloop
 
+from redisgate.apikeys import key_id_of
 from redisgate.config_load import load_settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.principals import Backend
 from redisgate.proxy.server import Gateway
-from redisgate.proxy.static_source import StaticSource, add_key, set_instance
+from redisgate.proxy.static_source import StaticSource, add_key, set_instance, set_limits
 
 T = TypeVar("T")
 _dbs = itertools.count()
@@ -84,9 +85,12 @@ def run_gateway(
     instances: tuple[str, ...] = ("main",),
     shared: bool = False,
     scopes: dict[str, str] | None = None,
+    limits: dict[str, dict[str, int]] | None = None,
     **overrides: Any,
 ) -> Iterator[RunningGateway]:
-    """`scopes` ({label: scope string}) adds keys with those scopes on the first instance."""
+    """`scopes` ({label: scope string}) adds keys with those scopes on the first instance;
+    `limits` ({instance name or "key:" + instance name: {field: value}}) sets limits on the
+    instances and their keys (docs/limits.md)."""
     keys_file = tmp_path / "keys.toml"
     tokens, dbs = {}, {}
     for name in instances:
@@ -106,6 +110,13 @@ def run_gateway(
         label: add_key(keys_file, instances[0], label, text).token
         for label, text in (scopes or {}).items()
     }
+    for target, values in (limits or {}).items():
+        if target.startswith("key:"):
+            key_id = key_id_of(tokens[target[4:]].encode())
+            assert key_id is not None
+            set_limits(keys_file, "keys", key_id, dict(values))
+        else:
+            set_limits(keys_file, "instances", target, dict(values))
     settings = dataclasses.replace(
         load_settings(env={}), proxy_port=0, keys_file=keys_file, **overrides
     )

@@ -236,7 +236,7 @@ def test_request_just_over_max_request_bytes_is_refused_from_its_header(
         assert r.set("k", b"x" * (LIMIT - 64)) and r.strlen("k") == LIMIT - 64
     # 27 header bytes + 1000 value bytes + CRLF > 1024: known from the header alone.
     reply, rest = send_oversized_header(gw, 1000)
-    assert reply == b"-ERR Protocol error: request bigger than the 1024 bytes allowed\r\n"
+    assert reply == b"-ERR max request size exceeded (limit 1024 bytes)\r\n"
     assert rest == b""  # and the connection closed
     with gw.direct() as direct:
         assert direct.strlen("k") == LIMIT - 64  # nothing reached Redis
@@ -247,7 +247,7 @@ def test_value_far_over_max_request_bytes_is_refused_naming_the_limit(
 ) -> None:
     reply, rest = send_oversized_header(small_requests_gw, 10 * 1024 * 1024)
     assert rest == b""
-    assert reply == b"-ERR Protocol error: request bigger than the 1024 bytes allowed\r\n"
+    assert reply == b"-ERR max request size exceeded (limit 1024 bytes)\r\n"
 
 
 # --- max_pending_per_client ----------------------------------------------------------------------

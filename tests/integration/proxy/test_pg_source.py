@@ -32,6 +32,7 @@ from redisgate import apikeys
 from redisgate.config_load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
+from redisgate.limits import Limits as LimitValues
 from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.principals import Backend as ProxyBackend
 from redisgate.proxy.server import Gateway
@@ -39,6 +40,7 @@ from redisgate.proxy.sources import open_source
 from redisgate.proxy.static_source import StaticSource, set_instance
 from redisgate.scopes import PRESETS, parse_scope
 from redisgate.store import api_keys, db, instances, orgs, users
+from redisgate.store import limits as limit_store
 from redisgate.store.quotas import Limits
 
 T = TypeVar("T")
@@ -379,3 +381,46 @@ async def test_open_source_prefers_the_keys_file(tmp_path: Path) -> None:
     settings = dataclasses.replace(settings, keys_file=None)
     async with open_source(settings) as source:  # no connection is made until a lookup
         assert isinstance(source, PostgresSource)
+
+
+# --- Limits from the database (docs/limits.md) -----------------------------------------------
+
+
+async def test_org_default_caps_connections_of_an_instance(
+    pg_gw: PgGateway, conn: asyncpg.Connection, redis_server: RedisServer, direct: redis.Redis
+) -> None:
+    instance = await new_instance(conn, backend_of(redis_server))
+    await limit_store.set_limits(
+        conn, "org_quotas", instance.org_id, LimitValues(max_connections=1)
+    )
+    key = await new_key(conn, instance)
+    with pg_gw.client(key.token) as first, pg_gw.client(key.token, retry=NO_RETRY) as second:
+        assert first.ping()
+        with pytest.raises(redis.ResponseError, match="max concurrent connections exceeded"):
+            second.ping()
+
+
+async def test_a_raised_key_limit_reaches_open_connections_at_the_next_auth(
+    pg_gw: PgGateway, conn: asyncpg.Connection, redis_server: RedisServer, direct: redis.Redis
+) -> None:
+    instance = await new_instance(conn, backend_of(redis_server))
+    key = await new_key(conn, instance)
+    await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=0))
+    with pg_gw.client(key.token, retry=NO_RETRY) as suspended:
+        with pytest.raises(redis.ResponseError, match="max requests limit exceeded"):
+            suspended.get("k")
+        await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=1000))
+        with socket.create_connection(("127.0.0.1", pg_gw.port), timeout=10) as other:
+            other.sendall(b"AUTH " + key.token.encode() + b"\r\n")
+            assert raw_line(other) == b"+OK\r\n"  # this AUTH re-shapes the key's bucket
+
+        def served() -> bool:
+            try:
+                return suspended.get("k") is None
+            except redis.ResponseError:
+                return False
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not served():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)

@@ -278,19 +278,21 @@ def test_limits_apply_before_the_body_arrives(make: Factory) -> None:
     header = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n"
     assert error_of(make(max_bulk_bytes=1000), header) == "Protocol error: invalid bulk length"
     message = error_of(make(max_request_bytes=10_000), header)
-    assert message == "Protocol error: request bigger than the 10000 bytes allowed"
+    assert message == "max request size exceeded (limit 10000 bytes)"
     assert error_of(make(max_array_len=2), header) == "Protocol error: invalid multibulk length"
 
 
 def test_request_limit_counts_the_whole_command(make: Factory) -> None:
     raw = ref_encode(b"MSET", *[b"k%02d" % i for i in range(20)])
     assert len(raw) > 100
-    assert error_of(make(max_request_bytes=100), raw).startswith("Protocol error: request bigger")
+    assert error_of(make(max_request_bytes=100), raw).startswith("max request size exceeded")
     framer = make(max_request_bytes=len(raw))
     assert feed_all(framer, raw)[0].raw == raw
     # A command waiting for a header line cannot grow past the limit either.
     framer = make(max_request_bytes=100, max_inline_bytes=1000)
-    assert error_of(framer, b"*2\r\n$1\r\na\r\n" + b"1" * 200).startswith("Protocol error: request")
+    assert error_of(framer, b"*2\r\n$1\r\na\r\n" + b"1" * 200).startswith(
+        "max request size exceeded"
+    )
 
 
 def test_limits_on_inline_commands(make: Factory) -> None:
@@ -301,7 +303,7 @@ def test_limits_on_inline_commands(make: Factory) -> None:
         "Protocol error: invalid bulk length"
     )
     assert error_of(make(max_request_bytes=20), b"SET key value\r\n").startswith(
-        "Protocol error: request bigger"
+        "max request size exceeded"
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from redisgate import apikeys
 from redisgate.errors import ConfigError
+from redisgate.limits import Limits
 from redisgate.proxy.principals import Backend, Instance, KeyRecord, Principal
 from redisgate.proxy.static_source import (
     StaticSource,
@@ -19,6 +20,7 @@ from redisgate.proxy.static_source import (
     parse_keys_file,
     remove_key,
     set_instance,
+    set_limits,
     store_key,
 )
 
@@ -369,3 +371,49 @@ def test_maybe_reload_survives_any_broken_file(tmp_path: Path) -> None:
     bump(path, "instances = 5\n", 2 * 10**18)
     assert source.maybe_reload(10.0) is False
     assert run(source.get_key(KEY.key_id)) is not None
+
+
+# --- Limits (docs/limits.md) -----------------------------------------------------------------
+
+
+def test_limits_on_instances_and_keys_reach_the_principal(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "keys.toml",
+        INSTANCE
+        + "ops_per_second = 100\nmax_connections = 0\n\n"
+        + key_entry(burst="5", max_request_bytes="4096"),
+    )
+    principal = parse_keys_file(path)[KEY.key_id].principal
+    assert principal.instance_limits == Limits(ops_per_second=100, max_connections=0)
+    assert principal.limits == Limits(burst=5, max_request_bytes=4096)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("ops_per_second", "-1", "ops_per_second is out of range"),
+        ("burst", "0", "burst is out of range"),
+        ("max_connections", '"ten"', "max_connections must be a whole number"),
+        ("daily_bytes", "true", "daily_bytes must be a whole number"),
+    ],
+)
+def test_bad_limits_name_the_entry_and_field(
+    tmp_path: Path, field: str, value: str, problem: str
+) -> None:
+    path = write(tmp_path / "keys.toml", INSTANCE + "\n" + key_entry(**{field: value}))
+    with pytest.raises(ConfigError, match=rf"\[keys\.{KEY.key_id}\]: {problem}"):
+        parse_keys_file(path)
+
+
+def test_set_limits_writes_and_clears_fields(tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    set_instance(path, "cache", Backend("127.0.0.1", 6379))
+    key = add_key(path, "cache", "web")
+    set_limits(path, "instances", "cache", {"ops_per_second": 10, "burst": 20})
+    set_limits(path, "keys", key.key_id, {"max_connections": 3})
+    set_limits(path, "instances", "cache", {"burst": None})
+    principal = parse_keys_file(path)[key.key_id].principal
+    assert principal.instance_limits == Limits(ops_per_second=10)
+    assert principal.limits == Limits(max_connections=3)
+    with pytest.raises(ConfigError, match="unknown limit 'per_minute'"):
+        set_limits(path, "keys", key.key_id, {"per_minute": 1})

@@ -1,0 +1,178 @@
+"""Token buckets and the limit registry, with a clock passed in (no loop, no sleeping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from redisgate import metrics
+from redisgate.limits import Limits
+from redisgate.proxy.policy import (
+    Admission,
+    LimitRegistry,
+    RateGate,
+    TokenBucket,
+    bucket_shape,
+)
+from redisgate.proxy.principals import Backend, Instance, Principal
+from redisgate.proxy.resp import Command, RequestFramer
+from redisgate.proxy.session import Kind, Session
+
+INSTANCE = Instance("i1", "cache", Backend("127.0.0.1", 6379))
+LIMITED = b"-ERR max requests limit exceeded (limit 10 commands per second, burst 3)\r\n"
+
+
+def principal(key_id: str = "abcdefghijkl", **limits: int) -> Principal:
+    return Principal(key_id, "web", INSTANCE, limits=Limits(**limits))
+
+
+def test_bucket_allows_its_burst_then_refuses_then_refills_at_its_rate() -> None:
+    bucket = TokenBucket(4, 3, now=100.0)
+    assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
+    assert not bucket.take(100.125)  # half a token
+    assert bucket.take(100.25)  # 0.25 s at 4/s: one more
+    assert not bucket.take(100.25)
+    assert bucket.refill(200.0) == 3  # never beyond the burst
+
+
+def test_bucket_reconfigured_live_keeps_its_tokens_within_the_new_burst() -> None:
+    bucket = TokenBucket(10, 10, now=0.0)
+    bucket.configure(1, 2)
+    assert bucket.tokens == 2 and bucket.reply.startswith(b"-ERR max requests limit exceeded")
+    assert bucket.take(0.0) and bucket.take(0.0) and not bucket.take(0.5)
+    assert bucket.take(1.0)
+
+
+def test_bucket_shape_defaults_the_burst_to_one_second_and_zero_refuses_all() -> None:
+    assert bucket_shape(Limits()) is None
+    assert bucket_shape(Limits(burst=5)) is None  # a burst alone limits nothing
+    assert bucket_shape(Limits(ops_per_second=50)) == (50, 50)
+    assert bucket_shape(Limits(ops_per_second=50, burst=5)) == (50, 5)
+    zero = TokenBucket(*bucket_shape(Limits(ops_per_second=0)) or (1, 1), now=0.0)
+    assert not zero.take(0.0) and not zero.take(1000.0)
+
+
+def test_gate_takes_from_every_bucket_only_when_all_have_a_token() -> None:
+    key, instance = TokenBucket(10, 3, 0.0), TokenBucket(10, 1, 0.0)
+    gate = RateGate((key, instance))
+    before = metrics.LIMITED["ops_per_second"]
+    assert gate.allow(0.0) is None
+    assert gate.allow(0.0) == instance.reply  # the instance's bucket is empty
+    assert key.tokens == 2  # the refused command took nothing from the key's
+    assert metrics.LIMITED["ops_per_second"] == before + 1
+
+
+def test_registry_resolves_key_instance_org_and_settings_defaults() -> None:
+    registry = LimitRegistry(Limits(ops_per_second=100, max_connections=5))
+    who = Principal(
+        "abcdefghijkl",
+        "web",
+        INSTANCE,
+        limits=Limits(ops_per_second=1000),  # a key cannot loosen its instance's limit
+        instance_limits=Limits(ops_per_second=500, max_request_bytes=4096),
+        org_limits=Limits(ops_per_second=200),  # the org's default replaces the settings'
+    )
+    key, instance = registry.effective(who)
+    assert key == Limits(ops_per_second=1000, burst=1000)
+    assert instance == Limits(
+        ops_per_second=200, burst=200, max_connections=5, max_request_bytes=4096
+    )
+    admitted = registry.admit(1, who, 0.0)
+    assert isinstance(admitted, Admission) and admitted.max_request_bytes == 4096
+    assert admitted.gate is not None and len(admitted.gate.buckets) == 2
+
+
+def test_an_unset_burst_is_one_second_of_the_rate_set_at_the_same_level() -> None:
+    registry = LimitRegistry(Limits(ops_per_second=1000, burst=5000))
+    who = Principal("abcdefghijkl", "web", INSTANCE, instance_limits=Limits(ops_per_second=10))
+    # The settings' burst belongs to the settings' rate: it cannot loosen the instance's 10/s.
+    assert registry.effective(who)[1] == Limits(ops_per_second=10, burst=10)
+    org_burst = Principal("abcdefghijkl", "web", INSTANCE, org_limits=Limits(burst=50))
+    assert registry.effective(org_burst)[1] == Limits(ops_per_second=1000, burst=50)
+
+
+def test_registry_shares_buckets_per_key_and_per_instance() -> None:
+    registry = LimitRegistry()
+    a = registry.admit(1, principal(ops_per_second=10, burst=3), 0.0)
+    b = registry.admit(2, principal(ops_per_second=10, burst=3), 0.0)
+    other = registry.admit(3, principal("bbbbbbbbbbbb", ops_per_second=10, burst=3), 0.0)
+    assert isinstance(a, Admission) and isinstance(b, Admission) and isinstance(other, Admission)
+    assert a.gate is not None and b.gate is not None and other.gate is not None
+    assert a.gate.buckets[0] is b.gate.buckets[0]
+    assert other.gate.buckets[0] is not a.gate.buckets[0]
+    assert [a.gate.allow(0.0), b.gate.allow(0.0), a.gate.allow(0.0)] == [None, None, None]
+    assert b.gate.allow(0.0) == LIMITED
+    assert other.gate.allow(0.0) is None
+
+
+def test_registry_caps_connections_per_key_and_instance_and_forgets_closed_ones() -> None:
+    registry = LimitRegistry()
+    who = principal(max_connections=2)
+    assert isinstance(registry.admit(1, who, 0.0), Admission)
+    assert isinstance(registry.admit(1, who, 0.0), Admission)  # AUTH again: still one
+    assert isinstance(registry.admit(2, who, 0.0), Admission)
+    refused = registry.admit(3, who, 0.0)
+    assert refused == b"-ERR max concurrent connections exceeded (limit 2)\r\n"
+    registry.release(1)
+    assert isinstance(registry.admit(3, who, 0.0), Admission)
+    assert registry.connections("key", who.key_id) == 2
+    assert registry.connections("instance", "i1") == 2
+    capped = Principal("cccccccccccc", "x", INSTANCE, instance_limits=Limits(max_connections=2))
+    assert (
+        registry.admit(4, capped, 0.0) == b"-ERR max concurrent connections exceeded (limit 2)\r\n"
+    )
+
+
+def test_registry_sweep_drops_only_full_buckets_nobody_uses() -> None:
+    registry = LimitRegistry()
+    admitted = registry.admit(1, principal(ops_per_second=1, burst=1), 0.0)
+    assert isinstance(admitted, Admission) and admitted.gate is not None
+    assert admitted.gate.allow(0.0) is None
+    registry.release(1)
+    registry.sweep(0.5)  # not full yet: reconnecting must not buy a fresh burst
+    again = registry.admit(1, principal(ops_per_second=1, burst=1), 0.5)
+    assert isinstance(again, Admission) and again.gate is not None
+    assert again.gate.allow(0.5) is not None
+    registry.release(1)
+    registry.sweep(5.0)
+    assert repr(registry) == "<LimitRegistry [0 buckets, 0 connections]>"
+
+
+def cmd(*args: bytes) -> Command:
+    framer = RequestFramer()
+    framer.feed(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    command = framer.next_command()
+    assert command is not None
+    return command
+
+
+@pytest.fixture
+def session() -> Session:
+    from redisgate.proxy.commands import CommandTable
+    from redisgate.proxy.session import AuthRequest
+
+    now = [0.0]
+    s = Session(CommandTable.from_snapshot(), client_id=1, clock=lambda: now[0])
+    s.auth_result(AuthRequest(b"t"), principal())
+    s.rate = RateGate((TokenBucket(10, 3, 0.0),))
+    return s
+
+
+def test_session_refuses_commands_over_the_rate_locally_and_in_order(session: Session) -> None:
+    kinds = [session.handle(cmd(b"GET", b"k"))[0] for _ in range(3)]
+    assert kinds == [Kind.SHARED] * 3
+    assert session.handle(cmd(b"PING")) == (Kind.LOCAL, LIMITED, None)
+    assert session.handle(cmd(b"QUIT"))[0] is Kind.CLOSE  # never refused
+
+
+def test_session_over_the_rate_inside_multi_dooms_the_transaction(session: Session) -> None:
+    assert session.handle(cmd(b"MULTI"))[0] is Kind.DEDICATED
+    from redisgate.proxy.pinning import DedicatedTracker
+
+    session.tracker = DedicatedTracker(2)
+    session.tracker.in_multi = True
+    session.handle(cmd(b"SET", b"a", b"1"))
+    session.handle(cmd(b"SET", b"a", b"2"))
+    assert session.handle(cmd(b"SET", b"a", b"3")) == (Kind.LOCAL, LIMITED, None)
+    assert session.tracker.queue_error
+    kind, _, transform = session.handle(cmd(b"EXEC"))  # not refused: answered -EXECABORT
+    assert kind is Kind.DEDICATED and transform is not None
