@@ -463,6 +463,10 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
             return
         assert principal is not None
         session.replace_principal(principal)
+        # New limits apply at once (the connection is counted already, so never refused).
+        admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
+        if not isinstance(admitted, bytes):
+            session.rate = admitted.gate
 
     def shutdown(self) -> None:
         """Graceful stop: take no new commands, close once every owed reply is written."""

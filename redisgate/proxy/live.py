@@ -173,7 +173,10 @@ class LivePolicy:
         if change.kind == "key":
             auth.forget(change.id)
             self._spawn(self.gateway.refresh_keys({change.id}))
-        else:
+        elif change.kind == "instance":
             auth.forget_instance(change.id)
             keys = self.gateway.live_keys(change.id)
             self._spawn(self.gateway.refresh_keys(keys, instance_id=change.id))
+        else:  # an org's default limits
+            auth.forget_org(change.id)
+            self._spawn(self.gateway.refresh_keys(self.gateway.live_keys(org_id=change.id)))

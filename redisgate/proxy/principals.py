@@ -193,6 +193,12 @@ class Authenticator:
             if record.principal.instance.id == instance_id:
                 del self._positive[kid]
 
+    def forget_org(self, org_id: str) -> None:
+        """Drop every cached key of an org whose defaults changed."""
+        for kid, (_, _, record) in list(self._positive.items()):
+            if record.principal.org_id == org_id:
+                del self._positive[kid]
+
     def forget(self, key_id: str) -> None:
         """Drop a key entirely (changed, revoked or deleted: not even fail-static may use it
         until it is read again)."""

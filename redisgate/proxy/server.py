@@ -239,12 +239,16 @@ class Gateway:
 
     # --- Keys that change under live sessions ----------------------------------------------
 
-    def live_keys(self, instance_id: str | None = None) -> set[str]:
-        """Ids of the keys with live sessions (of one instance, if given)."""
+    def live_keys(self, instance_id: str | None = None, org_id: str | None = None) -> set[str]:
+        """Ids of the keys with live sessions (of one instance or org, if given)."""
         found = set()
         for client in self.clients:
             principal = client.session.principal if client.session else None
-            if principal is not None and instance_id in (None, principal.instance.id):
+            if (
+                principal is not None
+                and instance_id in (None, principal.instance.id)
+                and org_id in (None, principal.org_id)
+            ):
                 found.add(principal.key_id)
         return found
 

@@ -18,12 +18,12 @@ import asyncpg
 from redisgate.store.db import map_exceptions
 
 CHANNEL = "redisgate_changes"
-KINDS = ("key", "instance")
+KINDS = ("key", "instance", "org")
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    kind: str  # "key" (an API key's public id) or "instance" (an instance id)
+    kind: str  # "key" (an API key's public id), "instance" or "org" (their ids)
     id: str
     sent_at: float = 0.0  # the control plane's wall clock when it notified (for lag metrics)
 

@@ -12,6 +12,7 @@ import asyncpg
 
 from redisgate.errors import NotFound
 from redisgate.limits import FIELDS, Limits
+from redisgate.store import changes
 from redisgate.store.db import map_exceptions
 
 # table -> its primary-key column
@@ -28,6 +29,9 @@ def from_row(row: asyncpg.Record, prefix: str = "") -> Limits:
     return Limits(*(row[prefix + name] for name in FIELDS))
 
 
+_NOTICE_KINDS = {"api_keys": "key", "instances": "instance", "org_quotas": "org"}
+
+
 async def set_limits(conn: asyncpg.Connection, table: str, ident: Any, limits: Limits) -> None:
     """Replace the six limits of one row (NotFound when there is no such row)."""
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(FIELDS, start=2))
@@ -39,6 +43,7 @@ async def set_limits(conn: asyncpg.Connection, table: str, ident: Any, limits: L
         )
     if status.split()[-1] == "0":
         raise NotFound(f"nothing to set limits on in {table}", code="not_found")
+    await changes.notify(conn, _NOTICE_KINDS[table], ident)  # gateways apply it live
 
 
 async def org_limits(conn: asyncpg.Connection, org_id: Any) -> Limits:
