@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redisgate import apikeys
+from redisgate import apikeys, metrics
+from redisgate.errors import StoreError
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
@@ -105,11 +106,18 @@ class Authenticator:
     async def authenticate(self, token: bytes, now: float) -> Principal | None:
         key_id = apikeys.key_id_of(token)
         if key_id is None:
+            metrics.AUTH_FAILURES["malformed"] += 1
             return None
-        record = await self._record(key_id, now)
+        try:
+            record = await self._record(key_id, now)
+        except StoreError:
+            metrics.AUTH_FAILURES["unavailable"] += 1
+            raise
         if record is None or not apikeys.verify(token, record.digest):
+            metrics.AUTH_FAILURES["unknown_key" if record is None else "wrong_secret"] += 1
             return None
         if record.expires_at is not None and record.expires_at <= self.wall_clock():
+            metrics.AUTH_FAILURES["expired"] += 1
             self._positive.pop(key_id, None)
             return None
         self.used.add(key_id)
@@ -123,10 +131,13 @@ class Authenticator:
     async def _record(self, key_id: str, now: float) -> KeyRecord | None:
         cached = self._positive.get(key_id)
         if cached is not None and cached[0] > now:
+            metrics.KEY_CACHE["hit"] += 1
             return cached[1]
         denied_until = self._negative.get(key_id)
         if denied_until is not None and denied_until > now:
+            metrics.KEY_CACHE["negative_hit"] += 1
             return None
+        metrics.KEY_CACHE["miss"] += 1
         self.lookups += 1
         record = await self.source.get_key(key_id)
         if record is None:

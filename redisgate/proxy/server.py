@@ -17,8 +17,10 @@ import ssl
 import time
 from pathlib import Path
 
+from redisgate import metrics
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
+from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.pg_source import PostgresSource
@@ -69,6 +71,8 @@ class Gateway:
         self._tables_by_digest: dict[bytes, CommandTable] = {}
         self._next_usage_flush = 0.0
         self._usage_flush: asyncio.Task[None] | None = None
+        metrics.INSTANCE_LABELS["enabled"] = settings.metrics_instance_labels
+        metrics.KNOWN_COMMANDS.update(name.encode() for name in self.table.names())
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -94,7 +98,9 @@ class Gateway:
                 pool.fetch_command_table(self._tables_by_digest)
             )
         try:
-            return await asyncio.shield(pending)
+            table = await asyncio.shield(pending)
+            metrics.KNOWN_COMMANDS.update(name.encode() for name in table.names())
+            return table
         except Exception as exc:  # never let metadata break authentication
             if self._tables.get(key) is pending:
                 del self._tables[key]  # ask again next time
@@ -162,6 +168,21 @@ class Gateway:
             self._close_listeners()
             raise
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        metrics.GAUGE_SOURCES.add(self.metric_gauges)
+
+    def metric_gauges(self) -> metrics.GatewayGauges:
+        """Connections and in-flight commands per instance id, read at scrape time."""
+        gauges = metrics.GatewayGauges({}, {}, {})
+        for client in list(self.clients):
+            instance = client.pool.instance.id if client.pool is not None else ""
+            gauges.clients[instance] = gauges.clients.get(instance, 0) + 1
+            in_flight = gauges.commands_in_flight
+            in_flight[instance] = in_flight.get(instance, 0) + client.inflight
+        for pool in self.pools:
+            for kind, count in pool.connection_counts().items():
+                key = (pool.instance.id, kind)
+                gauges.backend_connections[key] = gauges.backend_connections.get(key, 0) + count
+        return gauges
 
     def _close_listeners(self) -> None:
         for server in self.servers:
@@ -217,6 +238,7 @@ class Gateway:
             if not used or not isinstance(self.source, PostgresSource):
                 return
             if not await self.source.record_use(used):
+                metrics.USAGE_FLUSH_FAILURES["failures"] += 1
                 self.authenticator.used.update(used)
         finally:
             if self._usage_flush is asyncio.current_task():
@@ -226,6 +248,7 @@ class Gateway:
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
         timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        metrics.GAUGE_SOURCES.discard(self.metric_gauges)
         for server in self.servers:
             server.close()
         if self._sweeper is not None:
@@ -266,10 +289,21 @@ async def serve(settings: Settings) -> int:
     async with open_source(settings) as source:
         gateway = Gateway(settings, source)
         await gateway.start()
+        endpoint = await _start_metrics(settings, gateway)
         with StopSignals() as signals:
             await signals.first.wait()
             await drain(gateway, signals)
+        if endpoint is not None:
+            await endpoint.close()
     return 0
+
+
+async def _start_metrics(settings: Settings, gateway: Gateway) -> MetricsEndpoint | None:
+    try:
+        return await MetricsEndpoint.start(settings)
+    except BaseException:
+        await gateway.shutdown(timeout_s=0)
+        raise
 
 
 async def drain(gateway: Gateway, signals: StopSignals) -> None:
