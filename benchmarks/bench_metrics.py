@@ -72,8 +72,8 @@ def pieces(run: int) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]
     def count() -> None:  # PendingRequest.complete
         metrics.count_replies(client.run_names, parts, REPLY)
 
-    def latency() -> None:  # UpstreamConnection.data_received: once per slot
-        metrics.observe_latency(1.0, 1.00002, 1.0002)
+    def latency() -> None:  # UpstreamConnection.data_received: once per reply batch, at most
+        metrics.observe_latency(1.0, 1.00002, 1.0002)  # once per slot (a client alone)
 
     def stamp() -> None:  # UpstreamConnection._flush: one clock read per write
         now = clock()

@@ -147,16 +147,19 @@ class PlainHistogram:
         return out
 
 
-# Per forwarded request slot (a command, or a pipelined run sent as one write):
+# Sampled once per batch of replies read from a shared backend connection, on the batch's
+# first (oldest) completed request slot (a command, or a pipelined run sent as one write):
 # gateway = read from the client -> written to the backend connection,
 # backend = written to the backend connection -> reply read back.
+# One sample per batch rather than per slot: with fifty clients a batch holds fifty replies
+# that share one write and one read, so one sample says as much at a fiftieth of the cost.
 LATENCY = {"gateway": PlainHistogram(LATENCY_BOUNDS), "backend": PlainHistogram(LATENCY_BOUNDS)}
 _GATEWAY_LATENCY, _BACKEND_LATENCY = LATENCY["gateway"], LATENCY["backend"]
 _GATEWAY_COUNTS, _BACKEND_COUNTS = _GATEWAY_LATENCY.counts, _BACKEND_LATENCY.counts
 
 
 def observe_latency(started: float, sent: float, now: float) -> None:
-    """One request slot's two parts (`PlainHistogram.observe`, inlined: once per slot)."""
+    """One sample's two parts (`PlainHistogram.observe`, inlined)."""
     gateway, backend = sent - started, now - sent
     _GATEWAY_COUNTS[bisect_left(LATENCY_BOUNDS, gateway)] += 1
     _BACKEND_COUNTS[bisect_left(LATENCY_BOUNDS, backend)] += 1

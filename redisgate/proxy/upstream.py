@@ -260,6 +260,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         fifo = self.fifo
         now = self._loop.time()  # once per batch of replies, for the latency histograms
+        timed = False  # one latency sample per batch: its oldest timed slot (docs/metrics.md)
         for frame in frames:
             if frame[0] in _PUSH_OR_ATTRIBUTE and is_push(frame):
                 # Nobody on a shared connection subscribes or tracks, so a push here was aimed
@@ -277,7 +278,8 @@ class UpstreamConnection(asyncio.Protocol):
                 head.parts.append(frame)
                 continue
             head = fifo.popleft()
-            if head.started:
+            if head.started and not timed:
+                timed = True
                 metrics.observe_latency(head.started, head.sent, now)
             head.complete(frame)
 
