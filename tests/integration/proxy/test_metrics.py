@@ -13,9 +13,14 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from redisgate import metrics
+from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.client import ClientConnection
+from redisgate.proxy.pool import InstancePool
+from redisgate.proxy.principals import Backend, Instance
+from redisgate.proxy.upstream import PendingRequest
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -106,3 +111,25 @@ def test_auth_failures_and_denials(running: tuple[RunningGateway, Scraper]) -> N
 def _instance_of(client: ClientConnection) -> str:
     assert client.pool is not None
     return client.pool.instance.id
+
+
+async def test_commands_to_an_unreachable_backend_count_as_failed() -> None:
+    replies: list[bytes | None] = []
+
+    class Owner:
+        def reply_ready(self, request: PendingRequest) -> None:
+            replies.append(request.reply)
+
+    before = dict(metrics.COMMANDS["failed"])
+    backend = Backend(host="127.0.0.1", port=free_port())  # nothing listens there
+    pool = InstancePool(Instance("dead", "dead", backend), connect_timeout_s=5)
+    try:
+        pool.send(PendingRequest(Owner(), names=[b"GET", b"GET"], count=2), b"", 2)
+        for _ in range(500):  # a bounded wait for the refused connection, not a timing assert
+            if replies:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        pool.close()
+    assert replies and replies[0] is not None and replies[0].startswith(b"-BACKEND")
+    assert metrics.COMMANDS["failed"].get(b"GET", 0) - before.get(b"GET", 0) == 2
