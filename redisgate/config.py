@@ -315,6 +315,24 @@ class Settings:
         "Bytes per instance per UTC day (stored; enforced once usage accounting lands).",
         validate=check.not_negative,
     )
+    # Metrics
+    metrics_enabled: bool = setting(
+        True,
+        "Serve the gateway's Prometheus metrics on metrics_host:metrics_port (`redisgate proxy`, "
+        "`serve` and `dev`; the control API always has its own /metrics).",
+    )
+    metrics_host: str = setting(
+        "127.0.0.1", "Address the gateway's /metrics endpoint listens on.", validate=check.not_empty
+    )
+    metrics_port: int = setting(
+        9121,
+        "TCP port of the gateway's /metrics endpoint (0 picks a free one).",
+        validate=check.port,
+    )
+    metrics_instance_labels: bool = setting(
+        True,
+        "Label per-instance gauges with the instance id; turn off for very large fleets.",
+    )
     # Process
     shutdown_timeout_s: float = setting(
         10.0,

@@ -45,6 +45,7 @@ class DevEndpoints:
     control_url: str
     demo_email: str
     demo_password: str
+    metrics_url: str | None = None
 
     def lines(self) -> list[str]:
         return [
@@ -52,6 +53,7 @@ class DevEndpoints:
             f"REDISGATE_CONTROL_URL={self.control_url}",
             f"REDISGATE_DEMO_LOGIN={self.demo_email}:{self.demo_password}",
             f"redis-cli -u {self.redis_url}",
+            f"REDISGATE_METRICS_URL={self.metrics_url or '(metrics_enabled is off)'}",
         ]
 
 
@@ -118,6 +120,7 @@ async def _serve(settings: Settings, postgres: PostgresServer, started: float) -
                 control_url=stack.control_url,
                 demo_email=demo.email,
                 demo_password=demo.password,
+                metrics_url=stack.metrics_url,
             )
             log.info("ready in %.1fs", time.monotonic() - started)
             sys.stdout.write("\n".join(endpoints.lines()) + "\n")

@@ -19,6 +19,7 @@ from aiohttp import web
 from redisgate.config import Settings
 from redisgate.control.app import create_app
 from redisgate.errors import ServiceError
+from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.server import Gateway, drain
 from redisgate.proxy.sources import open_source
 from redisgate.signals import StopSignals
@@ -31,6 +32,7 @@ class Stack:
     gateway: Gateway
     control_url: str
     settings: Settings  # with the ports actually in use
+    metrics_url: str | None = None  # the gateway's /metrics (None: metrics_enabled is off)
 
 
 @contextlib.asynccontextmanager
@@ -40,7 +42,9 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
         gateway = Gateway(settings, source)
         await gateway.start()
         runner: web.AppRunner | None = None
+        endpoint: MetricsEndpoint | None = None
         try:
+            endpoint = await MetricsEndpoint.start(settings)
             settings = dataclasses.replace(settings, proxy_port=gateway.port)
             runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
             await runner.setup()
@@ -61,11 +65,14 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
                 ) from None
             host, port = runner.addresses[0][:2]
             log.info("control API on http://%s:%s", host, port)
-            yield Stack(gateway, f"http://{host}:{port}", settings)
+            metrics_url = endpoint.url if endpoint is not None else None
+            yield Stack(gateway, f"http://{host}:{port}", settings, metrics_url)
         finally:
             await drain(gateway, signals)
             if runner is not None:
                 await runner.cleanup()
+            if endpoint is not None:
+                await endpoint.close()
 
 
 async def serve(settings: Settings) -> int:

@@ -14,6 +14,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from redisgate import metrics
 from redisgate.control.spec import reply
 from redisgate.control.state import REQUEST_ID
 from redisgate.errors import (
@@ -64,6 +65,8 @@ SECURITY_HEADERS = {
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
+# Metric label values stay bounded: any other method is counted as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE_S = "600"
 
@@ -126,18 +129,29 @@ def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # t
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers[REQUEST_ID_HEADER] = request_id
+        elapsed = time.perf_counter() - started
+        _count(request, response.status, elapsed)
         access_log.log(
             logging.DEBUG if request.path in QUIET_PATHS else logging.INFO,
             "%s %s %s %.1fms request_id=%s",
             request.method,
             request.path,
             response.status,
-            (time.perf_counter() - started) * 1000,
+            elapsed * 1000,
             request_id,
         )
         return response
 
     return [outer]
+
+
+def _count(request: web.Request, status: int, elapsed: float) -> None:
+    """Requests and latency by route template (`/orgs/{org_id}`), never by concrete path."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in METHODS else "other"
+    metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
 
 
 async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:

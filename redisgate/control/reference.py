@@ -7,6 +7,7 @@ from aiohttp import web
 from redisgate.control.docs_page import STATIC
 from redisgate.control.spec import Call, reply
 from redisgate.control.state import OPENAPI
+from redisgate.metrics_http import metrics_response
 
 DOCS_HTML = web.AppKey("docs_html", str)
 
@@ -21,3 +22,8 @@ async def docs(call: Call) -> web.StreamResponse:
 
 async def docs_css(call: Call) -> web.StreamResponse:
     return web.Response(text=(STATIC / "docs.css").read_text(), content_type="text/css")
+
+
+async def prometheus_metrics(call: Call) -> web.StreamResponse:
+    """The process's metrics registry (both planes' metrics under `redisgate serve`)."""
+    return metrics_response()

@@ -92,6 +92,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         # Usage since the gateway last harvested it (plain ints: bumped per command).
         self.used_commands = self.used_in = self.used_out = self.used_limited = 0
         self._denied_seen = self._limited_seen = 0
+        self._run_names: list[bytes] = []  # names of the commands in `_process`'s run
 
     def __repr__(self) -> str:
         return (
@@ -122,6 +123,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.loop.time()
+        metrics.CLIENT_BYTES["in"] += len(data)
         if self.closing:
             return
         self.framer.feed(data)
@@ -198,6 +200,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                 and session.protocol == self._shared_protocol
             ):
                 run.append(decision[1])  # type: ignore[arg-type]
+                self._run_names.append(command.args[0])
                 self.inflight += 1
                 continue
             if run:
@@ -212,7 +215,8 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         if not run:
             return
         assert self.pool is not None
-        request = PendingRequest(self, None, None, len(run))
+        names, self._run_names = self._run_names, []
+        request = PendingRequest(self, None, None, len(run), names, self.last_activity)
         self.slots.append(request)
         self.pool.send(request, run[0] if len(run) == 1 else b"".join(run), session.protocol)
 
@@ -227,11 +231,14 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                     return
                 self._shared_protocol = session.protocol
             assert self.pool is not None
-            request = PendingRequest(self, None, transform)
+            request = PendingRequest(
+                self, None, transform, 1, [command.args[0]], self.last_activity
+            )
             self.slots.append(request)
             self.inflight += 1
             self.pool.send(request, payload, session.protocol)  # type: ignore[arg-type]
         elif kind is Kind.LOCAL:
+            metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
             self._local_reply(payload)  # type: ignore[arg-type]
             if session.principal is None and self.pool is not None:  # RESET
                 self._reset()
@@ -244,12 +251,13 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
                 self._blocked = True
                 self._start(self._acquire_dedicated(command, payload, transform))  # type: ignore[arg-type]
         elif kind is Kind.AUTHENTICATE:
-            request = PendingRequest(self)
+            request = PendingRequest(self, names=[command.args[0]])
             self.slots.append(request)
             self.inflight += 1
             self._blocked = True
             self._start(self._authenticate(payload, request))  # type: ignore[arg-type]
         else:  # Kind.CLOSE
+            metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
             self._finish_with(payload)  # type: ignore[arg-type]
 
     def _hold(self, command: Command, decision: Decision) -> None:
@@ -389,6 +397,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         self.used_out += len(data)
+        metrics.CLIENT_BYTES["out"] += len(data)
         transport.write(data)
         if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
             log.warning(

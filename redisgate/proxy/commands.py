@@ -225,6 +225,10 @@ class CommandTable:
         }
         self._by_name = _index(self._specs)
 
+    def names(self) -> list[str]:
+        """Every top-level command name, lower case."""
+        return list(self._specs)
+
     @classmethod
     def from_command_info(
         cls,

@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from redisgate import metrics
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.pinning import DedicatedTracker, Frame
 from redisgate.proxy.resp import encode_error
@@ -56,6 +57,7 @@ class DedicatedConnectionMixin:
         try:
             conn = await pool.acquire_dedicated(session.protocol, self)
         except UpstreamUnavailable as exc:
+            metrics.count_failed([command.args[0]], [])
             self._local_reply(encode_error("BACKEND", str(exc)))
             self._unblock()
             return
@@ -72,7 +74,7 @@ class DedicatedConnectionMixin:
         assert session is not None and session.tracker is not None and conn is not None
         args = command.args
         if session.tracker.on_send(args[0].lower(), args):
-            request = PendingRequest(self, None, transform)
+            request = PendingRequest(self, None, transform, 1, [args[0]])
             self.slots.append(request)
             self.dedicated_slots.append(request)
             self.inflight += 1
@@ -120,7 +122,7 @@ class DedicatedConnectionMixin:
             self.session.tracker = None
         error = encode_error("BACKEND", reason)
         while self.dedicated_slots:
-            self.dedicated_slots.popleft().complete(error)
+            self.dedicated_slots.popleft().fail(error)
         self._finish_with(
             encode_error(
                 "BACKEND",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from redisgate import metrics
 from redisgate.store import changes
 from redisgate.store.db import CONNECT_TIMEOUT_S
 
@@ -127,6 +128,7 @@ class ChangeListener:
         self.notices += 1
         if change.sent_at:
             self.last_lag_s = max(0.0, time.time() - change.sent_at)
+            metrics.NOTIFY_LAG.observe(self.last_lag_s)
         self.on_change(change)
 
 

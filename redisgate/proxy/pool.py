@@ -74,6 +74,14 @@ class InstancePool:
         """Dedicated connections lent to clients right now."""
         return len(self._lent)
 
+    def connection_counts(self) -> dict[str, int]:
+        """Open connections by kind, for the metrics gauges (read at scrape time)."""
+        return {
+            "shared": sum(len(c) for c in self._shared.values()),
+            "dedicated": len(self._lent),
+            "idle": sum(len(c) for c in self._idle_dedicated.values()),
+        }
+
     def __repr__(self) -> str:
         shared = sum(len(c) for c in self._shared.values())
         idle = sum(len(c) for c in self._idle_dedicated.values())

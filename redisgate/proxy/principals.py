@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redisgate import apikeys
+from redisgate import apikeys, metrics
 from redisgate.errors import StoreError
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
@@ -119,17 +119,23 @@ class Authenticator:
         self._positive: OrderedDict[str, tuple[float, float, KeyRecord]] = OrderedDict()
         self._negative: OrderedDict[str, float] = OrderedDict()
         self.lookups = 0  # how often the source was asked (tests and metrics read it)
-        self.hits = 0  # AUTHs answered from the cache (fresh or fail-static)
         self.used: set[str] = set()  # ids that authenticated since the last `take_used`
 
     async def authenticate(self, token: bytes, now: float) -> Principal | None:
         key_id = apikeys.key_id_of(token)
         if key_id is None:
+            metrics.AUTH_FAILURES["malformed"] += 1
             return None
-        record = await self._record(key_id, now)
+        try:
+            record = await self._record(key_id, now)
+        except StoreError:
+            metrics.AUTH_FAILURES["unavailable"] += 1
+            raise
         if record is None or not apikeys.verify(token, record.digest):
+            metrics.AUTH_FAILURES["unknown_key" if record is None else "wrong_secret"] += 1
             return None
         if record.expires_at is not None and record.expires_at <= self.wall_clock():
+            metrics.AUTH_FAILURES["expired"] += 1
             self._positive.pop(key_id, None)
             return None
         self.used.add(key_id)
@@ -143,16 +149,18 @@ class Authenticator:
     async def _record(self, key_id: str, now: float) -> KeyRecord | None:
         cached = self._positive.get(key_id)
         if cached is not None and cached[0] > now:
-            self.hits += 1
+            metrics.KEY_CACHE["hit"] += 1
             return cached[2]
         denied_until = self._negative.get(key_id)
         if denied_until is not None and denied_until > now:
+            metrics.KEY_CACHE["negative_hit"] += 1
             return None
+        metrics.KEY_CACHE["miss"] += 1
         try:
             return await self.lookup(key_id, now)
         except StoreError:
             if cached is not None and now - cached[1] < self.fail_static_s:
-                self.hits += 1
+                metrics.KEY_CACHE["hit"] += 1
                 return cached[2]  # fail-static: the source is down, this key was fine
             raise
 

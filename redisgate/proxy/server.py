@@ -19,9 +19,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from redisgate import metrics
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError, StoreError
 from redisgate.limits import default_limits
+from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.live import LivePolicy
@@ -83,6 +85,8 @@ class Gateway:
         self._next_usage_flush = 0.0
         self._usage_flush: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        metrics.INSTANCE_LABELS["enabled"] = settings.metrics_instance_labels
+        metrics.KNOWN_COMMANDS.update(name.encode() for name in self.table.names())
 
     def __repr__(self) -> str:
         return f"<Gateway [{len(self.clients)} clients] {self.addresses}>"
@@ -108,7 +112,9 @@ class Gateway:
                 pool.fetch_command_table(self._tables_by_digest)
             )
         try:
-            return await asyncio.shield(pending)
+            table = await asyncio.shield(pending)
+            metrics.KNOWN_COMMANDS.update(name.encode() for name in table.names())
+            return table
         except Exception as exc:  # never let metadata break authentication
             if self._tables.get(key) is pending:
                 del self._tables[key]  # ask again next time
@@ -180,6 +186,21 @@ class Gateway:
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
         if self.live is not None:
             self.live.start()
+        metrics.GAUGE_SOURCES.add(self.metric_gauges)
+
+    def metric_gauges(self) -> metrics.GatewayGauges:
+        """Connections and in-flight commands per instance id, read at scrape time."""
+        gauges = metrics.GatewayGauges({}, {}, {})
+        for client in list(self.clients):
+            instance = client.pool.instance.id if client.pool is not None else ""
+            gauges.clients[instance] = gauges.clients.get(instance, 0) + 1
+            in_flight = gauges.commands_in_flight
+            in_flight[instance] = in_flight.get(instance, 0) + client.inflight
+        for pool in self.pools:
+            for kind, count in pool.connection_counts().items():
+                key = (pool.instance.id, kind)
+                gauges.backend_connections[key] = gauges.backend_connections.get(key, 0) + count
+        return gauges
 
     def _close_listeners(self) -> None:
         for server in self.servers:
@@ -307,6 +328,7 @@ class Gateway:
                 return
             used = self.authenticator.take_used()
             if used and not await self.source.record_use(used):
+                metrics.USAGE_FLUSH_FAILURES["failures"] += 1
                 self.authenticator.used.update(used)
             meter = self.usage
             batch = meter.batch() if meter is not None else None
@@ -314,6 +336,8 @@ class Gateway:
                 return
             if await self.source.record_usage(meter.gateway_id, *batch):
                 meter.done(batch[0])
+            else:
+                metrics.USAGE_FLUSH_FAILURES["failures"] += 1
         finally:
             if self._usage_flush is asyncio.current_task():
                 self._usage_flush = None
@@ -322,6 +346,7 @@ class Gateway:
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
         timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        metrics.GAUGE_SOURCES.discard(self.metric_gauges)
         for server in self.servers:
             server.close()
         if self._sweeper is not None:
@@ -369,10 +394,21 @@ async def serve(settings: Settings) -> int:
     async with open_source(settings) as source:
         gateway = Gateway(settings, source)
         await gateway.start()
+        endpoint = await _start_metrics(settings, gateway)
         with StopSignals() as signals:
             await signals.first.wait()
             await drain(gateway, signals)
+        if endpoint is not None:
+            await endpoint.close()
     return 0
+
+
+async def _start_metrics(settings: Settings, gateway: Gateway) -> MetricsEndpoint | None:
+    try:
+        return await MetricsEndpoint.start(settings)
+    except BaseException:
+        await gateway.shutdown(timeout_s=0)
+        raise
 
 
 async def drain(gateway: Gateway, signals: StopSignals) -> None:

@@ -34,10 +34,12 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
+from itertools import islice
 from typing import Protocol, cast
 
 import hiredis
 
+from redisgate import metrics
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.principals import Backend
 from redisgate.proxy.resp import encode_command, encode_error
@@ -54,7 +56,10 @@ class PendingRequest:
     as one write); `reply` is set once, to their replies' bytes, and `owner.reply_ready(self)`
     is told. Counting a run as one slot keeps per-command work off the pipelined hot path."""
 
-    __slots__ = ("cancelled", "count", "owner", "parts", "reply", "transform", "waiting")
+    __slots__ = (
+        "cancelled", "count", "names", "owner", "parts", "reply", "sent", "started", "transform",
+        "waiting",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -62,6 +67,8 @@ class PendingRequest:
         reply: bytes | None = None,
         transform: Callable[[bytes], bytes] | None = None,
         count: int = 1,
+        names: list[bytes] | None = None,
+        started: float = 0.0,
     ) -> None:
         self.owner = owner
         self.reply = reply
@@ -70,9 +77,14 @@ class PendingRequest:
         self.count = count
         self.waiting = count  # replies still to come
         self.parts: list[bytes] = []  # replies received so far (runs of more than one)
+        self.names = names  # the commands' names, counted in metrics once answered
+        self.started = started  # loop time the client's request was read (0: not timed)
+        self.sent = 0.0  # loop time it was written to the backend connection
 
     def complete(self, frame: bytes) -> None:
         """The last reply arrived (`frame`); earlier ones of a run are in `parts`."""
+        if self.names is not None:
+            metrics.count_replies(self.names, self.parts, frame)
         if self.cancelled:
             return
         if self.parts:
@@ -85,6 +97,9 @@ class PendingRequest:
 
     def fail(self, error: bytes) -> None:
         """Every reply still owed becomes `error`."""
+        if self.names is not None:
+            metrics.count_failed(self.names, self.parts)
+            self.names = None
         self.complete(error * self.waiting)
 
 
@@ -164,6 +179,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.replies = 0  # progress counter the pool's watchdog reads
         self._wbuf: list[bytes] = []
         self._wbuf_bytes = 0
+        self._unsent = 0  # requests in the FIFO not yet written (their `sent` is unset)
         self._flush_handle: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
         steps = handshake_commands(backend, protocol)
@@ -243,6 +259,8 @@ class UpstreamConnection(asyncio.Protocol):
                 owner.upstream_frame(frame)
             return
         fifo = self.fifo
+        now = self._loop.time()  # once per batch of replies, for the latency histograms
+        timed = False  # one latency sample per batch: its oldest timed slot (docs/metrics.md)
         for frame in frames:
             if frame[0] in _PUSH_OR_ATTRIBUTE and is_push(frame):
                 # Nobody on a shared connection subscribes or tracks, so a push here was aimed
@@ -259,7 +277,11 @@ class UpstreamConnection(asyncio.Protocol):
                 head.waiting -= 1
                 head.parts.append(frame)
                 continue
-            fifo.popleft().complete(frame)
+            head = fifo.popleft()
+            if head.started and not timed:
+                timed = True
+                metrics.observe_latency(head.started, head.sent, now)
+            head.complete(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = "the connection to the instance's Redis was lost"
@@ -284,6 +306,7 @@ class UpstreamConnection(asyncio.Protocol):
             request.fail(self.error_reply())
             return
         self.fifo.append(request)
+        self._unsent += 1
         self.write(raw)
 
     def write(self, raw: bytes) -> None:
@@ -303,6 +326,14 @@ class UpstreamConnection(asyncio.Protocol):
         data = self._wbuf[0] if len(self._wbuf) == 1 else b"".join(self._wbuf)
         self._wbuf.clear()
         self._wbuf_bytes = 0
+        if self._unsent:  # one clock read per write, however many requests it carries
+            now = self._loop.time()
+            if self._unsent == 1:
+                self.fifo[-1].sent = now
+            else:
+                for request in islice(reversed(self.fifo), self._unsent):
+                    request.sent = now
+            self._unsent = 0
         self.transport.write(data)
 
     # --- Failing and closing ----------------------------------------------------------------
@@ -325,6 +356,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._flush_handle.cancel()
             self._flush_handle = None
         self._wbuf.clear()
+        self._unsent = 0
         if self.transport is not None:
             self.transport.abort()
         error = self.error_reply()

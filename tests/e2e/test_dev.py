@@ -24,6 +24,7 @@ LINES = [
     re.compile(r"^REDISGATE_CONTROL_URL=http://127\.0\.0\.1:\d+$"),
     re.compile(r"^REDISGATE_DEMO_LOGIN=demo@redisgate\.dev:[A-Za-z0-9_-]+$"),
     re.compile(r"^redis-cli -u redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
+    re.compile(r"^REDISGATE_METRICS_URL=http://127\.0\.0\.1:\d+/metrics$"),
 ]
 
 
@@ -61,6 +62,8 @@ class Dev:
                     "0",
                     "--control-port",
                     "0",
+                    "--metrics-port",
+                    "0",
                     *extra,
                 ],
                 stdout=subprocess.PIPE,
@@ -78,7 +81,7 @@ class Dev:
                 self.stdout.put(line.rstrip("\n"))
         self.stdout.put(None)
 
-    def read_lines(self, count: int = 4, timeout_s: float = 60) -> list[str]:
+    def read_lines(self, count: int = 5, timeout_s: float = 60) -> list[str]:
         lines: list[str] = []
         deadline = time.monotonic() + timeout_s
         while len(lines) < count:
@@ -147,7 +150,7 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     dev = Dev(dev_dir)
     try:
         lines = dev.read_lines()
-        assert len(lines) == 4, f"got {lines}"
+        assert len(lines) == 5, f"got {lines}"
         for line, pattern in zip(lines, LINES, strict=True):
             assert pattern.match(line), line
         assert redis_cli(lines[3], "PING") == "PONG"
@@ -155,6 +158,9 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
         control = lines[1].split("=", 1)[1]
         ready = get_json(control + "/readyz")
         assert ready["status"] == "ready"
+        with urllib.request.urlopen(lines[4].split("=", 1)[1], timeout=10) as response:
+            scraped = response.read().decode()
+        assert 'redisgate_commands_total{command="ping",outcome="ok"}' in scraped
         account = {"email": "dev@example.com", "password": "a long dev passphrase"}
         registered = call_json(control + "/v1/auth/register", account)
         token = str(registered["access_token"])
@@ -172,7 +178,7 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     again = Dev(dev_dir)
     try:
         lines = again.read_lines()
-        assert len(lines) == 4, f"got {lines}"
+        assert len(lines) == 5, f"got {lines}"
         assert redis_cli(lines[3], "GET", "kept") == "across-restarts"
         control = lines[1].split("=", 1)[1]
         assert get_json(control + "/readyz")["installation_id"] == ready["installation_id"]

@@ -52,7 +52,8 @@ class Proxy:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REDISGATE_")}
         with log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "redisgate", "proxy", *args],
+                # metrics on a free port: tests may run several proxies at once
+                [sys.executable, "-m", "redisgate", "proxy", "--metrics-port", "0", *args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

@@ -190,9 +190,13 @@ def test_refusals_are_exported_to_prometheus(redis_server: RedisServer, tmp_path
 
     limits = {"key:main": {"ops_per_second": 0}}
     with run_gateway(redis_server, tmp_path, limits=limits) as gw:
-        before = REGISTRY.get_sample_value("redisgate_limited_total", {"kind": "ops_per_second"})
+        before = REGISTRY.get_sample_value(
+            "redisgate_limit_rejections_total", {"kind": "ops_per_second"}
+        )
         with raw_client(gw.port, gw.tokens["main"]) as sock:
             sock.sendall(b"PING\r\n")
             assert recv_exactly(sock, 5) == b"-ERR "
-        after = REGISTRY.get_sample_value("redisgate_limited_total", {"kind": "ops_per_second"})
+        after = REGISTRY.get_sample_value(
+            "redisgate_limit_rejections_total", {"kind": "ops_per_second"}
+        )
         assert before is not None and after == before + 1
