@@ -59,11 +59,12 @@ class ScopeCheck:
     read+write, as SET … GET would).
     """
 
-    __slots__ = ("_patterns", "allowed", "fast", "keyed", "scope")
+    __slots__ = ("_patterns", "_plans", "allowed", "fast", "keyed", "scope")
 
     def __init__(self, scope: Scope, table: CommandTable, forwarded: frozenset[bytes]) -> None:
         self.scope = scope
         self._patterns = tuple((p.perms, p.match) for p in scope.keys)
+        self._plans: dict[str, KeyPlan] = {}  # spec name -> fixed key places, filled lazily
         self.allowed = frozenset(
             spec.name
             for spec in table.walk()
@@ -114,9 +115,14 @@ class ScopeCheck:
                 return (Denial.KEYSPACE, _script_denied(spec.display_name))
             if not keys_complete(spec):
                 return (Denial.KEY, NOPERM_KEY)
-            for position, access in keys(spec, args):
-                if not scope.key_allowed(args[position], _perms(access)):
-                    return (Denial.KEY, NOPERM_KEY)
+            plan = self._plans.get(spec.name)
+            if plan is None:
+                plan = self._plans[spec.name] = _key_plan(spec)
+            # Keys at fixed places that fit with all they could need: no need to look closer.
+            if not (plan and self.keys_fit(plan, args)):
+                for position, access in keys(spec, args):
+                    if not scope.key_allowed(args[position], _perms(access)):
+                        return (Denial.KEY, NOPERM_KEY)
             if spec.name in ("sort", "sort_ro"):
                 patterns = sort_patterns(spec, args)
                 if patterns:
@@ -137,7 +143,11 @@ class ScopeCheck:
 
 def _key_plan(spec: CommandSpec) -> KeyPlan:
     """The spec's keys as fixed places, or () when they depend on the arguments' values."""
-    if not spec.keys_interpretable or spec.name in ("sort", "sort_ro", "migrate"):
+    # SET and BITFIELD only vary their flags (VARIABLE_FLAGS), not their key's place.
+    variable_flags_only = spec.name in ("set", "bitfield")
+    if spec.name in ("sort", "sort_ro", "migrate") or not (
+        spec.keys_interpretable or variable_flags_only
+    ):
         return ()
     plan = []
     for ks in spec.key_specs:
