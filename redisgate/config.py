@@ -307,12 +307,12 @@ class Settings:
     )
     default_daily_commands: int | None = setting(
         None,
-        "Commands per instance per UTC day (stored; enforced once usage accounting lands).",
+        "Commands per instance per UTC day (stored; not enforced yet).",
         validate=check.not_negative,
     )
     default_daily_bytes: int | None = setting(
         None,
-        "Bytes per instance per UTC day (stored; enforced once usage accounting lands).",
+        "Bytes per instance per UTC day (stored; not enforced yet).",
         validate=check.not_negative,
     )
     # Metrics
