@@ -66,8 +66,10 @@ from targets import (
 
 from redisgate.launcher.process import ManagedProcess
 from redisgate.launcher.redis import RedisServer
+from redisgate.scopes import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
+FULL_WITH_SCRIPTS = PRESETS["full"] + " +@scripting"
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle", type=int, help="idle connections (default 10000; 0: skip)")
     parser.add_argument("--mixed-clients", type=int, default=50)
     parser.add_argument("--mixed-seconds", type=float, help="per run (default 4)")
-    parser.add_argument("--scopes", help="the API key's scopes (default: the full preset)")
+    parser.add_argument(
+        "--scopes",
+        default=FULL_WITH_SCRIPTS,
+        help="the API key's scopes (default: the full preset with +@scripting, for EVALSHA)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -329,7 +335,7 @@ def main() -> int:
             )
             print(notes[-1], file=sys.stderr)
             args.idle = max(1, limit - 500)
-    scope = f"scope {args.scopes!r}" if args.scopes else "the default `full` scope (see --scopes)"
+    scope = f"scope {args.scopes!r} (see --scopes)"
     notes.append(f"gateway policy path: API key from a keys file, {scope} checked per command.")
     workdir = Path(tempfile.mkdtemp(prefix="redisgate-bench-"))
     report: dict[str, Any] = {

@@ -51,6 +51,7 @@ def start_gateway(
             *(sys.executable, "-m", "redisgate", "proxy"),
             *("--keys-file", str(keys), "--port", str(port)),
             *("--max-clients", str(max_clients), "--log-level", "warning"),
+            *("--metrics-port", "0"),  # several gateways run at once
         ],
         workdir / f"gateway-{tag}.log",
         stop_signal=signal.SIGINT,
