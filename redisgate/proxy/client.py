@@ -60,6 +60,42 @@ REPLY_AUTH_UNAVAILABLE = encode_error(
 class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
     """The gateway side of one client's TCP, TLS or Unix connection."""
 
+    # No per-instance dict: ten thousand idle clients are ten thousand of these.
+    __slots__ = (
+        "__weakref__",
+        "_aborted",
+        "_at_limit",
+        "_blocked",
+        "_denied_seen",
+        "_eof",
+        "_flush_handle",
+        "_held",
+        "_limited_seen",
+        "_out",
+        "_read_paused",
+        "_run_names",
+        "_shared_protocol",
+        "_tasks",
+        "_write_paused",
+        "closed",
+        "closing",
+        "dedicated_slots",
+        "framer",
+        "gateway",
+        "last_activity",
+        "loop",
+        "peer_host",
+        "pool",
+        "session",
+        "settings",
+        "slots",
+        "transport",
+        "used_commands",
+        "used_in",
+        "used_limited",
+        "used_out",
+    )
+
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.settings = gateway.settings

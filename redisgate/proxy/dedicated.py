@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 class DedicatedConnectionMixin:
     """Borrowing, using and returning the client's dedicated upstream connection."""
 
+    # What this half assigns; ClientConnection declares the rest.
+    __slots__ = ("_reset_pending", "dedicated", "dedicated_pool", "inflight")
+
     # Provided by ClientConnection.
     gateway: Gateway
     session: Session | None
