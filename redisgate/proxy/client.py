@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from redisgate import metrics
 from redisgate.errors import RemoteProtocolError, StoreError
-from redisgate.proxy.dedicated import DedicatedConnectionMixin
+from redisgate.proxy.keyevents import KeyEventsMixin
 from redisgate.proxy.pool import InstancePool
-from redisgate.proxy.principals import Principal
 from redisgate.proxy.resp import REQUEST_TOO_BIG_PREFIX, RequestFramer, encode_error
 from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
@@ -57,7 +56,7 @@ REPLY_AUTH_UNAVAILABLE = encode_error(
 )
 
 
-class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
+class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     """The gateway side of one client's TCP, TLS or Unix connection."""
 
     # No per-instance dict: ten thousand idle clients are ten thousand of these.
@@ -66,11 +65,9 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         "_aborted",
         "_at_limit",
         "_blocked",
-        "_denied_seen",
         "_eof",
         "_flush_handle",
         "_held",
-        "_limited_seen",
         "_out",
         "_read_paused",
         "_run_names",
@@ -90,10 +87,6 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         "settings",
         "slots",
         "transport",
-        "used_commands",
-        "used_in",
-        "used_limited",
-        "used_out",
     )
 
     def __init__(self, gateway: Gateway) -> None:
@@ -125,9 +118,7 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
-        # Usage since the gateway last harvested it (plain ints: bumped per command).
-        self.used_commands = self.used_in = self.used_out = self.used_limited = 0
-        self._denied_seen = self._limited_seen = 0
+        self._reset_usage()  # usage since the gateway last harvested it (KeyEventsMixin)
         self._run_names: list[bytes] = []  # names of the commands in `_process`'s run
 
     def __repr__(self) -> str:
@@ -466,52 +457,6 @@ class ClientConnection(DedicatedConnectionMixin, asyncio.Protocol):
         self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
-
-    def take_usage(self) -> tuple[Principal | None, tuple[int, int, int, int, int]]:
-        """The key in use and what it used since the last call (commands, bytes in, bytes
-        out, denied, limited); the counters start again from zero."""
-        session = self.session
-        denied = session.denied if session is not None else 0
-        limited = session.limited if session is not None else 0
-        counts = (
-            self.used_commands,
-            self.used_in,
-            self.used_out,
-            denied - self._denied_seen,
-            self.used_limited + limited - self._limited_seen,
-        )
-        self.used_commands = self.used_in = self.used_out = self.used_limited = 0
-        self._denied_seen, self._limited_seen = denied, limited
-        return (session.principal if session is not None else None), counts
-
-    def apply_principal(self, principal: Principal | None) -> None:
-        """The key changed while this client used it: None (revoked, expired, deleted) closes
-        the connection, as Redis does for a deleted ACL user; a key moved to another backend
-        closes it too (the client reconnects); otherwise the new scope applies from the next
-        command."""
-        session = self.session
-        if session is None or session.principal is None or self.closing:
-            return
-        old = session.principal
-        moved = principal is None or (
-            principal.instance.id != old.instance.id
-            or principal.instance.backend != old.instance.backend
-        )
-        # Subscriptions and tracking were allowed by the old scope; Redis closes such clients
-        # when their user's permissions change, rather than re-checking each channel.
-        stateful = session.tracker is not None and (
-            session.tracker.subscribed or session.tracker.tracking
-        )
-        if moved or (principal.scope != old.scope and stateful):  # type: ignore[union-attr]
-            log.info("%r: its key was revoked, expired, moved or re-scoped; closing", self)
-            self._abort()
-            return
-        assert principal is not None
-        session.replace_principal(principal)
-        # New limits apply at once (the connection is counted already, so never refused).
-        admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
-        if not isinstance(admitted, bytes):
-            session.rate = admitted.gate
 
     def shutdown(self) -> None:
         """Graceful stop: take no new commands, close once every owed reply is written."""
