@@ -366,33 +366,11 @@ def route(spec: CommandSpec, args: Sequence[bytes]) -> Route:
 SCRIPTING = frozenset(
     {b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro", b"script", b"function"}
 )
-PUBSUB = frozenset(
-    {
-        b"subscribe",
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"publish",
-        b"spublish",
-        b"pubsub",
-    }
+_SUBSCRIBING = frozenset(
+    {b"subscribe", b"psubscribe", b"ssubscribe", b"unsubscribe", b"punsubscribe", b"sunsubscribe"}
 )
+PUBSUB = _SUBSCRIBING | {b"publish", b"spublish", b"pubsub"}
 # Not queueable in MULTI through the gateway (it answers them itself, or they pin).
-NOT_IN_MULTI = frozenset(
-    {
-        b"subscribe",
-        b"psubscribe",
-        b"ssubscribe",
-        b"unsubscribe",
-        b"punsubscribe",
-        b"sunsubscribe",
-        b"info",
-        b"hello",
-        b"auth",
-        b"command",
-    }
-)
+NOT_IN_MULTI = _SUBSCRIBING | {b"info", b"hello", b"auth", b"command"}
 # Redis runs these at once inside MULTI instead of queueing them.
 RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
