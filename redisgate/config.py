@@ -216,6 +216,12 @@ class Settings:
     quota_default_max_api_keys: int = setting(
         20, "API keys a new organization may have.", validate=check.not_negative
     )
+    max_orgs_per_user: int = setting(
+        10,
+        "Organizations one account may own (each has its own quota, so this bounds an account's "
+        "share of the platform).",
+        validate=check.at_least_one,
+    )
     # Instances: how they get a Redis, and how users reach them
     provisioner: str = setting(
         "local",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -9,9 +10,19 @@ from aiohttp import web
 from redisgate.control import pagination
 from redisgate.control.identity import ORG_REF, PASSWORD, USER
 from redisgate.control.passwords import password_problem
-from redisgate.control.spec import NAME, TIME, UUID, Call, no_content, obj, page_of, reply
-from redisgate.control.state import PASSWORDS
-from redisgate.errors import NotFound, ValidationFailed
+from redisgate.control.spec import (
+    NAME,
+    TIME,
+    UUID,
+    Call,
+    client_addr,
+    no_content,
+    obj,
+    page_of,
+    reply,
+)
+from redisgate.control.state import PASSWORDS, THROTTLE
+from redisgate.errors import NotFound, TooManyRequests, ValidationFailed
 from redisgate.store import audit, orgs, sessions, users
 
 ME_REPLY = obj({"user": USER, "orgs": {"type": "array", "items": ORG_REF}})
@@ -58,7 +69,16 @@ async def patch_me(call: Call) -> web.StreamResponse:
             raise ValidationFailed(
                 "invalid fields: password", details={"fields": {"password": problem}}
             )
-        passwords = call.request.app[PASSWORDS]
+        passwords, throttle = call.request.app[PASSWORDS], call.request.app[THROTTLE]
+        # The login throttle guards this guess too: a stolen access token must not turn into
+        # unlimited tries at the password (and then a takeover).
+        addr, now = client_addr(call.request), time.monotonic()
+        wait = throttle.retry_after(user.email, addr, now)
+        if wait:
+            raise TooManyRequests(
+                f"too many wrong passwords; try again in {wait} s", retry_after_s=wait
+            )
+        throttle.failed(user.email, addr, now)  # taken back below if it was right
         async with call.connect() as conn:
             stored = await users.get_password_hash(conn, user.id)
         ok, _ = await passwords.verify(stored, current)
@@ -67,6 +87,7 @@ async def patch_me(call: Call) -> web.StreamResponse:
                 "the current password is wrong",
                 details={"fields": {"current_password": "is not your current password"}},
             )
+        throttle.succeeded(user.email, addr, now)
         new_hash = await passwords.hash(body["password"])
     elif "current_password" in body:
         raise ValidationFailed(

@@ -11,6 +11,7 @@ from redisgate.control import pagination
 from redisgate.control.identity import default_limits
 from redisgate.control.spec import ROLE, TIME, UUID, Call, Param, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
+from redisgate.errors import QuotaExceeded
 from redisgate.store import audit, instances, orgs, quotas
 
 ORG_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
@@ -77,6 +78,13 @@ async def list_orgs(call: Call) -> web.StreamResponse:
 
 async def create_org(call: Call) -> web.StreamResponse:
     async with call.connect() as conn, conn.transaction():
+        owned, most = await orgs.count_owned(conn, call.user.id), call.settings.max_orgs_per_user
+        if owned >= most:
+            raise QuotaExceeded(
+                f"you own {owned} organizations, the most one account may own ({most}); "
+                "delete one you no longer need, or ask a platform admin",
+                details={"resource": "organizations", "used": owned, "limit": most},
+            )
         org = await orgs.create_org(
             conn, call.body["name"].strip(), call.user.id, default_limits(call), personal=False
         )

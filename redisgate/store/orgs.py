@@ -250,3 +250,14 @@ async def count_owners(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
                 "SELECT count(*) FROM memberships WHERE org_id = $1 AND role = 'owner'", org_id
             )
         )
+
+
+async def count_owned(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Organizations the user owns, with the user's row locked until the transaction ends (so
+    concurrent creates of one account queue behind each other)."""
+    with map_exceptions("cannot count the user's organizations"):
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        value = await conn.fetchval(
+            "SELECT count(*) FROM memberships WHERE user_id = $1 AND role = 'owner'", user_id
+        )
+    return int(value)

@@ -105,3 +105,12 @@ async def test_bad_query_parameters(api: Api) -> None:
         response = await api.get("/v1/me/sessions", token=token, params=params)
         assert response.status == 422, params
         assert field in response.error["details"]["fields"]
+
+
+async def test_guessing_the_current_password_is_throttled(api: Api) -> None:
+    """A stolen access token must not give unlimited tries at the password."""
+    user = await api.register()
+    token = user["access_token"]
+    body = {"password": "a brand new passphrase", "current_password": "not the password"}
+    statuses = [(await api.patch("/v1/me", token=token, json=body)).status for _ in range(6)]
+    assert statuses == [422] * 5 + [429]  # login_max_failures_per_email is 5

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from redisgate.store import db
-from tests.integration.control.conftest import Api
+from tests.integration.control.conftest import Api, api_for, control_settings
 
 
 async def test_org_crud(api: Api) -> None:
@@ -236,3 +236,17 @@ async def test_deleting_an_org_keeps_its_audit_rows(api: Api, database_url: str)
             "SELECT action FROM audit_log WHERE org_id = $1 ORDER BY id", uuid.UUID(org)
         )
     assert [r["action"] for r in rows] == ["org.create", "org.delete"]
+
+
+async def test_one_account_owns_at_most_max_orgs_per_user(database_url: str) -> None:
+    """Each org has its own quota: without this bound, more orgs would mean more quota."""
+    async for api in api_for(control_settings(database_url, max_orgs_per_user="3")):
+        user = await api.register()  # the personal org is the first
+        token = user["access_token"]
+        for n in range(2):
+            made = await api.post("/v1/orgs", token=token, json={"name": f"team {n}"})
+            assert made.status == 201
+        over = await api.post("/v1/orgs", token=token, json={"name": "one too many"})
+        assert over.status == 409 and over.error["code"] == "quota_exceeded"
+        assert over.error["details"] == {"resource": "organizations", "used": 3, "limit": 3}
+        assert "the most one account may own (3)" in over.error["message"]
