@@ -278,17 +278,14 @@ class Gateway:
         is gone (revoked, expired, deleted) closes them, a changed one re-scopes them. With
         `instance_id` (that instance changed), its pools go when none of its keys remain."""
         auth, loop = self.authenticator, asyncio.get_running_loop()
+        # One pass over the clients, not one per key: a LISTEN reconnect re-reads every live key.
+        by_key: dict[str, list[ClientConnection]] = {}
+        for client in self.clients:
+            current = client.session.principal if client.session is not None else None
+            if current is not None and current.key_id in keys:
+                by_key.setdefault(current.key_id, []).append(client)
         kept = False
-        for key_id in keys:
-            sessions = [
-                c
-                for c in self.clients
-                if c.session is not None
-                and c.session.principal is not None
-                and c.session.principal.key_id == key_id
-            ]
-            if not sessions:
-                continue
+        for key_id, sessions in by_key.items():
             try:
                 record = await auth.lookup(key_id, loop.time())
             except StoreError as exc:
