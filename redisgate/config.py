@@ -313,12 +313,12 @@ class Settings:
     )
     default_daily_commands: int | None = setting(
         None,
-        "Commands per instance per UTC day (stored; not enforced yet).",
+        'Commands per instance per UTC day (docs/limits.md, "Daily quotas").',
         validate=check.not_negative,
     )
     default_daily_bytes: int | None = setting(
         None,
-        "Bytes per instance per UTC day (stored; not enforced yet).",
+        "Request and reply bytes per instance per UTC day.",
         validate=check.not_negative,
     )
     # Metrics

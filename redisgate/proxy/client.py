@@ -348,6 +348,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                     request.complete(admitted)
                     self._unblock()
                     return
+                if admitted.unseeded:  # what the fleet used today, before the first command
+                    await self.gateway.sync_quotas(unseeded_only=True)
                 session.rate = admitted.gate
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)

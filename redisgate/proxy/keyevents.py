@@ -83,3 +83,5 @@ class KeyEventsMixin(DedicatedConnectionMixin):
         admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
         if not isinstance(admitted, bytes):
             session.rate = admitted.gate
+            if admitted.unseeded:  # a daily quota set just now: read what was used today
+                self.gateway.in_background(self.gateway.sync_quotas(unseeded_only=True))

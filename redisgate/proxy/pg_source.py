@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Collection
+from datetime import date
 
 import asyncpg
 
@@ -83,6 +85,20 @@ class PostgresSource:
                 log.warning("cannot record usage (will retry): %s", why)
             return False
         return True
+
+    async def day_totals(
+        self, day: date, key_ids: list[str], instance_ids: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """What the fleet flushed of `day` for these daily quotas (`quotas.QuotaBook.apply`);
+        raises StoreError when PostgreSQL cannot answer."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                with map_exceptions("cannot reach PostgreSQL to read today's usage"):
+                    async with self._pool.acquire() as conn:
+                        ids = [uuid.UUID(i) for i in instance_ids]
+                        return await usage.day_totals(conn, day, key_ids, ids)
+        except TimeoutError:
+            raise StoreError(f"no answer from PostgreSQL within {self.timeout_s:g}s") from None
 
     async def record_use(self, key_ids: Collection[str]) -> bool:
         """Set `last_used_at` of these keys; False (logged once per outage) when it failed."""

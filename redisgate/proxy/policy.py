@@ -16,6 +16,7 @@ import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from redisgate import metrics
 from redisgate.limits import NO_LIMITS, Limits
@@ -29,6 +30,7 @@ from redisgate.proxy.keyspecs import (
     sort_patterns,
 )
 from redisgate.proxy.principals import Principal
+from redisgate.proxy.quotas import DailyQuota, QuotaBook, has_quota
 from redisgate.proxy.resp_encode import encode_error
 from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WRITE, Scope
 
@@ -314,16 +316,21 @@ def bucket_shape(limits: Limits) -> tuple[int, int] | None:
 
 
 class RateGate:
-    """The buckets one client draws from: its key's and its instance's (either may be absent).
+    """The limits one client draws from per command: its key's and its instance's token
+    buckets and daily quotas (any may be absent).
 
-    A command passes only if every bucket has a token, and then takes one from each, so the
-    stricter limit wins and a refused command costs nothing.
+    A command passes only if every bucket has a token and no quota is spent, and then takes
+    one token from each bucket and counts once in each quota, so the stricter limit wins and
+    a refused command costs nothing.
     """
 
-    __slots__ = ("buckets",)
+    __slots__ = ("buckets", "quotas")
 
-    def __init__(self, buckets: tuple[TokenBucket, ...]) -> None:
+    def __init__(
+        self, buckets: tuple[TokenBucket, ...], quotas: tuple[DailyQuota, ...] = ()
+    ) -> None:
         self.buckets = buckets
+        self.quotas = quotas
 
     def allow(self, now: float) -> bytes | None:
         """None when the command may run, else the error reply (counted).
@@ -339,17 +346,26 @@ class RateGate:
             if tokens < 1.0:
                 metrics.LIMITED["ops_per_second"] += 1
                 return bucket.reply
+        for quota in self.quotas:
+            if quota.commands >= quota.max_commands or quota.bytes >= quota.max_bytes:
+                kind, reply = quota.refusal()  # type: ignore[misc]
+                metrics.LIMITED[kind] += 1
+                return reply
         for bucket in self.buckets:
             bucket.tokens -= 1.0
+        for quota in self.quotas:
+            quota.commands += 1
         return None
 
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What an admitted connection is held to: its rate gate and its request-size limit."""
+    """What an admitted connection is held to: its rate gate and its request-size limit.
+    `unseeded` are new daily quotas whose fleet totals must be read before the AUTH succeeds."""
 
     gate: RateGate | None
     max_request_bytes: int | None
+    unseeded: tuple[DailyQuota, ...] = ()
 
 
 class LimitRegistry:
@@ -362,8 +378,9 @@ class LimitRegistry:
     connections are dropped once full again (`sweep`), when they equal a fresh one.
     """
 
-    def __init__(self, defaults: Limits = NO_LIMITS) -> None:
+    def __init__(self, defaults: Limits = NO_LIMITS, day: date | None = None) -> None:
         self.defaults = defaults  # what an org without its own defaults gets
+        self.quotas = QuotaBook(day or datetime.now(UTC).date())
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._connections: dict[tuple[str, str], int] = {}
         self._held: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {}
@@ -396,8 +413,10 @@ class LimitRegistry:
         for ident in (key, instance):
             self._connections[ident] = self._connections.get(ident, 0) + 1
         self._held[client_id] = (key, instance)
-        buckets = []
+        buckets, quotas = [], []
         for ident, limits in ((key, key_limits), (instance, instance_limits)):
+            if has_quota(limits):
+                quotas.append(self.quotas.get(ident, limits))
             shape = bucket_shape(limits)
             if shape is None:
                 continue
@@ -409,7 +428,10 @@ class LimitRegistry:
                 bucket.configure(*shape)
             buckets.append(bucket)
         size = key_limits.tighter(instance_limits).max_request_bytes
-        return Admission(RateGate(tuple(buckets)) if buckets else None, size)
+        if not buckets and not quotas:
+            return Admission(None, size)
+        unseeded = tuple(quota for quota in quotas if not quota.seeded)
+        return Admission(RateGate(tuple(buckets), tuple(quotas)), size, unseeded)
 
     def release(self, client_id: int) -> None:
         """The connection closed, RESET, or authenticated again."""
@@ -423,11 +445,13 @@ class LimitRegistry:
             else:
                 self._connections.pop(ident, None)
 
-    def sweep(self, now: float) -> None:
-        """Drop the full buckets of keys and instances nobody is connected with."""
+    def sweep(self, now: float, day: date) -> None:
+        """Drop the full buckets of keys and instances nobody is connected with; at the
+        turn of the UTC day, start the daily quotas again."""
         for ident, bucket in list(self._buckets.items()):
             if ident not in self._connections and bucket.refill(now) >= bucket.burst:
                 del self._buckets[ident]
+        self.quotas.roll(day, self._connections)
 
 
 @functools.lru_cache(maxsize=256)

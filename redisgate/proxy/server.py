@@ -16,8 +16,10 @@ import logging
 import ssl
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Coroutine
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from redisgate import metrics
 from redisgate.config import Settings
@@ -241,22 +243,26 @@ class Gateway:
         now, wall = loop.time(), self.authenticator.wall_clock()
         for client in list(self.clients):
             client.check_timeouts(now)
-            if self.usage is not None:
-                self.harvest(client)
+            self.harvest(client)
             principal = client.session.principal if client.session else None
             expires_at = principal.expires_at if principal is not None else None
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
                 client.apply_principal(None)
-        self.limits.sweep(now)
+        self.limits.sweep(now, self.today())
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
-            refresh = loop.create_task(self.refresh_keys(self.live_keys()))
-            self._background.add(refresh)  # removed keys close their sessions, as with NOTIFY
-            refresh.add_done_callback(self._background.discard)
+            # Removed keys close their sessions, as with NOTIFY.
+            self.in_background(self.refresh_keys(self.live_keys()))
         if now >= self._next_usage_flush and self._usage_flush is None:
             self._next_usage_flush = now + _USAGE_FLUSH_S
             self._usage_flush = loop.create_task(self.flush_usage())
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the gateway keeps a reference to until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- Keys that change under live sessions ----------------------------------------------
 
@@ -308,14 +314,25 @@ class Gateway:
         if instance_id is not None and not kept:  # deleted, or changed with nobody on it
             self.pools.discard(instance_id)
 
+    def today(self) -> date:
+        """The UTC day usage is counted under (and daily quotas run on)."""
+        return datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
+
     def harvest(self, client: ClientConnection) -> None:
-        """Move a client's usage counters into the meter, under today's (UTC) date."""
+        """Move a client's usage counters into the meter, under today's (UTC) date, and its
+        bytes into its daily quotas."""
         principal, counts = client.take_usage()
-        if self.usage is None or principal is None or not principal.org_id:
+        if principal is None:
             return
-        day = datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
+        gate = client.session.rate if client.session is not None else None
+        if gate is not None and gate.quotas:
+            spent = counts[1] + counts[2]
+            for quota in gate.quotas:
+                quota.bytes += spent
+        if self.usage is None or not principal.org_id:
+            return
         instance_id, org_id = uuid.UUID(principal.instance.id), uuid.UUID(principal.org_id)
-        self.usage.add(day, principal.key_id, instance_id, org_id, counts)
+        self.usage.add(self.today(), principal.key_id, instance_id, org_id, counts)
 
     async def flush_usage(self) -> None:
         """Record the keys that authenticated since the last flush and the usage counted
@@ -329,15 +346,39 @@ class Gateway:
                 self.authenticator.used.update(used)
             meter = self.usage
             batch = meter.batch() if meter is not None else None
-            if meter is None or batch is None:
-                return
-            if await self.source.record_usage(meter.gateway_id, *batch):
-                meter.done(batch[0])
-            else:
-                metrics.USAGE_FLUSH_FAILURES["failures"] += 1
+            if meter is not None and batch is not None:
+                if await self.source.record_usage(meter.gateway_id, *batch):
+                    meter.done(batch[0])
+                    book = self.limits.quotas
+                    for row in batch[1]:
+                        net, spent = row.commands - row.limited, row.bytes_in + row.bytes_out
+                        book.flushed(row.day, ("key", row.key_id), net, spent)
+                        book.flushed(row.day, ("instance", str(row.instance_id)), net, spent)
+                else:
+                    metrics.USAGE_FLUSH_FAILURES["failures"] += 1
+            await self.sync_quotas()
         finally:
             if self._usage_flush is asyncio.current_task():
                 self._usage_flush = None
+
+    async def sync_quotas(self, unseeded_only: bool = False) -> None:
+        """Read what the fleet flushed today into the daily quotas (all of them, or the new
+        ones an AUTH waits for). Without PostgreSQL (a keys file, an outage) each gateway
+        counts only its own; never raises."""
+        book = self.limits.quotas
+        keys, instances = book.idents(unseeded_only)
+        if not keys and not instances:
+            return
+        day = book.day
+        if not isinstance(self.source, PostgresSource):
+            book.apply(day, dict.fromkeys(book.quotas, (0, 0)))
+            return
+        try:
+            totals = await self.source.day_totals(day, keys, instances)
+        except StoreError as exc:
+            log.debug("daily quotas not synced: %s", exc)
+            return
+        book.apply(day, totals)
 
     # --- Shutdown ---------------------------------------------------------------------------
 

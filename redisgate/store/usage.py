@@ -97,3 +97,32 @@ async def daily(
 
 def default_range(today: date, days: int = 30) -> tuple[date, date]:
     return today - timedelta(days=days - 1), today
+
+
+async def day_totals(
+    conn: asyncpg.Connection, day: date, key_ids: Sequence[str], instance_ids: Sequence[uuid.UUID]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """What daily quotas count, as flushed so far: per ("key", id) and ("instance", id), the
+    commands not refused by a limit and the bytes in and out of `day`; zeros for ids unused."""
+    totals: dict[tuple[str, str], tuple[int, int]] = dict.fromkeys(
+        [("key", k) for k in key_ids] + [("instance", str(i)) for i in instance_ids], (0, 0)
+    )
+    net = "sum(commands - limited)::bigint AS commands, sum(bytes_in + bytes_out)::bigint AS bytes"
+    with map_exceptions("cannot read today's usage"):
+        if key_ids:
+            for r in await conn.fetch(
+                f"SELECT key_id AS id, {net} FROM usage_daily "
+                "WHERE day = $1 AND key_id = ANY($2::text[]) GROUP BY key_id",
+                day,
+                list(key_ids),
+            ):
+                totals[("key", r["id"])] = (int(r["commands"]), int(r["bytes"]))
+        if instance_ids:
+            for r in await conn.fetch(
+                f"SELECT instance_id AS id, {net} FROM usage_daily "
+                "WHERE day = $1 AND instance_id = ANY($2::uuid[]) GROUP BY instance_id",
+                day,
+                list(instance_ids),
+            ):
+                totals[("instance", str(r["id"]))] = (int(r["commands"]), int(r["bytes"]))
+    return totals

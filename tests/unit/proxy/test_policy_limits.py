@@ -128,12 +128,14 @@ def test_registry_sweep_drops_only_full_buckets_nobody_uses() -> None:
     assert isinstance(admitted, Admission) and admitted.gate is not None
     assert admitted.gate.allow(0.0) is None
     registry.release(1)
-    registry.sweep(0.5)  # not full yet: reconnecting must not buy a fresh burst
+    registry.sweep(
+        0.5, registry.quotas.day
+    )  # not full yet: reconnecting must not buy a fresh burst
     again = registry.admit(1, principal(ops_per_second=1, burst=1), 0.5)
     assert isinstance(again, Admission) and again.gate is not None
     assert again.gate.allow(0.5) is not None
     registry.release(1)
-    registry.sweep(5.0)
+    registry.sweep(5.0, registry.quotas.day)
     assert repr(registry) == "<LimitRegistry [0 buckets, 0 connections]>"
 
 
