@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from targets import (
     start_gateway,
     start_twemproxy,
 )
+from tenant import postgres_tenant
 
 from redisgate.launcher.process import ManagedProcess
 from redisgate.launcher.redis import RedisServer
@@ -179,9 +180,19 @@ def run_mixed_once(target: Target, clients: int, seconds: float, sha: str) -> di
     return summary
 
 
+@dataclass(frozen=True)
+class GatewaySpec:
+    """How a gateway target is started: its key source and flags, and the key to use."""
+
+    name: str
+    source: list[str]
+    token: str
+    extra: tuple[str, ...] = ()
+
+
 @contextmanager
 def fresh_target(
-    name: str, workdir: Path, redis: RedisServer, keys: Path, token: str, count: int, tag: str
+    name: str, workdir: Path, redis: RedisServer, gateways: list[GatewaySpec], count: int, tag: str
 ) -> Iterator[Target]:
     """A newly started target for the idle load (earlier loads' freed memory would be reused
     by the idle connections and hide their cost)."""
@@ -193,9 +204,10 @@ def fresh_target(
         finally:
             server.stop()
         return
-    if name == "redisgate":
-        proc, port = start_gateway(workdir, keys, count + 1000, tag)
-        password: str | None = token
+    spec = next((g for g in gateways if g.name == name), None)
+    if spec is not None:
+        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, spec.extra)
+        password: str | None = spec.token
     else:
         proc, port = start_twemproxy(workdir, redis, tag)
         password = redis.password
@@ -295,6 +307,16 @@ def parse_args() -> argparse.Namespace:
         default=FULL_WITH_SCRIPTS,
         help="the API key's scopes (default: the full preset with +@scripting, for EVALSHA)",
     )
+    parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="read the gateway's key from a keys file (no PostgreSQL: no usage flushes, no limits)",
+    )
+    parser.add_argument(
+        "--policy-cost",
+        action="store_true",
+        help="also run redisgate-bare (keys file, no limits, metrics endpoint off)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -336,7 +358,23 @@ def main() -> int:
             print(notes[-1], file=sys.stderr)
             args.idle = max(1, limit - 500)
     scope = f"scope {args.scopes!r} (see --scopes)"
-    notes.append(f"gateway policy path: API key from a keys file, {scope} checked per command.")
+    if args.no_postgres:
+        notes.append(
+            f"gateway policy path: API key from a keys file, {scope} checked per command; "
+            "metrics on; no limits, no usage flushes (--no-postgres)."
+        )
+    else:
+        notes.append(
+            f"gateway policy path: API key from PostgreSQL (LISTEN for changes, usage flushed "
+            f"every 5 s), {scope}, rate limits and daily quotas (set far above the loads) checked "
+            "per command, metrics on."
+        )
+    if args.policy_cost:
+        notes.append(
+            "redisgate-bare: the same gateway with a keys-file key without limits and its "
+            "metrics endpoint off (per-command counters cannot be switched off), for the cost "
+            "of limits, usage and metrics."
+        )
     workdir = Path(tempfile.mkdtemp(prefix="redisgate-bench-"))
     report: dict[str, Any] = {
         "started": started,
@@ -348,15 +386,26 @@ def main() -> int:
     }
     procs: list[ManagedProcess] = []
     try:
-        with RedisServer(workdir / "redis") as redis:
+        with RedisServer(workdir / "redis") as redis, ExitStack() as services:
             sha = seed(redis)
-            keys, token = make_keys_file(workdir, redis, args.scopes)
-            gateway, gw_port = start_gateway(workdir, keys, 10_000, "main")
-            procs.append(gateway)
-            targets = [
-                Target("redis", redis.port, redis.password, pid_of(redis.process)),
-                Target("redisgate", gw_port, token, pid_of(gateway)),
-            ]
+            gateways = []
+            if args.no_postgres:
+                keys, token = make_keys_file(workdir, redis, args.scopes)
+                gateways.append(GatewaySpec("redisgate", ["--keys-file", str(keys)], token))
+            else:
+                url, token = services.enter_context(postgres_tenant(redis, args.scopes))
+                gateways.append(GatewaySpec("redisgate", ["--database-url", url], token))
+            if args.policy_cost:
+                keys, token = make_keys_file(workdir, redis, args.scopes, "bare")
+                source, extra = ["--keys-file", str(keys)], ("--metrics-enabled", "false")
+                gateways.append(GatewaySpec("redisgate-bare", source, token, extra))
+            targets = [Target("redis", redis.port, redis.password, pid_of(redis.process))]
+            for spec in gateways:
+                gateway, gw_port = start_gateway(
+                    workdir, spec.source, 10_000, spec.name, spec.extra
+                )
+                procs.append(gateway)
+                targets.append(Target(spec.name, gw_port, spec.token, pid_of(gateway)))
             if use_twem:
                 twem, twem_port = start_twemproxy(workdir, redis, "main")
                 procs.append(twem)
@@ -364,7 +413,7 @@ def main() -> int:
             for load in args.selected:
                 try:
                     if load.kind == "idle":
-                        report["idle"] = run_idle(args, workdir, redis, keys, token, targets)
+                        report["idle"] = run_idle(args, workdir, redis, gateways, targets)
                     else:
                         report["loads"][load.name] = run_load(args, load, targets, sha, notes)
                 except Exception as exc:  # keep the other loads' results
@@ -447,8 +496,7 @@ def run_idle(
     args: argparse.Namespace,
     workdir: Path,
     redis: RedisServer,
-    keys: Path,
-    token: str,
+    gateways: list[GatewaySpec],
     targets: list[Target],
 ) -> dict[str, Any]:
     """Rounds of the idle load, each target started afresh for each measurement."""
@@ -456,7 +504,7 @@ def run_idle(
     for round_no in range(args.rounds):
         for t in targets:
             tag = f"idle-{t.name}-{round_no}"
-            with fresh_target(t.name, workdir, redis, keys, token, args.idle, tag) as target:
+            with fresh_target(t.name, workdir, redis, gateways, args.idle, tag) as target:
                 limit = open_files_limit(target.pid)
                 if limit < args.idle + 50:
                     _progress(f"warning: {t.name}'s open-files limit is {limit}")

@@ -32,6 +32,16 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
             if name != base and len(other) == len(rounds):
                 ratios = [r["rps"] / o["rps"] for r, o in zip(rounds, other, strict=True)]
                 entry[f"x_{base}"] = median(ratios)
+        bare = runs.get("redisgate-bare") or []
+        if name == "redisgate" and len(bare) == len(rounds):
+            # The cost of limits, usage and metrics: the same gateway without them.
+            entry["x_bare"] = median(
+                [r["rps"] / b["rps"] for r, b in zip(rounds, bare, strict=True)]
+            )
+            per_m = [r["cpu_s"] / r["commands"] * 1e6 for r in rounds if r["commands"]]
+            bare_per_m = [b["cpu_s"] / b["commands"] * 1e6 for b in bare if b["commands"]]
+            if per_m and bare_per_m:
+                entry["cpu_us_added"] = median(per_m) - median(bare_per_m)
         out[name] = entry
     return out
 
@@ -147,6 +157,22 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {_num(s.get('x_redis'), '.2f')} "
                 f"| {_num(s.get('x_twemproxy'), '.2f')} | {_num(s['cpu_s_per_m'], '.2f')} |"
             )
+    costs = [
+        (name, load["summary"]["redisgate"])
+        for name, load in report["loads"].items()
+        if "x_bare" in load["summary"].get("redisgate", {})
+    ]
+    if costs:
+        lines += [
+            "",
+            "Cost of the policy path (limits, daily quotas, usage flushes, metrics endpoint): "
+            "redisgate vs redisgate-bare in the same rounds:",
+            "",
+            "| load | req/s ratio (median) | CPU µs added per command |",
+            "|---|---|---|",
+        ]
+        for name, s in costs:
+            lines.append(f"| {name} | {s['x_bare']:.3f} | {_num(s.get('cpu_us_added'), '.2f')} |")
     idle = report.get("idle")
     if idle:
         lines += [

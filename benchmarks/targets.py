@@ -34,24 +34,30 @@ class Target:
     pid: int
 
 
-def make_keys_file(workdir: Path, redis: RedisServer, scopes: str | None) -> tuple[Path, str]:
+def make_keys_file(
+    workdir: Path, redis: RedisServer, scopes: str | None, name: str = "keys"
+) -> tuple[Path, str]:
     """A keys file with one instance (the benchmark Redis) and one key; returns the token."""
-    keys = workdir / "keys.toml"
+    keys = workdir / f"{name}.toml"
     set_instance(keys, "bench", Backend(host="127.0.0.1", port=redis.port, password=redis.password))
     return keys, add_key(keys, "bench", "bench", scopes).token
 
 
 def start_gateway(
-    workdir: Path, keys: Path, max_clients: int, tag: str
+    workdir: Path, source: list[str], max_clients: int, tag: str, extra: tuple[str, ...] = ()
 ) -> tuple[ManagedProcess, int]:
+    """A `redisgate proxy` process reading keys from `source` (`--keys-file F` or
+    `--database-url URL`), with `extra` settings flags."""
     port = free_port()
     proc = ManagedProcess(
         f"redisgate-{tag}",
         [
             *(sys.executable, "-m", "redisgate", "proxy"),
-            *("--keys-file", str(keys), "--port", str(port)),
+            *source,
+            *("--port", str(port)),
             *("--max-clients", str(max_clients), "--log-level", "warning"),
             *("--metrics-port", "0"),  # several gateways run at once
+            *extra,
         ],
         workdir / f"gateway-{tag}.log",
         stop_signal=signal.SIGINT,
