@@ -188,6 +188,7 @@ class GatewaySpec:
     source: list[str]
     token: str
     extra: tuple[str, ...] = ()
+    code: Path | None = None  # another checkout's package (--baseline)
 
 
 @contextmanager
@@ -206,7 +207,7 @@ def fresh_target(
         return
     spec = next((g for g in gateways if g.name == name), None)
     if spec is not None:
-        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, spec.extra)
+        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, spec.extra, spec.code)
         password: str | None = spec.token
     else:
         proc, port = start_twemproxy(workdir, redis, tag)
@@ -317,6 +318,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also run redisgate-bare (keys file, no limits, metrics endpoint off)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the gateway of another checkout (e.g. a worktree of main) for an A/B",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     if args.rounds < 1:
@@ -399,10 +406,16 @@ def main() -> int:
                 keys, token = make_keys_file(workdir, redis, args.scopes, "bare")
                 source, extra = ["--keys-file", str(keys)], ("--metrics-enabled", "false")
                 gateways.append(GatewaySpec("redisgate-bare", source, token, extra))
+            if args.baseline:
+                main = gateways[0]
+                baseline = GatewaySpec(
+                    "redisgate-baseline", main.source, main.token, (), args.baseline
+                )
+                gateways.append(baseline)
             targets = [Target("redis", redis.port, redis.password, pid_of(redis.process))]
             for spec in gateways:
                 gateway, gw_port = start_gateway(
-                    workdir, spec.source, 10_000, spec.name, spec.extra
+                    workdir, spec.source, 10_000, spec.name, spec.extra, spec.code
                 )
                 procs.append(gateway)
                 targets.append(Target(spec.name, gw_port, spec.token, pid_of(gateway)))

@@ -32,18 +32,20 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
             if name != base and len(other) == len(rounds):
                 ratios = [r["rps"] / o["rps"] for r, o in zip(rounds, other, strict=True)]
                 entry[f"x_{base}"] = median(ratios)
-        bare = runs.get("redisgate-bare") or []
-        if name == "redisgate" and len(bare) == len(rounds):
-            # The cost of limits, usage and metrics: the same gateway without them.
-            entry["x_bare"] = median(
-                [r["rps"] / b["rps"] for r, b in zip(rounds, bare, strict=True)]
-            )
-            per_m = [r["cpu_s"] / r["commands"] * 1e6 for r in rounds if r["commands"]]
-            bare_per_m = [b["cpu_s"] / b["commands"] * 1e6 for b in bare if b["commands"]]
-            if per_m and bare_per_m:
-                entry["cpu_us_added"] = median(per_m) - median(bare_per_m)
+        if name == "redisgate":  # against variants of itself: the same code without the
+            for other, variant in runs.items():  # policy path (-bare), another commit (-baseline)
+                if other.startswith("redisgate-") and len(variant) == len(rounds):
+                    entry[f"x_{other}"] = median(
+                        [r["rps"] / v["rps"] for r, v in zip(rounds, variant, strict=True)]
+                    )
+                    entry[f"cpu_us_added_{other}"] = _cpu_us(rounds) - _cpu_us(variant)
         out[name] = entry
     return out
+
+
+def _cpu_us(rounds: list[dict[str, Any]]) -> float:
+    """Median CPU µs per command over rounds."""
+    return median([r["cpu_s"] / r["commands"] * 1e6 for r in rounds if r["commands"]] or [0.0])
 
 
 def summarize_idle(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -157,22 +159,34 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {_num(s.get('x_redis'), '.2f')} "
                 f"| {_num(s.get('x_twemproxy'), '.2f')} | {_num(s['cpu_s_per_m'], '.2f')} |"
             )
-    costs = [
-        (name, load["summary"]["redisgate"])
-        for name, load in report["loads"].items()
-        if "x_bare" in load["summary"].get("redisgate", {})
-    ]
-    if costs:
+    variants = sorted(
+        {
+            key[2:]
+            for load in report["loads"].values()
+            for key in load["summary"].get("redisgate", {})
+            if key.startswith("x_redisgate-")
+        }
+    )
+    for variant in variants:
+        what = {
+            "redisgate-bare": "the same gateway without limits, quotas, usage flushes and the "
+            "metrics endpoint (the cost of the policy path)",
+            "redisgate-baseline": "the baseline commit's gateway (--baseline)",
+        }.get(variant, variant)
         lines += [
             "",
-            "Cost of the policy path (limits, daily quotas, usage flushes, metrics endpoint): "
-            "redisgate vs redisgate-bare in the same rounds:",
+            f"redisgate against {variant}, {what}, in the same rounds:",
             "",
-            "| load | req/s ratio (median) | CPU µs added per command |",
+            "| load | req/s ratio (median) | CPU µs per command added |",
             "|---|---|---|",
         ]
-        for name, s in costs:
-            lines.append(f"| {name} | {s['x_bare']:.3f} | {_num(s.get('cpu_us_added'), '.2f')} |")
+        for name, load in report["loads"].items():
+            s = load["summary"].get("redisgate", {})
+            if f"x_{variant}" in s:
+                lines.append(
+                    f"| {name} | {s[f'x_{variant}']:.3f} "
+                    f"| {_num(s.get(f'cpu_us_added_{variant}'), '+.2f')} |"
+                )
     idle = report.get("idle")
     if idle:
         lines += [

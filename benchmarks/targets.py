@@ -44,10 +44,16 @@ def make_keys_file(
 
 
 def start_gateway(
-    workdir: Path, source: list[str], max_clients: int, tag: str, extra: tuple[str, ...] = ()
+    workdir: Path,
+    source: list[str],
+    max_clients: int,
+    tag: str,
+    extra: tuple[str, ...] = (),
+    code: Path | None = None,
 ) -> tuple[ManagedProcess, int]:
     """A `redisgate proxy` process reading keys from `source` (`--keys-file F` or
-    `--database-url URL`), with `extra` settings flags."""
+    `--database-url URL`), with `extra` settings flags; `code`: run the `redisgate` package
+    of that checkout instead of this one (`python -m` imports from its working folder)."""
     port = free_port()
     proc = ManagedProcess(
         f"redisgate-{tag}",
@@ -61,6 +67,7 @@ def start_gateway(
         ],
         workdir / f"gateway-{tag}.log",
         stop_signal=signal.SIGINT,
+        cwd=code,
     )
     proc.start()
     proc.wait_ready(lambda: _answers(port), 30, "listening")

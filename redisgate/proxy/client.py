@@ -143,6 +143,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             server_version=self.gateway.server_version,
         )
         self.session.redirect_target = self._backend_id_of
+        self.session.queued = self.framer.queued
         if not self.gateway.admit(self):
             self.transport.write(encode_error("ERR", "max number of clients reached"))
             self.closing = True
@@ -235,7 +236,10 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 run = []
             self._execute(command, decision, session)
         self._send_run(run, session)
-        self._update_reading()
+        if session.credit:  # stopped early (blocked, paused): what the rest did not use
+            session.settle()
+        if self._read_paused or self._write_paused or self.inflight >= limit:
+            self._update_reading()
 
     def _send_run(self, run: list[bytes], session: Session) -> None:
         """Send consecutive shared commands (already counted in `inflight`) as one slot."""

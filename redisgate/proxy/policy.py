@@ -333,9 +333,18 @@ class RateGate:
         self.quotas = quotas
 
     def allow(self, now: float) -> bytes | None:
-        """None when the command may run, else the error reply (counted).
+        """None when one command may run, else the error reply (counted)."""
+        granted = self.take(now, 1)
+        return granted if isinstance(granted, bytes) else None
 
-        Runs once per command: `TokenBucket.refill` inlined, no allocations."""
+    def take(self, now: float, want: int) -> int | bytes:
+        """Let up to `want` commands run (at least 1): how many may, else the error reply
+        refusing the first (counted). A pipelined read takes its commands at once, so the
+        check runs once per read, not per command; what the caller does not use it gives
+        back (`refund`) before anything else can draw on these limits.
+
+        Runs once per read: `TokenBucket.refill` inlined, no allocations."""
+        grant = want
         for bucket in self.buckets:
             tokens = bucket.tokens
             if now > bucket.stamp:
@@ -346,16 +355,27 @@ class RateGate:
             if tokens < 1.0:
                 metrics.LIMITED["ops_per_second"] += 1
                 return bucket.reply
+            if tokens < grant:
+                grant = int(tokens)
         for quota in self.quotas:
             if quota.commands >= quota.max_commands or quota.bytes >= quota.max_bytes:
                 kind, reply = quota.refusal()  # type: ignore[misc]
                 metrics.LIMITED[kind] += 1
                 return reply
+            if quota.max_commands - quota.commands < grant:
+                grant = quota.max_commands - quota.commands
         for bucket in self.buckets:
-            bucket.tokens -= 1.0
+            bucket.tokens -= grant
         for quota in self.quotas:
-            quota.commands += 1
-        return None
+            quota.commands += grant
+        return grant
+
+    def refund(self, unused: int) -> None:
+        """Give back what `take` granted and no command used."""
+        for bucket in self.buckets:
+            bucket.tokens = min(bucket.burst, bucket.tokens + unused)
+        for quota in self.quotas:
+            quota.commands -= unused
 
 
 @dataclass(frozen=True, slots=True)

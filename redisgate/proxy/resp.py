@@ -262,6 +262,11 @@ class RequestFramer:
             self._buf = b""
             self._pos = 0
 
+    @property
+    def queued(self) -> deque[Command]:
+        """Commands parsed ahead and not handed out yet (the rest of a pipelined read)."""
+        return self._ready
+
     def next_command(self) -> Command | None:
         """The next complete command, or None until more bytes are fed."""
         ready = self._ready

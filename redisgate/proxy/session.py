@@ -30,7 +30,7 @@ INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
@@ -129,6 +129,9 @@ class Session:
         self._fast: frozenset[bytes] = frozenset()
         self._keyed: dict[bytes, KeyPlan] = {}
         self.rate: RateGate | None = None  # the key's and instance's buckets (set on AUTH)
+        # Commands `rate` let run ahead for the rest of this read (`settle` returns the unused).
+        self.credit = 0
+        self.queued: Sized = ()  # what the transport parsed ahead (sizes a `rate.take`)
 
     def __repr__(self) -> str:
         who = self.principal.key_name if self.principal else "-"
@@ -163,10 +166,16 @@ class Session:
         args = command.args
         name = args[0]
         if self.principal is not None:
-            if self.rate is not None:
-                refused = self.rate.allow(self.clock())
-                if refused is not None and name.lower() not in _NEVER_LIMITED:
-                    return self._limited(refused)
+            rate = self.rate
+            if rate is not None:
+                if self.credit:
+                    self.credit -= 1
+                else:
+                    granted = rate.take(self.clock(), 1 + len(self.queued))
+                    if granted.__class__ is int:
+                        self.credit = granted - 1
+                    elif name.lower() not in _NEVER_LIMITED:
+                        return self._limited(granted)  # type: ignore[arg-type]
             if self.tracker is None:
                 if name in self._fast:
                     return (Kind.SHARED, command.raw, None)
@@ -175,6 +184,13 @@ class Session:
                     return (Kind.SHARED, command.raw, None)
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
+
+    def settle(self) -> None:
+        """The read is over: give back what the rate limits let run ahead and nothing used."""
+        if self.credit:
+            if self.rate is not None:
+                self.rate.refund(self.credit)
+            self.credit = 0
 
     def _limited(self, reply: bytes) -> Decision:
         """Over the rate limit: refused at once, never queued; inside MULTI that dooms the
@@ -354,6 +370,7 @@ class Session:
 
     def _reset(self) -> Decision:
         """RESET: as on Redis, back to a fresh, unauthenticated RESP2 connection."""
+        self.settle()
         self.principal, self.rate = None, None
         self._bind()
         self.state = State.AUTH

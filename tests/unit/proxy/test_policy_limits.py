@@ -178,3 +178,27 @@ def test_session_over_the_rate_inside_multi_dooms_the_transaction(session: Sessi
     assert session.tracker.queue_error
     kind, _, transform = session.handle(cmd(b"EXEC"))  # not refused: answered -EXECABORT
     assert kind is Kind.DEDICATED and transform is not None
+
+
+def test_a_pipeline_is_checked_once_per_read_and_exactly_the_burst_runs(
+    session: Session,
+) -> None:
+    """The session takes a whole read's worth at its first command (one check), runs the
+    burst, refuses the rest in order, and `settle` returns what a read stopped early left."""
+    assert session.rate is not None
+    bucket = session.rate.buckets[0]
+    framer = RequestFramer()
+    session.queued = framer.queued
+    framer.feed(b"".join(cmd(b"GET", b"k").raw for _ in range(5)))
+    kinds = []
+    while (command := framer.next_command()) is not None:
+        kinds.append(session.handle(command)[0])
+    assert kinds == [Kind.SHARED] * 3 + [Kind.LOCAL] * 2
+    assert session.credit == 0 and bucket.tokens == 0.0
+    bucket.tokens = 3.0
+    framer.feed(b"".join(cmd(b"GET", b"k").raw for _ in range(3)))
+    first = framer.next_command()
+    assert first is not None and session.handle(first)[0] is Kind.SHARED
+    assert session.credit == 2 and bucket.tokens == 0.0
+    session.settle()  # the read stopped after one command
+    assert session.credit == 0 and bucket.tokens == 2.0

@@ -123,3 +123,17 @@ def test_registry_sweep_rolls_the_day_over() -> None:
     assert g.allow(0.0) is None and g.allow(0.0) is not None
     registry.sweep(1.0, date(2026, 11, 27))
     assert g.allow(1.0) is None
+
+
+def test_a_pipelined_read_takes_its_commands_at_once_and_gives_back_what_it_did_not_use() -> None:
+    registry = LimitRegistry(day=DAY)
+    g = gate(registry, 1, principal(daily_commands=10, ops_per_second=5, burst=5))
+    assert g.take(0.0, 16) == 5  # the bucket holds 5
+    assert g.quotas[0].commands == 5 and g.buckets[0].tokens == 0.0
+    g.refund(2)  # the read stopped after 3
+    assert g.quotas[0].commands == 3 and g.buckets[0].tokens == 2.0
+    assert g.take(0.0, 16) == 2
+    assert isinstance(g.take(0.0, 1), bytes)  # no token left: refused, nothing taken
+    assert g.take(10.0, 16) == 5  # refilled; the quota has 5 left
+    assert isinstance(g.take(20.0, 1), bytes)  # quota spent
+    assert g.quotas[0].commands == 10

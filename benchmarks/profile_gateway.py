@@ -1,0 +1,112 @@
+"""Where the gateway's CPU goes under a redis-benchmark load: py-spy samples, summed per function.
+
+Starts a redis-server and the gateway (`redisgate proxy`, its own process; the key from a
+throwaway PostgreSQL with limits and quotas on, as `compare.py` runs it, or from a keys file
+with `--no-postgres`), runs one redis-benchmark load against the gateway while `py-spy record`
+samples the gateway process, then prints the functions with the most samples, by own time
+(self) and including callees (total), as percentages of the gateway's busy samples.
+
+    .venv/bin/python benchmarks/profile_gateway.py -- -t get -c 50 -P 1 -n 300000
+    .venv/bin/python benchmarks/profile_gateway.py --top 40 -- -t set -c 50 -P 16 -n 1000000
+
+Sampling (100 Hz, `--nonblocking`) costs the gateway little, unlike cProfile, whose overhead
+inflates small functions; the shares are what to act on, not the throughput printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from targets import make_keys_file, pid_of, start_gateway
+from tenant import postgres_tenant
+
+from redisgate.launcher.redis import RedisServer
+from redisgate.scopes import PRESETS
+
+IDLE_FRAMES = ("select (selectors.py", "run_forever", "_run_once")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-postgres", action="store_true", help="key from a keys file")
+    parser.add_argument("--scopes", default=PRESETS["full"])
+    parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument("benchmark", nargs="*", default=["-t", "get", "-c", "50", "-n", "300000"])
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        parser.error("py-spy is not installed: .venv/bin/pip install py-spy")
+    workdir = Path(tempfile.mkdtemp(prefix="redisgate-profile-"))
+    try:
+        with RedisServer(workdir / "redis") as redis, ExitStack() as stack:
+            if args.no_postgres:
+                keys, token = make_keys_file(workdir, redis, args.scopes)
+                source = ["--keys-file", str(keys)]
+            else:
+                url, token = stack.enter_context(postgres_tenant(redis, args.scopes))
+                source = ["--database-url", url]
+            gateway, port = start_gateway(workdir, source, 10_000, "profiled")
+            stack.callback(gateway.stop)
+            raw = workdir / "stacks.txt"
+            sampler = subprocess.Popen(
+                [
+                    *(spy, "record", "--pid", str(pid_of(gateway)), "--format", "raw"),
+                    *("--nonblocking", "--rate", str(args.rate), "--output", str(raw)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            bench = ["redis-benchmark", "-p", str(port), "-a", token, "-q", *args.benchmark]
+            out = subprocess.run(bench, capture_output=True, text=True, check=True).stdout
+            print(out.replace("\r", "\n").strip().splitlines()[-1])
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            sampler.wait(30)
+            report(raw.read_text(), args.top)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def report(collapsed: str, top: int) -> None:
+    """Print the top functions by self and total samples from py-spy's collapsed stacks."""
+    own: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    busy = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = stack.split(";")
+        if not frames or any(idle in frames[-1] for idle in IDLE_FRAMES):
+            continue
+        count = int(count_text)
+        busy += count
+        own[_short(frames[-1])] += count
+        for frame in set(map(_short, frames)):
+            total[frame] += count
+    if not busy:
+        print("no busy samples")
+        return
+    print(f"\n{busy} busy samples")
+    for title, counter in (("self", own), ("total (with callees)", total)):
+        print(f"\n{title}:")
+        for frame, count in counter.most_common(top):
+            print(f"  {100 * count / busy:5.1f}%  {frame}")
+
+
+def _short(frame: str) -> str:
+    """`fn (path/to/module.py:123)` -> `fn (module.py)`: lines vary, functions do not."""
+    name, _, where = frame.partition(" (")
+    path = where.split(":")[0].rstrip(")")
+    return f"{name} ({Path(path).name})"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
