@@ -143,34 +143,28 @@ class Supervisor:
             try:
                 proc = await self._spawn(slot)
             except OSError as exc:
-                log.error("cannot start worker %d: %s", slot.index, exc)
-                code: int = 1
+                code, what = 1, f"could not be started ({exc})"
             else:
                 if self._stopping.is_set():  # stop() ran while it was being started
                     with contextlib.suppress(ProcessLookupError):
                         proc.send_signal(signal.SIGTERM)
                 await self._wait_ready(slot, proc)
                 code = await proc.wait()
+                what = f"(pid {proc.pid}) {_exit(code)}"
                 slot.ready = False
                 self.fleet.exited(slot.name)
                 if self._stopping.is_set():
                     slot.final_code = code
                     return
             if not self._started:
+                log.error("worker %d %s before it was ready", slot.index, what)
                 self._failure = code if code > 0 else 1
                 self._settled.set()
                 return
             if loop.time() - started_at >= _STABLE_S:
                 backoff = _BACKOFF_FIRST_S
             slot.restarts += 1
-            pid = slot.proc.pid if slot.proc is not None else "-"
-            log.warning(
-                "worker %d (pid %s) %s: restarting it in %.1f s",
-                slot.index,
-                pid,
-                _exit(code),
-                backoff,
-            )
+            log.warning("worker %d %s: restarting it in %.1f s", slot.index, what, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX_S)
