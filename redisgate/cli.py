@@ -27,9 +27,18 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 # --- Subcommands ---------------------------------------------------------------------------
 
 
+def _one_gateway_process(settings: Settings, command: str) -> None:
+    if settings.proxy_workers > 1:
+        raise ConfigError(
+            f"proxy_workers = {settings.proxy_workers} ({settings.source_of('proxy_workers')}) "
+            f"is for `redisgate proxy`; `redisgate {command}` runs one gateway process"
+        )
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.devstack import run_dev
 
+    _one_gateway_process(settings, "dev")
     return run_dev(settings)
 
 
@@ -38,12 +47,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from redisgate.stack import serve
 
+    _one_gateway_process(settings, "serve")
     return uvloop.run(serve(settings))
 
 
 def cmd_proxy(settings: Settings, args: argparse.Namespace) -> int:
     import uvloop
 
+    if settings.proxy_workers > 1:
+        from redisgate.proxy.supervisor import supervise
+
+        return uvloop.run(supervise(settings))
     from redisgate.proxy.server import serve
 
     return uvloop.run(serve(settings))

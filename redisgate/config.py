@@ -70,6 +70,13 @@ class Settings:
     proxy_unix_socket: Path | None = setting(
         None, "Also listen on this Unix socket path (unset: no Unix socket)."
     )
+    proxy_workers: int = setting(
+        1,
+        "Worker processes of `redisgate proxy`, each a whole gateway sharing the ports with "
+        "SO_REUSEPORT under one supervisor (1: a single process, no supervisor).",
+        validate=check.workers,
+        flag="--workers",
+    )
     keys_file: Path | None = setting(
         None,
         "TOML file of instances and API keys (the static key source); `redisgate dev` "

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 Validator = Callable[[Any], str | None]
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 256  # a typo like 1000 should not fork a thousand gateways
 
 
 def provisioner(value: Any) -> str | None:
@@ -49,6 +50,10 @@ def positive(value: Any) -> str | None:
 
 def at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be 1 or more"
+
+
+def workers(value: Any) -> str | None:
+    return None if 1 <= value <= MAX_WORKERS else f"must be 1-{MAX_WORKERS}"
 
 
 def not_negative(value: Any) -> str | None:

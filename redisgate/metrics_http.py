@@ -2,12 +2,16 @@
 the control API's `/metrics` route returns.
 
 The registry is per process, so in `redisgate serve` (both planes in one process) both
-endpoints show the same samples.
+endpoints show the same samples. Under `redisgate proxy --workers N` each worker serves its
+registry on a private Unix socket and the supervisor's port serves the fleet's merged numbers
+(its own handler, `proxy/supervisor.py`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -29,23 +33,34 @@ async def _metrics(request: web.Request) -> web.Response:
     return metrics_response()
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def _runner(handler: Handler) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    return runner
+
+
 class MetricsEndpoint:
     """A one-route HTTP server (`GET /metrics`) on metrics_host:metrics_port."""
 
     def __init__(self, runner: web.AppRunner) -> None:
         self.runner = runner
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/metrics"
+        address = runner.addresses[0]
+        if isinstance(address, str):
+            self.url = f"unix:{address}"
+        else:
+            self.url = f"http://{address[0]}:{address[1]}/metrics"
 
     @classmethod
-    async def start(cls, settings: Settings) -> MetricsEndpoint | None:
+    async def start(cls, settings: Settings, handler: Handler = _metrics) -> MetricsEndpoint | None:
         """Listen, or return None when `metrics_enabled` is off."""
         if not settings.metrics_enabled:
             return None
-        app = web.Application()
-        app.router.add_get("/metrics", _metrics)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
+        runner = await _runner(handler)
         site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
         try:
             await site.start()
@@ -60,6 +75,17 @@ class MetricsEndpoint:
         endpoint = cls(runner)
         log.info("gateway metrics on %s", endpoint.url)
         return endpoint
+
+    @classmethod
+    async def start_private(cls, path: Path) -> MetricsEndpoint:
+        """Serve this process's registry on a Unix socket only its supervisor reads."""
+        runner = await _runner(_metrics)
+        try:
+            await web.UnixSite(runner, str(path)).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ServiceError(f"cannot serve metrics on {path}: {exc.strerror or exc}") from None
+        return cls(runner)
 
     async def close(self) -> None:
         await self.runner.cleanup()

@@ -151,8 +151,9 @@ class Gateway:
 
     # --- Listening --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Bind every listener, or none: a failure closes what was already bound."""
+    async def start(self, reuse_port: bool = False) -> None:
+        """Bind every listener, or none: a failure closes what was already bound. With
+        `reuse_port` the TCP ports are shared with the other workers of one supervisor."""
         loop = asyncio.get_running_loop()
         s = self.settings
         tls_context = self._tls_context() if s.proxy_tls_port else None  # fail before binding
@@ -160,12 +161,19 @@ class Gateway:
         where = ""
         try:
             where = f"{s.proxy_host}:{s.proxy_port} (proxy_port, {s.source_of('proxy_port')})"
-            tcp = await loop.create_server(factory, s.proxy_host, s.proxy_port, backlog=1024)
+            tcp = await loop.create_server(
+                factory, s.proxy_host, s.proxy_port, backlog=1024, reuse_port=reuse_port
+            )
             self._listening(tcp)
             if tls_context is not None:
                 where = f"{s.proxy_host}:{s.proxy_tls_port} (proxy_tls_port)"
                 tls = await loop.create_server(
-                    factory, s.proxy_host, s.proxy_tls_port, ssl=tls_context, backlog=1024
+                    factory,
+                    s.proxy_host,
+                    s.proxy_tls_port,
+                    ssl=tls_context,
+                    backlog=1024,
+                    reuse_port=reuse_port,
                 )
                 self._listening(tls)
             if s.proxy_unix_socket is not None:

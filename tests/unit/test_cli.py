@@ -52,6 +52,17 @@ def test_bad_setting_exits_2_with_message(
     )
 
 
+@pytest.mark.parametrize("command", ["serve", "dev"])
+def test_workers_are_refused_where_the_gateway_shares_its_process(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--workers", "2"]) == 2  # before anything starts
+    err = capsys.readouterr().err
+    assert (
+        f"proxy_workers = 2 (flag --workers) is for `redisgate proxy`; `redisgate {command}`" in err
+    )
+
+
 def test_migrate_without_database_url_says_what_to_set(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
