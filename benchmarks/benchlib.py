@@ -6,6 +6,7 @@ therefore bugs or speed-ups) with the gateway they measure.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
@@ -102,11 +103,21 @@ class BlockingClient:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (utime + stime of /proc/PID/stat)."""
+    """User + system CPU time of a process and its live children so far (utime + stime of
+    /proc/PID/stat): `redisgate proxy --workers N` serves from child processes."""
     with open(f"/proc/{pid}/stat", "rb") as fh:
         # The command name (field 2) may hold spaces: split after its closing parenthesis.
         fields = fh.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    total = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as fh:
+            children = [int(child) for child in fh.read().split()]
+    except OSError:
+        children = []
+    for child in children:
+        with contextlib.suppress(OSError):  # exited meanwhile
+            total += cpu_seconds(child)
+    return total
 
 
 def rss_bytes(pid: int) -> int:

@@ -319,6 +319,12 @@ def parse_args() -> argparse.Namespace:
         help="also run redisgate-bare (keys file, no limits, metrics endpoint off)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="also run redisgate-workers: the same gateway with --workers N (SO_REUSEPORT)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         metavar="CHECKOUT",
@@ -406,6 +412,10 @@ def main() -> int:
                 keys, token = make_keys_file(workdir, redis, args.scopes, "bare")
                 source, extra = ["--keys-file", str(keys)], ("--metrics-enabled", "false")
                 gateways.append(GatewaySpec("redisgate-bare", source, token, extra))
+            if args.workers:
+                main = gateways[0]
+                extra = ("--workers", str(args.workers))
+                gateways.append(GatewaySpec("redisgate-workers", main.source, main.token, extra))
             if args.baseline:
                 main = gateways[0]
                 baseline = GatewaySpec(

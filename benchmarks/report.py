@@ -172,6 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
             "redisgate-bare": "the same gateway without limits, quotas, usage flushes and the "
             "metrics endpoint (the cost of the policy path)",
             "redisgate-baseline": "the baseline commit's gateway (--baseline)",
+            "redisgate-workers": "the same gateway with --workers (CPU: all its processes)",
         }.get(variant, variant)
         lines += [
             "",

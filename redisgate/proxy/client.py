@@ -26,34 +26,27 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from redisgate import metrics
-from redisgate.errors import RemoteProtocolError, StoreError
-from redisgate.proxy.keyevents import KeyEventsMixin
+from redisgate.errors import RemoteProtocolError
+from redisgate.proxy.keyevents import PRE_AUTH_LIMITS, KeyEventsMixin
 from redisgate.proxy.pool import InstancePool
-from redisgate.proxy.resp import REQUEST_TOO_BIG_PREFIX, RequestFramer, encode_error
-from redisgate.proxy.session import AuthRequest, Decision, Kind, Session, State
+from redisgate.proxy.resp import (
+    REQUEST_TOO_BIG_PREFIX,
+    Command,
+    RequestFramer,
+    Run,
+    encode_error,
+    split_commands,
+)
+from redisgate.proxy.session import Decision, Kind, Session, State
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
 if TYPE_CHECKING:
-    from redisgate.proxy.resp import Command
     from redisgate.proxy.server import Gateway
 
 log = logging.getLogger(__name__)
-
-# Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
-PRE_AUTH_LIMITS: dict[str, Any] = {
-    "max_array_len": 16,
-    "max_bulk_bytes": 1024,
-    "max_inline_bytes": 4096,
-    "max_request_bytes": 8192,
-    "unauthenticated": True,
-}
-REPLY_AUTH_UNAVAILABLE = encode_error(
-    "ERR",
-    "authentication is temporarily unavailable (the key store cannot be reached); retry shortly",
-)
 
 
 class ClientConnection(KeyEventsMixin, asyncio.Protocol):
@@ -64,7 +57,6 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "__weakref__",
         "_aborted",
         "_at_limit",
-        "_blocked",
         "_eof",
         "_flush_handle",
         "_held",
@@ -82,7 +74,6 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "last_activity",
         "loop",
         "peer_host",
-        "pool",
         "session",
         "settings",
         "slots",
@@ -197,13 +188,21 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         framer, session = self.framer, self.session
         assert session is not None
         limit = self.settings.max_pending_per_client
+        ready = framer.queued
         run: list[bytes] = []
+        command: Command | Run | None
         while not self._blocked and not self.closing:
             if self.inflight >= limit:
                 self._at_limit = True
                 break
             try:
-                command = framer.next_command()
+                if ready:
+                    command = framer.next_command()
+                else:  # a new parse: it may start with a run of plain forwarded commands
+                    fast = session.forwardable()
+                    if session.protocol != self._shared_protocol:
+                        fast = None
+                    command = framer.next_command(fast, limit - self.inflight)
             except RemoteProtocolError as exc:
                 self._send_run(run, session)
                 run = []
@@ -219,6 +218,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                     self.closing = True
                     self._close_when_flushed()
                 break
+            if isinstance(command, Run):
+                if run:
+                    self._send_run(run, session)
+                    run = []
+                self._forward_run(command, session)
+                continue
             decision = session.handle(command)
             self.used_commands += 1
             self.used_in += len(command.raw)
@@ -240,6 +245,22 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             session.settle()
         if self._read_paused or self._write_paused or self.inflight >= limit:
             self._update_reading()
+
+    def _forward_run(self, forwarded: Run, session: Session) -> None:
+        """A read's leading commands that `session` forwards as they are: one slot, one
+        write of their bytes as read, if the rate limits let them all run; else they go
+        back to the framer as commands, for `handle` to take or refuse one by one."""
+        raw, names = forwarded
+        if not session.take_run(len(names)):
+            self.framer.requeue(split_commands(raw))
+            return
+        self.used_commands += len(names)
+        self.used_in += len(raw)
+        self.inflight += len(names)
+        assert self.pool is not None
+        request = PendingRequest(self, None, None, len(names), names, self.last_activity)
+        self.slots.append(request)
+        self.pool.send(request, raw, session.protocol)
 
     def _send_run(self, run: list[bytes], session: Session) -> None:
         """Send consecutive shared commands (already counted in `inflight`) as one slot."""
@@ -327,67 +348,6 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             # A bug, not a client error: this connection's state is unknown, so it ends.
             log.error("%r: internal error", self, exc_info=task.exception())
             self._abort()
-
-    # --- Authentication ---------------------------------------------------------------------
-
-    async def _authenticate(self, auth: AuthRequest, request: PendingRequest) -> None:
-        session = self.session
-        assert session is not None
-        try:
-            principal = await self.gateway.authenticator.authenticate(auth.token, self.loop.time())
-        except StoreError as exc:
-            # The source logs the outage once; this would repeat it for every client.
-            log.debug("authentication unavailable: %s", exc)
-            request.complete(REPLY_AUTH_UNAVAILABLE)
-        else:
-            if principal is None:
-                delay = self.gateway.throttle.failure(self.peer_host, self.loop.time())
-                if delay:
-                    await asyncio.sleep(delay)
-            else:
-                self.gateway.throttle.success(self.peer_host)
-                self.gateway.harvest(self)  # what the previous key used stays its own
-                admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
-                if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
-                    request.complete(admitted)
-                    self._unblock()
-                    return
-                if admitted.unseeded:  # what the fleet used today, before the first command
-                    await self.gateway.sync_quotas(unseeded_only=True)
-                session.rate = admitted.gate
-                if self.pool is None or self.pool.instance != principal.instance:
-                    self.pool = self.gateway.pools.get(principal.instance)
-                    session.use_table(await self.gateway.command_table(self.pool))
-                self.framer.set_limits(
-                    # The request-size limit governs; the bulk limit only bounds the header
-                    # (Redis's proto-max-bulk-len), so an oversized value names the limit.
-                    max_array_len=1024 * 1024,
-                    max_bulk_bytes=max(self.settings.max_request_bytes, 512 * 1024 * 1024),
-                    max_inline_bytes=64 * 1024,
-                    max_request_bytes=min(
-                        self.settings.max_request_bytes,
-                        self.settings.max_request_bytes
-                        if admitted.max_request_bytes is None
-                        else admitted.max_request_bytes,
-                    ),
-                    unauthenticated=False,
-                )
-            request.complete(session.auth_result(auth, principal))
-        self._unblock()
-
-    def _reset(self) -> None:
-        """After RESET: drop the dedicated connection (once its owed replies are in) and the
-        instance, and go back to the limits of an unauthenticated client."""
-        self.pool = None
-        if self.session is not None:
-            self.gateway.limits.release(self.session.client_id)
-        self.framer.set_limits(**PRE_AUTH_LIMITS)
-        if self.dedicated is None:
-            return
-        if self.dedicated_slots:
-            self._blocked = self._reset_pending = True  # resumes in upstream_frame
-        else:
-            self._release_dedicated(clean=False)
 
     def _unblock(self) -> None:
         self._blocked = False

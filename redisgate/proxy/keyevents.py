@@ -1,4 +1,10 @@
-"""The client's side of usage accounting and of live key changes (a mixin of ClientConnection).
+"""The client's side of keys: authentication, usage accounting and live key changes (a mixin
+of ClientConnection).
+
+Authentication: AUTH and HELLO … AUTH look the key up (`Authenticator`), slow down peers
+that keep failing, admit the connection to its key's and instance's limits (reading the
+fleet's use of a daily quota first, when new), bind the instance's pool and command table,
+and lift the request framer's pre-AUTH limits to the key's.
 
 Usage: five plain integers bumped per command by the transport (commands, bytes in and out,
 and the session's denials and rate-limit refusals), handed over and zeroed by `take_usage`
@@ -11,19 +17,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING, Any
 
+from redisgate.errors import StoreError
 from redisgate.proxy.dedicated import DedicatedConnectionMixin
 from redisgate.proxy.principals import Principal
+from redisgate.proxy.resp import encode_error
+from redisgate.proxy.session import AuthRequest
+from redisgate.proxy.upstream import PendingRequest
+
+if TYPE_CHECKING:
+    from redisgate.config import Settings
+    from redisgate.proxy.resp import RequestFramer
 
 log = logging.getLogger("redisgate.proxy.client")
+
+# Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
+PRE_AUTH_LIMITS: dict[str, Any] = {
+    "max_array_len": 16,
+    "max_bulk_bytes": 1024,
+    "max_inline_bytes": 4096,
+    "max_request_bytes": 8192,
+    "unauthenticated": True,
+}
+REPLY_AUTH_UNAVAILABLE = encode_error(
+    "ERR",
+    "authentication is temporarily unavailable (the key store cannot be reached); retry shortly",
+)
 
 
 class KeyEventsMixin(DedicatedConnectionMixin):
     """Slotted classes combine only in a line, hence the base (it is ClientConnection's too)."""
 
     __slots__ = (
+        "_blocked",
         "_denied_seen",
         "_limited_seen",
+        "pool",
         "used_commands",
         "used_in",
         "used_limited",
@@ -33,6 +63,70 @@ class KeyEventsMixin(DedicatedConnectionMixin):
     # Provided by ClientConnection.
     closing: bool
     loop: asyncio.AbstractEventLoop
+    framer: RequestFramer
+    settings: Settings
+    peer_host: str
+
+    # --- Authentication ---------------------------------------------------------------------
+
+    async def _authenticate(self, auth: AuthRequest, request: PendingRequest) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            principal = await self.gateway.authenticator.authenticate(auth.token, self.loop.time())
+        except StoreError as exc:
+            # The source logs the outage once; this would repeat it for every client.
+            log.debug("authentication unavailable: %s", exc)
+            request.complete(REPLY_AUTH_UNAVAILABLE)
+        else:
+            if principal is None:
+                delay = self.gateway.throttle.failure(self.peer_host, self.loop.time())
+                if delay:
+                    await asyncio.sleep(delay)
+            else:
+                self.gateway.throttle.success(self.peer_host)
+                self.gateway.harvest(self)  # what the previous key used stays its own
+                admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
+                if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
+                    request.complete(admitted)
+                    self._unblock()
+                    return
+                if admitted.unseeded:  # what the fleet used today, before the first command
+                    await self.gateway.sync_quotas(unseeded_only=True)
+                session.rate = admitted.gate
+                if self.pool is None or self.pool.instance != principal.instance:
+                    self.pool = self.gateway.pools.get(principal.instance)
+                    session.use_table(await self.gateway.command_table(self.pool))
+                self.framer.set_limits(
+                    # The request-size limit governs; the bulk limit only bounds the header
+                    # (Redis's proto-max-bulk-len), so an oversized value names the limit.
+                    max_array_len=1024 * 1024,
+                    max_bulk_bytes=max(self.settings.max_request_bytes, 512 * 1024 * 1024),
+                    max_inline_bytes=64 * 1024,
+                    max_request_bytes=min(
+                        self.settings.max_request_bytes,
+                        self.settings.max_request_bytes
+                        if admitted.max_request_bytes is None
+                        else admitted.max_request_bytes,
+                    ),
+                    unauthenticated=False,
+                )
+            request.complete(session.auth_result(auth, principal))
+        self._unblock()
+
+    def _reset(self) -> None:
+        """After RESET: drop the dedicated connection (once its owed replies are in) and the
+        instance, and go back to the limits of an unauthenticated client."""
+        self.pool = None
+        if self.session is not None:
+            self.gateway.limits.release(self.session.client_id)
+        self.framer.set_limits(**PRE_AUTH_LIMITS)
+        if self.dedicated is None:
+            return
+        if self.dedicated_slots:
+            self._blocked = self._reset_pending = True  # resumes in upstream_frame
+        else:
+            self._release_dedicated(clean=False)
 
     def _reset_usage(self) -> None:
         self.used_commands = self.used_in = self.used_out = self.used_limited = 0

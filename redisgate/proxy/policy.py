@@ -337,11 +337,12 @@ class RateGate:
         granted = self.take(now, 1)
         return granted if isinstance(granted, bytes) else None
 
-    def take(self, now: float, want: int) -> int | bytes:
+    def take(self, now: float, want: int, counted: bool = True) -> int | bytes:
         """Let up to `want` commands run (at least 1): how many may, else the error reply
-        refusing the first (counted). A pipelined read takes its commands at once, so the
-        check runs once per read, not per command; what the caller does not use it gives
-        back (`refund`) before anything else can draw on these limits.
+        refusing the first (counted in metrics unless `counted` is false: the caller will
+        ask again per command). A pipelined read takes its commands at once, so the check
+        runs once per read, not per command; what the caller does not use it gives back
+        (`refund`) before anything else can draw on these limits.
 
         Runs once per read: `TokenBucket.refill` inlined, no allocations."""
         grant = want
@@ -353,14 +354,16 @@ class RateGate:
                     tokens = bucket.burst
                 bucket.tokens, bucket.stamp = tokens, now
             if tokens < 1.0:
-                metrics.LIMITED["ops_per_second"] += 1
+                if counted:
+                    metrics.LIMITED["ops_per_second"] += 1
                 return bucket.reply
             if tokens < grant:
                 grant = int(tokens)
         for quota in self.quotas:
             if quota.commands >= quota.max_commands or quota.bytes >= quota.max_bytes:
                 kind, reply = quota.refusal()  # type: ignore[misc]
-                metrics.LIMITED[kind] += 1
+                if counted:
+                    metrics.LIMITED[kind] += 1
                 return reply
             if quota.max_commands - quota.commands < grant:
                 grant = quota.max_commands - quota.commands

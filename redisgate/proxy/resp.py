@@ -30,12 +30,11 @@ Limits (`set_limits`) apply from the headers: a bulk header that would take the 
 handed out are re-judged when the limits change (the gateway relaxes them after AUTH; while
 `unauthenticated` is set, array and bulk limits are refused in Redis's pre-AUTH words).
 
-Measured (bench_resp.py, best of 3 runs on the shared 2-core dev box, CPython 3.11, ns per
-command; SET/GET mix): one command per feed for 50 clients 2400, 16-deep pipeline 1550,
-1000-deep 1550. Alternatives: the slow path alone (a per-argument scanner) 5200/5100/4800;
-hiredis plus the re-encode check its spans need 3000/2600/2400; Python spans plus hiredis
-parsing them 2800/2300/2400. hiredis alone takes 250-550 but cannot say where a command ends
-nor refuse `+x` or attributes, so it is not an option.
+Measured with `benchmarks/bench_resp.py` against hiredis-based alternatives (which cannot
+say where a command ends): numbers in docs/performance.md.
+
+Runs (`resp_runs`): with `next_command(fast, room)`, a read that starts with plain forwarded
+commands hands them out as one `Run`, a slice of the input, instead of one `Command` each.
 
 `ReplyFramer` (upstream replies, byte-faithful) lives in `resp_reply`, the inline splitter in
 `resp_inline`, encoders and canned replies (`REPLY_OK`...) in `resp_encode`; all are
@@ -45,46 +44,24 @@ re-exported here, so the rest of the proxy imports `resp` only.
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple
+from collections.abc import Container
+from typing import NamedTuple, cast, overload
 
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy import resp_encode
+from redisgate.proxy import resp_limits as limits
 from redisgate.proxy.resp_encode import *  # noqa: F403  (encoders and REPLY_*, re-exported)
 from redisgate.proxy.resp_encode import encode_command
 from redisgate.proxy.resp_inline import split_inline_args
+from redisgate.proxy.resp_limits import *  # noqa: F403  (defaults and error words, re-exported)
 from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push, parse_int
+from redisgate.proxy.resp_runs import ARRAY_HEADERS, BULK_HEADERS, Run, scan_run
 
-__all__ = ["Command", "ReplyFramer", "RequestFramer", "is_error", "is_push", "split_inline_args"]
-__all__ += resp_encode.__all__
+__all__ = ["Command", "ReplyFramer", "RequestFramer", "Run", "is_error", "is_push"]
+__all__ += ["split_commands", "split_inline_args", *resp_encode.__all__, *limits.__all__]
 
-# Redis's defaults: proto-max-bulk-len, PROTO_INLINE_MAX_SIZE, client-query-buffer-limit; the
-# array cap is Redis 6's (Redis 7 allows INT_MAX, but nobody needs a million arguments).
-DEFAULT_MAX_ARRAY_LEN = 1024 * 1024
-DEFAULT_MAX_BULK_BYTES = 512 * 1024 * 1024
-DEFAULT_MAX_INLINE_BYTES = 64 * 1024
-DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024 * 1024
-
-# Redis 7 networking.c wording, so clients see what Redis would have said.
-ERR_MULTIBULK_LENGTH = "Protocol error: invalid multibulk length"
-ERR_BULK_LENGTH = "Protocol error: invalid bulk length"
-ERR_MULTIBULK_COUNT_TOO_BIG = "Protocol error: too big mbulk count string"
-ERR_BULK_COUNT_TOO_BIG = "Protocol error: too big bulk count string"
-ERR_INLINE_TOO_BIG = "Protocol error: too big inline request"
-ERR_UNBALANCED_QUOTES = "Protocol error: unbalanced quotes in request"
-ERR_EXPECTED_DOLLAR = "Protocol error: expected '$', got '{}'"
-# Ours: Redis skips the two bytes after bulk data unchecked; we refuse to guess.
-ERR_BULK_NOT_TERMINATED = "Protocol error: bulk data not followed by CRLF"
-# The words managed Redis services use (docs/limits.md); the connection closes after it.
-ERR_REQUEST_TOO_BIG = "max request size exceeded (limit {} bytes)"
-REQUEST_TOO_BIG_PREFIX = ERR_REQUEST_TOO_BIG.split("(")[0]
-# Redis 7's words for its pre-AUTH limits; used for ours while `unauthenticated` is set.
-ERR_UNAUTHENTICATED_MULTIBULK = "Protocol error: unauthenticated multibulk length"
-ERR_UNAUTHENTICATED_BULK = "Protocol error: unauthenticated bulk length"
 _INT_MAX = 2**31 - 1
 
-# Fast-path tables: `*N` headers by text, `$L` headers by length (anything else: slow path).
-_ARRAY_HEADERS = {b"*%d" % i: i for i in range(1, 1025)}
-_BULK_HEADERS = tuple(b"$%d" % i for i in range(4096))
 _new_tuple = tuple.__new__
 
 
@@ -102,6 +79,13 @@ class Command(NamedTuple):
 
 def _new_command(args: list[bytes], raw: bytes) -> Command:
     return _new_tuple(Command, (args, raw))
+
+
+def split_commands(raw: bytes) -> list[Command]:
+    """The commands of a `Run`'s bytes, framed again (they were complete and valid)."""
+    framer = RequestFramer()
+    framer.feed(raw)
+    return framer.drain()
 
 
 def _slice(buf: bytes | bytearray, start: int, end: int) -> bytes:
@@ -148,10 +132,10 @@ class RequestFramer:
     def __init__(
         self,
         *,
-        max_array_len: int = DEFAULT_MAX_ARRAY_LEN,
-        max_bulk_bytes: int = DEFAULT_MAX_BULK_BYTES,
-        max_inline_bytes: int = DEFAULT_MAX_INLINE_BYTES,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_array_len: int = limits.DEFAULT_MAX_ARRAY_LEN,
+        max_bulk_bytes: int = limits.DEFAULT_MAX_BULK_BYTES,
+        max_inline_bytes: int = limits.DEFAULT_MAX_INLINE_BYTES,
+        max_request_bytes: int = limits.DEFAULT_MAX_REQUEST_BYTES,
         unauthenticated: bool = False,
     ) -> None:
         self._max_array_len = max_array_len
@@ -163,7 +147,7 @@ class RequestFramer:
         self._pos = 0
         self._tail: bytearray | None = None  # a cut-off command (and what follows it)
         self._need = 0  # the tail must reach this length before parsing can progress
-        self._ready: deque[Command] = deque()  # parsed ahead, not yet handed out
+        self._ready: deque[Command | Run] = deque()  # parsed ahead, not yet handed out
         self._failed: RemoteProtocolError | None = None
         self._reset_command()
 
@@ -233,9 +217,11 @@ class RequestFramer:
         """Whether the array and bulk limits are pre-AUTH ones: Redis then words them apart."""
         self._unauthenticated = unauthenticated
         self._too_long_array = (
-            ERR_UNAUTHENTICATED_MULTIBULK if unauthenticated else ERR_MULTIBULK_LENGTH
+            limits.ERR_UNAUTHENTICATED_MULTIBULK if unauthenticated else limits.ERR_MULTIBULK_LENGTH
         )
-        self._too_long_bulk = ERR_UNAUTHENTICATED_BULK if unauthenticated else ERR_BULK_LENGTH
+        self._too_long_bulk = (
+            limits.ERR_UNAUTHENTICATED_BULK if unauthenticated else limits.ERR_BULK_LENGTH
+        )
 
     @property
     def buffered_bytes(self) -> int:
@@ -263,12 +249,21 @@ class RequestFramer:
             self._pos = 0
 
     @property
-    def queued(self) -> deque[Command]:
+    def queued(self) -> deque[Command | Run]:
         """Commands parsed ahead and not handed out yet (the rest of a pipelined read)."""
         return self._ready
 
-    def next_command(self) -> Command | None:
-        """The next complete command, or None until more bytes are fed."""
+    @overload
+    def next_command(self) -> Command | None: ...
+
+    @overload
+    def next_command(self, fast: Container[bytes] | None, room: int) -> Command | Run | None: ...
+
+    def next_command(
+        self, fast: Container[bytes] | None = None, room: int = 0
+    ) -> Command | Run | None:
+        """The next complete command, or None until more bytes are fed; with `fast`, a read
+        that starts with up to `room` commands named in it gives them as one `Run` first."""
         ready = self._ready
         if not ready:
             if self._failed is not None:
@@ -276,7 +271,7 @@ class RequestFramer:
             if self._tail is None and self._pos >= len(self._buf):
                 return None  # nothing buffered: the usual end of a `while` loop
             try:
-                commands = self._parse()
+                commands = self._parse(fast, room)
             except RemoteProtocolError as exc:
                 self._failed = exc
                 raise
@@ -289,7 +284,7 @@ class RequestFramer:
         """Every complete command buffered; call again until it returns `[]` (see class doc)."""
         ready = self._ready
         if ready:
-            commands = list(ready)
+            commands = cast(list[Command], list(ready))  # no runs: only next_command makes them
             ready.clear()
             return commands
         if self._failed is not None:
@@ -297,16 +292,20 @@ class RequestFramer:
         if self._tail is None and self._pos >= len(self._buf):
             return []
         try:
-            return self._parse()
+            return cast(list[Command], self._parse())
         except RemoteProtocolError as exc:
             self._failed = exc
             raise
 
+    def requeue(self, commands: list[Command]) -> None:
+        """Hand these out again, first (a `Run` the caller could not take whole, as commands)."""
+        self._ready.extendleft(reversed(commands))
+
     # Parsing ---------------------------------------------------------------------------------
 
-    def _parse(self) -> list[Command]:
+    def _parse(self, fast: Container[bytes] | None = None, room: int = 0) -> list[Command | Run]:
         """Parse every complete command; raise only if the very first one is malformed."""
-        out: list[Command] = []
+        out: list[Command | Run] = []
         tail = self._tail
         if tail is not None:
             if len(tail) < self._need:
@@ -333,11 +332,17 @@ class RequestFramer:
         max_argc = self._max_array_len
         max_bulk = self._max_bulk_bytes
         max_request = self._max_request_bytes
-        headers = _BULK_HEADERS
+        headers = BULK_HEADERS
+        # A run starts a parse or not at all (`out` may hold a command completed above), and
+        # only in a read no command of which can exceed the size limits (resp_runs).
+        if fast is not None and lines is not None and not out and n <= min(max_request, max_bulk):
+            names, i, pos = scan_run(lines, last, fast, room, max_argc)
+            if names:
+                out.append(_new_tuple(Run, (buf if pos == n else buf[:pos], names)))
         try:
             while pos < n:
                 if lines is not None:
-                    argc = _ARRAY_HEADERS.get(lines[i])
+                    argc = ARRAY_HEADERS.get(lines[i])
                     if argc is not None and argc <= max_argc:
                         j = i + argc + argc + 1  # the line after this command's last line
                         if j <= last:
@@ -399,14 +404,14 @@ class RequestFramer:
             cr = buf.find(b"\r", base + self._seen)
             if cr < 0 or cr + 1 >= n:
                 if cr < 0 and n - base > self._max_inline_bytes:
-                    raise RemoteProtocolError(ERR_MULTIBULK_COUNT_TOO_BIG)
+                    raise RemoteProtocolError(limits.ERR_MULTIBULK_COUNT_TOO_BIG)
                 self._seen = (n if cr < 0 else cr) - base
                 self._need = n - base + 1
                 return None, -1
             self._seen = 0
             count = parse_int(bytes(buf[base + 1 : cr]))
             if count is None or count > _INT_MAX or buf[cr + 1] != 10:
-                raise RemoteProtocolError(ERR_MULTIBULK_LENGTH)
+                raise RemoteProtocolError(limits.ERR_MULTIBULK_LENGTH)
             if count > self._max_array_len:
                 raise RemoteProtocolError(self._too_long_array)
             if count <= 0:
@@ -426,23 +431,23 @@ class RequestFramer:
                 cr = buf.find(b"\r", p + self._seen)
                 if cr < 0 or cr + 1 >= n:
                     if cr < 0 and n - p > self._max_inline_bytes:
-                        raise RemoteProtocolError(ERR_BULK_COUNT_TOO_BIG)
+                        raise RemoteProtocolError(limits.ERR_BULK_COUNT_TOO_BIG)
                     if n - base > max_request:
-                        raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(max_request))
+                        raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(max_request))
                     self._seen = (n if cr < 0 else cr) - p
                     self._need = n - base + 1
                     break
                 self._seen = 0
                 if buf[p] != 36:
-                    raise RemoteProtocolError(ERR_EXPECTED_DOLLAR.format(chr(buf[p])))
+                    raise RemoteProtocolError(limits.ERR_EXPECTED_DOLLAR.format(chr(buf[p])))
                 length = parse_int(bytes(buf[p + 1 : cr]))
                 if length is None or length < 0 or buf[cr + 1] != 10:
-                    raise RemoteProtocolError(ERR_BULK_LENGTH)
+                    raise RemoteProtocolError(limits.ERR_BULK_LENGTH)
                 if length > self._max_bulk_bytes:
                     raise RemoteProtocolError(self._too_long_bulk)
                 off = cr + 2 - base
                 if off + length + 2 > max_request:
-                    raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(max_request))
+                    raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(max_request))
                 bulk = length
                 p = cr + 2
             end = p + bulk
@@ -450,7 +455,7 @@ class RequestFramer:
                 self._need = end + 2 - base
                 break
             if buf[end] != 13 or buf[end + 1] != 10:
-                raise RemoteProtocolError(ERR_BULK_NOT_TERMINATED)
+                raise RemoteProtocolError(limits.ERR_BULK_NOT_TERMINATED)
             spans.append(off)
             spans.append(off + bulk)
             off += bulk + 2
@@ -472,17 +477,17 @@ class RequestFramer:
         lf = buf.find(b"\n", base + self._seen)
         if lf < 0:
             if n - base > self._max_inline_bytes:
-                raise RemoteProtocolError(ERR_INLINE_TOO_BIG)
+                raise RemoteProtocolError(limits.ERR_INLINE_TOO_BIG)
             self._seen = n - base
             self._need = n - base + 1
             return None, -1
         self._seen = 0
         stop = lf - 1 if lf > base and buf[lf - 1] == 13 else lf
         if stop - base > self._max_inline_bytes:  # Redis only checks lines still unfinished
-            raise RemoteProtocolError(ERR_INLINE_TOO_BIG)
+            raise RemoteProtocolError(limits.ERR_INLINE_TOO_BIG)
         args = split_inline_args(bytes(buf[base:stop]))
         if args is None:
-            raise RemoteProtocolError(ERR_UNBALANCED_QUOTES)
+            raise RemoteProtocolError(limits.ERR_UNBALANCED_QUOTES)
         if not args:
             return None, lf + 1  # empty line: skipped, like Redis
         if len(args) > self._max_array_len:
@@ -491,5 +496,5 @@ class RequestFramer:
             raise RemoteProtocolError(self._too_long_bulk)
         raw = encode_command(args)
         if len(raw) > self._max_request_bytes:
-            raise RemoteProtocolError(ERR_REQUEST_TOO_BIG.format(self._max_request_bytes))
+            raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(self._max_request_bytes))
         return _new_command(args, raw), lf + 1

@@ -24,13 +24,14 @@ This module is sans-IO and imports nothing of the gateway at run time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from redisgate.proxy.commands import CommandSpec
+    from redisgate.proxy.commands import CommandSpec, CommandTable
 
 
 class Route(Enum):
@@ -374,3 +375,20 @@ PUBSUB = _SUBSCRIBING | {b"publish", b"spublish", b"pubsub"}
 NOT_IN_MULTI = _SUBSCRIBING | {b"info", b"hello", b"auth", b"command"}
 # Redis runs these at once inside MULTI instead of queueing them.
 RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
+
+
+@functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client
+def fast_forward(table: CommandTable) -> frozenset[bytes]:
+    """Names (as clients send them) of commands that always go to a shared connection.
+
+    The common case, checked with one set lookup: no subcommands, no argument-dependent route.
+    """
+    names: set[bytes] = set()
+    for spec in table:
+        if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
+            continue
+        if not spec.decision.classified or spec.name.encode() in SCRIPTING | PUBSUB:
+            continue
+        raw = spec.name.encode()
+        names.update({raw, raw.upper()})
+    return frozenset(names)

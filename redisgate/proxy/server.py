@@ -28,6 +28,7 @@ from redisgate.limits import default_limits
 from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.keyevents import KeyEventsMixin
 from redisgate.proxy.live import LivePolicy
 from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.policy import AuthThrottle, LimitRegistry
@@ -326,7 +327,7 @@ class Gateway:
         """The UTC day usage is counted under (and daily quotas run on)."""
         return datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
 
-    def harvest(self, client: ClientConnection) -> None:
+    def harvest(self, client: KeyEventsMixin) -> None:
         """Move a client's usage counters into the meter, under today's (UTC) date, and its
         bytes into its daily quotas."""
         principal, counts = client.take_usage()

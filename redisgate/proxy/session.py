@@ -29,7 +29,6 @@ INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from enum import Enum, IntEnum
@@ -61,6 +60,7 @@ from redisgate.proxy.routes import (
     SERVER_WIDE,
     Route,
     decide,
+    fast_forward,
 )
 
 Transform = Callable[[bytes], bytes]
@@ -147,7 +147,7 @@ class Session:
         if self.principal is None:
             self._check, self._fast, self._keyed = None, frozenset(), {}
         else:
-            self._check = bind_scope(self.principal.scope, self.table, _fast_forward(self.table))
+            self._check = bind_scope(self.principal.scope, self.table, fast_forward(self.table))
             self._fast, self._keyed = self._check.fast, self._check.keyed
 
     def replace_principal(self, principal: Principal) -> None:
@@ -184,6 +184,24 @@ class Session:
                     return (Kind.SHARED, command.raw, None)
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
+
+    def forwardable(self) -> frozenset[bytes] | None:
+        """Names of the commands this session forwards as they are, checking nothing but the
+        rate limits (`take_run`): what the transport may take from a read as one `Run`."""
+        return self._fast if self.tracker is None and self._fast else None
+
+    def take_run(self, count: int) -> bool:
+        """The rate limits let `count` forwardable commands run (a `Run`): True, or False with
+        nothing taken (the caller hands them to `handle` one by one, which refuses in order)."""
+        rate = self.rate
+        if rate is None:
+            return True
+        granted = rate.take(self.clock(), count, counted=False)
+        if granted == count:
+            return True
+        if granted.__class__ is int:
+            rate.refund(granted)
+        return False
 
     def settle(self) -> None:
         """The read is over: give back what the rate limits let run ahead and nothing used."""
@@ -474,20 +492,3 @@ _EXECABORT = encode_error("EXECABORT", "Transaction discarded because of previou
 def _execabort(frame: bytes) -> bytes:
     """EXEC of a doomed transaction is sent as DISCARD; its +OK becomes Redis's EXECABORT."""
     return _EXECABORT
-
-
-@functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client
-def _fast_forward(table: CommandTable) -> frozenset[bytes]:
-    """Names (as clients send them) of commands that always go to a shared connection.
-
-    The common case, checked with one set lookup: no subcommands, no argument-dependent route.
-    """
-    names: set[bytes] = set()
-    for spec in table:
-        if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
-            continue
-        if not spec.decision.classified or spec.name.encode() in SCRIPTING | PUBSUB:
-            continue
-        raw = spec.name.encode()
-        names.update({raw, raw.upper()})
-    return frozenset(names)

@@ -1,0 +1,60 @@
+"""Runs: a pipelined read of plain forwarded commands taken as one slice of it (sans-IO).
+
+A `Run` is what `RequestFramer.next_command(fast, room)` hands out instead of one `Command`
+per command when a read starts with commands the caller forwards as they are (`fast`: names
+needing no check beyond the rate limits). The transport forwards its bytes as read, in one
+write and one reply slot, and counts its names, so a 16-deep pipeline costs one object, one
+rate check and one slot instead of sixteen of each.
+
+A run is proven the same way as the framer's fast path (each `*N` header is followed by N
+`$<len>` headers matching their arguments exactly, so no argument can hide a CRLF), but
+without building any argument list or raw bytes per command, and only when the whole read is
+within the size limits (so no command in it can exceed them). It only ever starts a parse:
+what follows any other command may need another route once that command ran (MULTI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import NamedTuple
+
+# `*N` headers by text, `$L` headers by length (anything else: the framer's slow path).
+ARRAY_HEADERS = {b"*%d" % i: i for i in range(1, 1025)}
+BULK_HEADERS = tuple(b"$%d" % i for i in range(4096))
+
+
+class Run(NamedTuple):
+    """Consecutive commands at the start of a read: their bytes (one slice of the input)
+    and their names as sent."""
+
+    raw: bytes
+    names: list[bytes]
+
+
+def scan_run(
+    lines: list[bytes], last: int, fast: Container[bytes], room: int, max_argc: int
+) -> tuple[list[bytes], int, int]:
+    """From the first of a read's `lines` (split on CRLF; those before `last` ended in
+    one): the names of the leading complete canonical commands named in `fast`, at most
+    `room`; the index of the line after them; and their length in bytes."""
+    names: list[bytes] = []
+    headers = BULK_HEADERS
+    i = 0
+    while len(names) < room:
+        argc = ARRAY_HEADERS.get(lines[i])
+        if argc is None or argc > max_argc:
+            break
+        j = i + argc + argc + 1  # the line after this command's last line
+        if j > last:
+            break
+        args = lines[i + 2 : j : 2]
+        if args[0] not in fast:
+            break
+        try:  # every header must be exactly `$<len(arg)>`
+            if [headers[len(a)] for a in args] != lines[i + 1 : j : 2]:
+                break
+        except IndexError:  # an argument too long for the table
+            break
+        names.append(args[0])
+        i = j
+    return names, i, sum(map(len, lines[:i])) + 2 * i if i else 0
