@@ -240,7 +240,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 self._send_run(run, session)
                 run = []
             self._execute(command, decision, session)
-        self._send_run(run, session)
+        if run:
+            self._send_run(run, session)
         if session.credit:  # stopped early (blocked, paused): what the rest did not use
             session.settle()
         if self._read_paused or self._write_paused or self.inflight >= limit:
@@ -251,7 +252,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         write of their bytes as read, if the rate limits let them all run; else they go
         back to the framer as commands, for `handle` to take or refuse one by one."""
         raw, names = forwarded
-        if not session.take_run(len(names)):
+        if session.rate is not None and not session.take_run(len(names)):
             self.framer.requeue(split_commands(raw))
             return
         self.used_commands += len(names)

@@ -55,7 +55,7 @@ from redisgate.proxy.resp_encode import encode_command
 from redisgate.proxy.resp_inline import split_inline_args
 from redisgate.proxy.resp_limits import *  # noqa: F403  (defaults and error words, re-exported)
 from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push, parse_int
-from redisgate.proxy.resp_runs import ARRAY_HEADERS, BULK_HEADERS, Run, scan_run
+from redisgate.proxy.resp_runs import ARRAY_HEADERS, BULK_HEADERS, Run, leading_run
 
 __all__ = ["Command", "ReplyFramer", "RequestFramer", "Run", "is_error", "is_push"]
 __all__ += ["split_commands", "split_inline_args", *resp_encode.__all__, *limits.__all__]
@@ -336,9 +336,9 @@ class RequestFramer:
         # A run starts a parse or not at all (`out` may hold a command completed above), and
         # only in a read no command of which can exceed the size limits (resp_runs).
         if fast is not None and lines is not None and not out and n <= min(max_request, max_bulk):
-            names, i, pos = scan_run(lines, last, fast, room, max_argc)
-            if names:
-                out.append(_new_tuple(Run, (buf if pos == n else buf[:pos], names)))
+            run, i, pos = leading_run(buf, lines, last, fast, room, max_argc)
+            if run is not None:
+                out.append(run)
         try:
             while pos < n:
                 if lines is not None:

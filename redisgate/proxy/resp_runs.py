@@ -31,12 +31,12 @@ class Run(NamedTuple):
     names: list[bytes]
 
 
-def scan_run(
-    lines: list[bytes], last: int, fast: Container[bytes], room: int, max_argc: int
-) -> tuple[list[bytes], int, int]:
-    """From the first of a read's `lines` (split on CRLF; those before `last` ended in
-    one): the names of the leading complete canonical commands named in `fast`, at most
-    `room`; the index of the line after them; and their length in bytes."""
+def leading_run(
+    buf: bytes, lines: list[bytes], last: int, fast: Container[bytes], room: int, max_argc: int
+) -> tuple[Run | None, int, int]:
+    """From the start of a read (`buf`, split on CRLF into `lines`; those before `last` ended
+    in one): the run of its leading complete canonical commands named in `fast`, at most
+    `room` (None if there is none), the index of the line after it and its length in bytes."""
     names: list[bytes] = []
     headers = BULK_HEADERS
     i = 0
@@ -57,4 +57,9 @@ def scan_run(
             break
         names.append(args[0])
         i = j
-    return names, i, sum(map(len, lines[:i])) + 2 * i if i else 0
+    if not names:
+        return None, 0, 0
+    if i == last and not lines[last]:  # the whole read (the usual case): no copy
+        return Run(buf, names), i, len(buf)
+    size = sum(map(len, lines[:i])) + i + i
+    return Run(buf[:size], names), i, size
