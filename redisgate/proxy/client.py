@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_LINGER_S = 2.0  # how long a closing client may take to close its side (`_close`)
+
+
 class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     """The gateway side of one client's TCP, TLS or Unix connection."""
 
@@ -152,6 +155,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # The client sent everything it will: run what is buffered, answer it, then close.
         self._eof = True
+        if self.closing and not self.slots:  # we were only waiting for it (`_close`)
+            return False  # the transport closes
         if not self._blocked:
             self._process()
         return True
@@ -418,7 +423,22 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def _close_when_flushed(self) -> None:
         if not self.slots and self.transport is not None and not self.closed:
             self._flush()
-            self.transport.close()
+            self._close(self.transport)
+
+    def _close(self, transport: asyncio.Transport) -> None:
+        """Close once the replies are written, without losing them: closing a socket with
+        unread input (commands we will not run) makes the kernel reset the connection, which
+        can destroy replies the client has not read yet. So unless the client has sent EOF,
+        half-close (it reads our replies, then EOF) and discard its input until it closes,
+        for `_LINGER_S` at most (`eof_received`)."""
+        if self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self.loop.call_later(_LINGER_S, self._abort)
 
     def _abort(self) -> None:
         self.closing = self._aborted = True
