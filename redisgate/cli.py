@@ -17,7 +17,7 @@ from typing import Any
 from redisgate import __version__
 from redisgate.config import SPECS, Settings
 from redisgate.config_load import load_settings, reference_markdown
-from redisgate.errors import ConfigError, RedisGateError, ServiceError
+from redisgate.errors import ConfigError, RedisGateError, ServiceError, exit_status
 
 log = logging.getLogger("redisgate")
 
@@ -392,11 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(settings, args)
-    except ConfigError as exc:
-        print(f"redisgate: {exc}", file=sys.stderr)
-        return 2
     except RedisGateError as exc:
-        print(f"redisgate: {exc}", file=sys.stderr)
-        return 1
+        return exit_status(exc)
     except KeyboardInterrupt:
         return 130

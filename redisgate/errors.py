@@ -16,6 +16,8 @@ the boundary of the module that met it, so callers handle a small, stable set of
 
 from __future__ import annotations
 
+import sys
+
 
 class RedisGateError(Exception):
     """Base of every error RedisGate raises on purpose."""
@@ -200,3 +202,10 @@ class ConfigError(RedisGateError):
 
 class ServiceError(RedisGateError):
     """A real service (PostgreSQL, redis-server) could not be found, started or stopped."""
+
+
+def exit_status(exc: RedisGateError) -> int:
+    """Print a fatal error the way every `redisgate` command does; the exit status to use
+    (2: bad configuration, 1: anything else)."""
+    print(f"redisgate: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, ConfigError) else 1

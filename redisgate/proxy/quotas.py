@@ -68,8 +68,10 @@ class DailyQuota:
         commands, spent = limits.daily_commands, limits.daily_bytes
         self.max_commands = UNLIMITED if commands is None else commands
         self.max_bytes = UNLIMITED if spent is None else spent
-        self.commands_reply = _commands_exceeded(commands) if commands is not None else b""
-        self.bytes_reply = _bytes_exceeded(spent) if spent is not None else b""
+        self.commands_reply = (
+            _exceeded("request", commands, "commands") if commands is not None else b""
+        )
+        self.bytes_reply = _exceeded("bandwidth", spent, "bytes") if spent is not None else b""
 
     def refusal(self) -> tuple[str, bytes] | None:
         """(limit kind, error reply) when today's quota is spent, else None."""
@@ -169,18 +171,9 @@ def _shown(limit: int) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _commands_exceeded(limit: int) -> bytes:
+def _exceeded(what: str, limit: int, unit: str) -> bytes:
+    """The refusal of a spent daily quota: its limit and when it starts again."""
     return encode_error(
         "ERR",
-        f"max daily request limit exceeded (limit {limit} commands per UTC day;"
-        " resets at 00:00 UTC)",
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _bytes_exceeded(limit: int) -> bytes:
-    return encode_error(
-        "ERR",
-        f"max daily bandwidth limit exceeded (limit {limit} bytes per UTC day;"
-        " resets at 00:00 UTC)",
+        f"max daily {what} limit exceeded (limit {limit} {unit} per UTC day; resets at 00:00 UTC)",
     )

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from redisgate.config import Settings
-from redisgate.errors import ConfigError, RedisGateError
+from redisgate.errors import ConfigError, RedisGateError, exit_status
 from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.server import Gateway, drain
 from redisgate.proxy.sources import open_source
@@ -127,12 +127,8 @@ def main(argv: Sequence[str]) -> int:
             metrics_socket.unlink()  # a predecessor's, after a restart
     try:
         return uvloop.run(run(settings, index, metrics_socket))
-    except ConfigError as exc:
-        print(f"redisgate: {exc}", file=sys.stderr)
-        return 2
     except RedisGateError as exc:
-        print(f"redisgate: {exc}", file=sys.stderr)
-        return 1
+        return exit_status(exc)
 
 
 if __name__ == "__main__":
