@@ -249,15 +249,15 @@ class Gateway:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)  # whatever happens below
-        now, wall = loop.time(), self.authenticator.wall_clock()
+        now, wall, today = loop.time(), self.authenticator.wall_clock(), self.today()
         for client in list(self.clients):
             client.check_timeouts(now)
-            self.harvest(client)
+            self.harvest(client, today)
             principal = client.session.principal if client.session else None
             expires_at = principal.expires_at if principal is not None else None
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
                 client.apply_principal(None)
-        self.limits.sweep(now, self.today())
+        self.limits.sweep(now, today)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
@@ -327,9 +327,9 @@ class Gateway:
         """The UTC day usage is counted under (and daily quotas run on)."""
         return datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
 
-    def harvest(self, client: KeyEventsMixin) -> None:
+    def harvest(self, client: KeyEventsMixin, today: date | None = None) -> None:
         """Move a client's usage counters into the meter, under today's (UTC) date, and its
-        bytes into its daily quotas."""
+        bytes into its daily quotas (`today`: the sweep reads the clock once for all)."""
         principal, counts = client.take_usage()
         if principal is None:
             return
@@ -341,7 +341,7 @@ class Gateway:
         if self.usage is None or not principal.org_id:
             return
         instance_id, org_id = uuid.UUID(principal.instance.id), uuid.UUID(principal.org_id)
-        self.usage.add(self.today(), principal.key_id, instance_id, org_id, counts)
+        self.usage.add(today or self.today(), principal.key_id, instance_id, org_id, counts)
 
     async def flush_usage(self) -> None:
         """Record the keys that authenticated since the last flush and the usage counted
