@@ -44,7 +44,6 @@ re-exported here, so the rest of the proxy imports `resp` only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container
 from typing import NamedTuple, cast, overload
 
 from redisgate.errors import RemoteProtocolError
@@ -55,7 +54,7 @@ from redisgate.proxy.resp_encode import encode_command
 from redisgate.proxy.resp_inline import split_inline_args
 from redisgate.proxy.resp_limits import *  # noqa: F403  (defaults and error words, re-exported)
 from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push, parse_int
-from redisgate.proxy.resp_runs import ARRAY_HEADERS, BULK_HEADERS, Run, leading_run
+from redisgate.proxy.resp_runs import ARRAY_HEADERS, BULK_HEADERS, Forwardable, Run, leading_run
 
 __all__ = ["Command", "ReplyFramer", "RequestFramer", "Run", "is_error", "is_push"]
 __all__ += ["split_commands", "split_inline_args", *resp_encode.__all__, *limits.__all__]
@@ -257,13 +256,11 @@ class RequestFramer:
     def next_command(self) -> Command | None: ...
 
     @overload
-    def next_command(self, fast: Container[bytes] | None, room: int) -> Command | Run | None: ...
+    def next_command(self, fast: Forwardable | None, room: int) -> Command | Run | None: ...
 
-    def next_command(
-        self, fast: Container[bytes] | None = None, room: int = 0
-    ) -> Command | Run | None:
+    def next_command(self, fast: Forwardable | None = None, room: int = 0) -> Command | Run | None:
         """The next complete command, or None until more bytes are fed; with `fast`, a read
-        that starts with up to `room` commands named in it gives them as one `Run` first."""
+        that starts with up to `room` commands it forwards gives them as one `Run` first."""
         ready = self._ready
         if not ready:
             if self._failed is not None:
@@ -303,7 +300,7 @@ class RequestFramer:
 
     # Parsing ---------------------------------------------------------------------------------
 
-    def _parse(self, fast: Container[bytes] | None = None, room: int = 0) -> list[Command | Run]:
+    def _parse(self, fast: Forwardable | None = None, room: int = 0) -> list[Command | Run]:
         """Parse every complete command; raise only if the very first one is malformed."""
         out: list[Command | Run] = []
         tail = self._tail

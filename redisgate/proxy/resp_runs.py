@@ -1,10 +1,11 @@
 """Runs: a pipelined read of plain forwarded commands taken as one slice of it (sans-IO).
 
 A `Run` is what `RequestFramer.next_command(fast, room)` hands out instead of one `Command`
-per command when a read starts with commands the caller forwards as they are (`fast`: names
-needing no check beyond the rate limits). The transport forwards its bytes as read, in one
-write and one reply slot, and counts its names, so a 16-deep pipeline costs one object, one
-rate check and one slot instead of sixteen of each.
+per command when a read starts with commands the caller forwards as they are (`fast`: the
+names needing no check beyond the rate limits, and those whose keys at fixed places fit the
+key's patterns). The transport forwards its bytes as read, in one write and one reply slot,
+and counts its names, so a 16-deep pipeline costs one object, one rate check and one slot
+instead of sixteen of each.
 
 A run is proven the same way as the framer's fast path (each `*N` header is followed by N
 `$<len>` headers matching their arguments exactly, so no argument can hide a CRLF), but
@@ -15,12 +16,21 @@ what follows any other command may need another route once that command ran (MUL
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import NamedTuple
+from collections.abc import Callable, Container, Mapping, Sequence
+from typing import Any, NamedTuple
 
 # `*N` headers by text, `$L` headers by length (anything else: the framer's slow path).
 ARRAY_HEADERS = {b"*%d" % i: i for i in range(1, 1025)}
 BULK_HEADERS = tuple(b"$%d" % i for i in range(4096))
+
+
+class Forwardable(NamedTuple):
+    """What a session forwards as it is: `names` whatever their arguments; `keyed` names
+    when `fits(plan, args)` says their keys are within the scope (`ScopeCheck.keys_fit`)."""
+
+    names: Container[bytes]
+    keyed: Mapping[bytes, Any] = {}
+    fits: Callable[[Any, Sequence[bytes]], bool] | None = None
 
 
 class Run(NamedTuple):
@@ -32,13 +42,14 @@ class Run(NamedTuple):
 
 
 def leading_run(
-    buf: bytes, lines: list[bytes], last: int, fast: Container[bytes], room: int, max_argc: int
+    buf: bytes, lines: list[bytes], last: int, fast: Forwardable, room: int, max_argc: int
 ) -> tuple[Run | None, int, int]:
     """From the start of a read (`buf`, split on CRLF into `lines`; those before `last` ended
-    in one): the run of its leading complete canonical commands named in `fast`, at most
+    in one): the run of its leading complete canonical commands that `fast` forwards, at most
     `room` (None if there is none), the index of the line after it and its length in bytes."""
     names: list[bytes] = []
     headers = BULK_HEADERS
+    plain, keyed, fits = fast
     i = 0
     while len(names) < room:
         argc = ARRAY_HEADERS.get(lines[i])
@@ -48,13 +59,15 @@ def leading_run(
         if j > last:
             break
         args = lines[i + 2 : j : 2]
-        if args[0] not in fast:
-            break
         try:  # every header must be exactly `$<len(arg)>`
             if [headers[len(a)] for a in args] != lines[i + 1 : j : 2]:
                 break
         except IndexError:  # an argument too long for the table
             break
+        if args[0] not in plain:
+            plan = keyed.get(args[0])
+            if plan is None or not fits(plan, args):  # type: ignore[misc]
+                break
         names.append(args[0])
         i = j
     if not names:

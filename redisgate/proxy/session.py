@@ -52,6 +52,7 @@ from redisgate.proxy.resp import (
     encode_error,
     encode_int,
 )
+from redisgate.proxy.resp_runs import Forwardable
 from redisgate.proxy.routes import (
     NOT_IN_MULTI,
     PUBSUB,
@@ -128,6 +129,7 @@ class Session:
         self.denied = self.limited = 0  # -NOPERM and rate-limit replies (usage per key)
         self._fast: frozenset[bytes] = frozenset()
         self._keyed: dict[bytes, KeyPlan] = {}
+        self._forwardable: Forwardable | None = None
         self.rate: RateGate | None = None  # the key's and instance's buckets (set on AUTH)
         # Commands `rate` let run ahead for the rest of this read (`settle` returns the unused).
         self.credit = 0
@@ -146,9 +148,11 @@ class Session:
         """Bind the principal's scope to the table (shared, cached) after either changes."""
         if self.principal is None:
             self._check, self._fast, self._keyed = None, frozenset(), {}
+            self._forwardable = None
         else:
-            self._check = bind_scope(self.principal.scope, self.table, fast_forward(self.table))
-            self._fast, self._keyed = self._check.fast, self._check.keyed
+            check = bind_scope(self.principal.scope, self.table, fast_forward(self.table))
+            self._check, self._fast, self._keyed = check, check.fast, check.keyed
+            self._forwardable = Forwardable(check.fast, check.keyed, check.keys_fit)
 
     def replace_principal(self, principal: Principal) -> None:
         """The key was changed (re-scoped): the next command is judged by the new principal."""
@@ -185,10 +189,11 @@ class Session:
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
 
-    def forwardable(self) -> frozenset[bytes] | None:
-        """Names of the commands this session forwards as they are, checking nothing but the
-        rate limits (`take_run`): what the transport may take from a read as one `Run`."""
-        return self._fast if self.tracker is None and self._fast else None
+    def forwardable(self) -> Forwardable | None:
+        """The commands this session forwards as they are, checking nothing but the rate
+        limits (`take_run`) and keys at fixed places: what the transport may take from a
+        read as one `Run`. None in a transaction, subscription or tracking."""
+        return self._forwardable if self.tracker is None else None
 
     def take_run(self, count: int) -> bool:
         """The rate limits let `count` forwardable commands run (a `Run`): True, or False with

@@ -9,6 +9,7 @@ that FLUSHDB and KEYS stay inside the instance). Every test seeds the keys it re
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import redis
 
 from redisgate import apikeys
 from redisgate.launcher.redis import RedisServer
+from redisgate.proxy.resp import encode_command
 from redisgate.scopes import PRESETS, SCRIPT_RUNNERS, parse_scope, prefix_scope
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
@@ -125,6 +127,35 @@ def test_read_scope_on_a_prefix(gw: RunningGateway, db: redis.Redis) -> None:
         assert r.mget("app:1", "app:2") == [b"v1", None]
         assert r.strlen("app:1") == 2
     assert db.get("app:1") == b"v1"
+
+
+def test_a_pipeline_of_prefix_keys_stops_at_the_key_outside_it_and_goes_on(
+    gw: RunningGateway, db: redis.Redis
+) -> None:
+    """One write: commands whose keys fit run (as one run), the one that does not is refused
+    with its reason, in its place, and the commands after it still run."""
+    pipeline = [
+        [b"SET", b"app:1", b"v1"],
+        [b"GET", b"app:1"],
+        [b"PING"],
+        [b"GET", b"other:1"],
+        [b"SET", b"app:2", b"v2"],
+        [b"MGET", b"app:1", b"app:2"],
+    ]
+    wire = b"".join(encode_command(c) for c in pipeline)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(encode_command([b"AUTH", gw.scoped["app"].encode()]) + wire)
+        expected = (
+            b"+OK\r\n+OK\r\n$2\r\nv1\r\n+PONG\r\n-NOPERM No permissions to access a key\r\n"
+            b"+OK\r\n*2\r\n$2\r\nv1\r\n$2\r\nv2\r\n"
+        )
+        data = b""
+        while len(data) < len(expected):
+            chunk = sock.recv(65536)
+            assert chunk
+            data += chunk
+    assert data == expected
+    assert db.mget("app:1", "app:2") == [b"v1", b"v2"]
 
 
 def test_read_and_write_patterns(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
