@@ -263,20 +263,21 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.used_commands += len(names)
         self.used_in += len(raw)
         self.inflight += len(names)
-        assert self.pool is not None
-        request = PendingRequest(self, None, None, len(names), names, self.last_activity)
-        self.slots.append(request)
-        self.pool.send(request, raw, session.protocol)
+        self._send_slot(raw, names, session)
 
     def _send_run(self, run: list[bytes], session: Session) -> None:
         """Send consecutive shared commands (already counted in `inflight`) as one slot."""
         if not run:
             return
-        assert self.pool is not None
         names, self._run_names = self._run_names, []
-        request = PendingRequest(self, None, None, len(run), names, self.last_activity)
+        self._send_slot(run[0] if len(run) == 1 else b"".join(run), names, session)
+
+    def _send_slot(self, raw: bytes, names: list[bytes], session: Session) -> None:
+        """One write to a shared connection, and one slot for the replies of its commands."""
+        assert self.pool is not None
+        request = PendingRequest(self, None, None, len(names), names, self.last_activity)
         self.slots.append(request)
-        self.pool.send(request, run[0] if len(run) == 1 else b"".join(run), session.protocol)
+        self.pool.send(request, raw, session.protocol)
 
     def _execute(self, command: Command, decision: Decision, session: Session) -> None:
         kind, payload, transform = decision

@@ -332,11 +332,6 @@ class RateGate:
         self.buckets = buckets
         self.quotas = quotas
 
-    def allow(self, now: float) -> bytes | None:
-        """None when one command may run, else the error reply (counted)."""
-        granted = self.take(now, 1)
-        return granted if isinstance(granted, bytes) else None
-
     def take(self, now: float, want: int, counted: bool = True) -> int | bytes:
         """Let up to `want` commands run (at least 1): how many may, else the error reply
         refusing the first (counted in metrics unless `counted` is false: the caller will

@@ -18,6 +18,12 @@ OUT_OF_COMMANDS = (
 )
 
 
+def allow(gate: RateGate, now: float) -> bytes | None:
+    """One command through the gate: None if it may run, else the refusal."""
+    granted = gate.take(now, 1)
+    return granted if isinstance(granted, bytes) else None
+
+
 def principal(key_id: str = "abcdefghijkl", **limits: int) -> Principal:
     return Principal(key_id, "web", INSTANCE, limits=Limits(**limits))
 
@@ -32,10 +38,10 @@ def test_a_key_runs_exactly_its_daily_commands_then_is_refused_naming_the_reset(
     registry = LimitRegistry(day=DAY)
     g = gate(registry, 1, principal(daily_commands=3))
     before = metrics.LIMITED["daily_commands"]
-    assert [g.allow(0.0) for _ in range(4)] == [None, None, None, OUT_OF_COMMANDS]
+    assert [allow(g, 0.0) for _ in range(4)] == [None, None, None, OUT_OF_COMMANDS]
     assert metrics.LIMITED["daily_commands"] == before + 1
     # Another connection of the key shares the quota.
-    assert gate(registry, 2, principal(daily_commands=3)).allow(0.0) == OUT_OF_COMMANDS
+    assert allow(gate(registry, 2, principal(daily_commands=3)), 0.0) == OUT_OF_COMMANDS
 
 
 def test_the_instance_quota_is_shared_by_its_keys() -> None:
@@ -43,27 +49,27 @@ def test_the_instance_quota_is_shared_by_its_keys() -> None:
     a = Principal("aaaaaaaaaaaa", "a", INSTANCE, instance_limits=Limits(daily_commands=2))
     b = Principal("bbbbbbbbbbbb", "b", INSTANCE, instance_limits=Limits(daily_commands=2))
     ga, gb = gate(registry, 1, a), gate(registry, 2, b)
-    assert [ga.allow(0.0), gb.allow(0.0)] == [None, None]
-    assert gb.allow(0.0) is not None and ga.allow(0.0) is not None
+    assert [allow(ga, 0.0), allow(gb, 0.0)] == [None, None]
+    assert allow(gb, 0.0) is not None and allow(ga, 0.0) is not None
 
 
 def test_a_rate_refusal_does_not_count_against_the_quota_nor_a_quota_refusal_take_a_token() -> None:
     registry = LimitRegistry(day=DAY)
     g = gate(registry, 1, principal(daily_commands=2, ops_per_second=1, burst=1))
-    assert g.allow(0.0) is None
-    assert g.allow(0.0) is not None  # no token: the quota keeps its second command
+    assert allow(g, 0.0) is None
+    assert allow(g, 0.0) is not None  # no token: the quota keeps its second command
     assert g.quotas[0].commands == 1
-    assert g.allow(1.0) is None
-    assert g.allow(2.0) == OUT_OF_COMMANDS.replace(b"limit 3", b"limit 2")
+    assert allow(g, 1.0) is None
+    assert allow(g, 2.0) == OUT_OF_COMMANDS.replace(b"limit 3", b"limit 2")
     assert g.buckets[0].tokens == 1.0  # refused by the quota: the token stays
 
 
 def test_bytes_count_once_harvested_and_refuse_the_next_command() -> None:
     registry = LimitRegistry(day=DAY)
     g = gate(registry, 1, principal(daily_bytes=100))
-    assert g.allow(0.0) is None
+    assert allow(g, 0.0) is None
     g.quotas[0].bytes += 100  # what the gateway's harvest adds: bytes in and out
-    refused = g.allow(0.0)
+    refused = allow(g, 0.0)
     assert refused == (
         b"-ERR max daily bandwidth limit exceeded (limit 100 bytes per UTC day;"
         b" resets at 00:00 UTC)\r\n"
@@ -71,7 +77,7 @@ def test_bytes_count_once_harvested_and_refuse_the_next_command() -> None:
 
 
 def test_a_zero_quota_suspends_the_key() -> None:
-    assert gate(LimitRegistry(day=DAY), 1, principal(daily_commands=0)).allow(0.0) is not None
+    assert allow(gate(LimitRegistry(day=DAY), 1, principal(daily_commands=0)), 0.0) is not None
 
 
 def test_new_quotas_are_unseeded_until_the_fleet_totals_are_read() -> None:
@@ -83,7 +89,7 @@ def test_new_quotas_are_unseeded_until_the_fleet_totals_are_read() -> None:
     again = registry.admit(2, principal(daily_commands=10), 0.0)
     assert isinstance(again, Admission) and again.unseeded == ()
     assert again.gate is not None
-    assert [again.gate.allow(0.0) is None for _ in range(2)] == [True, False]
+    assert [allow(again.gate, 0.0) is None for _ in range(2)] == [True, False]
 
 
 def test_fleet_totals_replace_the_others_share_and_keep_our_own() -> None:
@@ -120,9 +126,9 @@ def test_the_new_day_starts_every_quota_from_zero_and_drops_unused_ones() -> Non
 def test_registry_sweep_rolls_the_day_over() -> None:
     registry = LimitRegistry(day=DAY)
     g = gate(registry, 1, principal(daily_commands=1))
-    assert g.allow(0.0) is None and g.allow(0.0) is not None
+    assert allow(g, 0.0) is None and allow(g, 0.0) is not None
     registry.sweep(1.0, date(2026, 11, 27))
-    assert g.allow(1.0) is None
+    assert allow(g, 1.0) is None
 
 
 def test_a_pipelined_read_takes_its_commands_at_once_and_gives_back_what_it_did_not_use() -> None:
