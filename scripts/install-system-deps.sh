@@ -75,7 +75,8 @@ if [ ! -e "$policy" ]; then
 fi
 mkdir -p /etc/postgresql-common/createcluster.d
 echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/redisgate.conf
-cleanup() { [ "$added_policy" -eq 1 ] && rm -f "$policy"; }
+# (an `if`, not `&&`: the trap's status would become the script's when the file was already there)
+cleanup() { if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 if [ "$optional" -eq 1 ]; then
