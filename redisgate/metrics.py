@@ -184,6 +184,17 @@ LIMIT_KINDS = (
     "daily_bytes",
 )
 LIMITED: dict[str, int] = dict.fromkeys(LIMIT_KINDS, 0)
+# Clients the gateway disconnected to protect the others, by reason (docs/security.md):
+# left_blocked (EOF while a command waited on the server), slow_reader (over
+# max_client_output_bytes of unsent replies), anonymous_evicted (the oldest unauthenticated
+# connection, for a new one over a per-address or total cap), request_memory / reply_memory
+# (the largest holder when every client's buffered requests or replies passed their cap),
+# shutdown (blocked or subscribed at shutdown).
+CUT_REASONS = (
+    "left_blocked", "slow_reader", "anonymous_evicted", "request_memory", "reply_memory",
+    "shutdown",
+)  # fmt: skip
+CLIENTS_CUT: dict[str, int] = dict.fromkeys(CUT_REASONS, 0)
 # Bytes between clients and the gateway: in (requests read), out (replies written).
 CLIENT_BYTES: dict[str, int] = {"in": 0, "out": 0}
 # Batched `last_used_at` writes that failed (kept and retried at the next flush).
@@ -249,6 +260,10 @@ class _PlainCounters(Collector):
         yield _by_label(
             "redisgate_limit_rejections", "Commands or connections refused by a limit, by kind.",
             "kind", LIMITED.items(),
+        )  # fmt: skip
+        yield _by_label(
+            "redisgate_clients_cut", "Clients disconnected to protect the others, by reason.",
+            "reason", CLIENTS_CUT.items(),
         )  # fmt: skip
         yield _by_label(
             "redisgate_client_bytes", "Bytes read from (in) and written to (out) clients.",

@@ -106,6 +106,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self._at_limit = False
         self._eof = False
         self._reset_pending = False
+        self._unblock_tries = 0
         self._aborted = False
         self._out: list[bytes] = []  # replies queued for the next write
         self._flush_handle: asyncio.Handle | None = None
@@ -159,6 +160,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             return False  # the transport closes
         if not self._blocked:
             self._process()
+        self.leave_if_blocked()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -405,6 +407,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 self,
                 self.settings.max_client_output_bytes,
             )
+            metrics.CLIENTS_CUT["slow_reader"] += 1
             self._abort()
 
     # --- Flow control and closing -----------------------------------------------------------

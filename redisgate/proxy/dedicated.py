@@ -8,6 +8,7 @@ sorts what comes back (replies to slots, pub/sub and pushes straight through: se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from redisgate import metrics
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.pinning import DedicatedTracker, Frame
-from redisgate.proxy.resp import encode_error
+from redisgate.proxy.resp import encode_command, encode_error
 from redisgate.proxy.upstream import PendingRequest, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -26,12 +27,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_UNBLOCK_TRIES = 8  # CLIENT UNBLOCKs for one command before its connection is closed
+_UNBLOCK_RETRY_S = 0.01  # times the try number: 0.01 s, 0.02 s … 0.36 s in all
+
+
+class _Unblocking:
+    """Receives the reply to a CLIENT UNBLOCK sent for a departed client."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: DedicatedConnectionMixin) -> None:
+        self.client = client
+
+    def reply_ready(self, request: PendingRequest) -> None:
+        assert request.reply is not None
+        self.client.unblock_answered(request.reply)
+
 
 class DedicatedConnectionMixin:
     """Borrowing, using and returning the client's dedicated upstream connection."""
 
     # What this half assigns; ClientConnection declares the rest.
-    __slots__ = ("_reset_pending", "dedicated", "dedicated_pool", "inflight")
+    __slots__ = ("_reset_pending", "_unblock_tries", "dedicated", "dedicated_pool", "inflight")
 
     # Provided by ClientConnection.
     gateway: Gateway
@@ -43,6 +60,8 @@ class DedicatedConnectionMixin:
     slots: deque[PendingRequest]
     inflight: int
     closed: bool
+    closing: bool
+    _eof: bool
     _reset_pending: bool
 
     def _write(self, data: bytes) -> None: ...
@@ -50,6 +69,7 @@ class DedicatedConnectionMixin:
     def _unblock(self) -> None: ...
     def _local_reply(self, reply: bytes) -> None: ...
     def _finish_with(self, reply: bytes) -> None: ...
+    def _close_when_flushed(self) -> None: ...
     def reply_ready(self, request: PendingRequest) -> None: ...
 
     async def _acquire_dedicated(
@@ -68,6 +88,7 @@ class DedicatedConnectionMixin:
             pool.release_dedicated(conn, clean=True)
             return
         self.dedicated, self.dedicated_pool = conn, pool
+        self._unblock_tries = 0
         session.tracker = DedicatedTracker(session.protocol)
         self._send_dedicated(command, raw, transform)
         self._unblock()
@@ -82,6 +103,65 @@ class DedicatedConnectionMixin:
             self.dedicated_slots.append(request)
             self.inflight += 1
         conn.write(raw)
+        if self._eof and not self._unblock_tries:
+            self.leave_if_blocked()
+
+    def leave_if_blocked(self) -> None:
+        """After the client's EOF, a command waiting on the server (BLPOP, XREAD BLOCK, WAIT)
+        is ended as if it timed out: Redis frees a client at EOF, blocked or not, and a
+        departed client must not hold a connection, nor pop an item nobody will read.
+
+        `CLIENT UNBLOCK <id>` goes to the backend on a shared connection; it may arrive
+        before Redis has even read the blocking command (two sockets), so while the command
+        still waits it is repeated, a little later each time, `_UNBLOCK_TRIES` times; then,
+        or if the backend refuses it, the dedicated connection is closed, which frees the
+        command too. A command Redis answered at once (BLPOP on a non-empty list) is
+        answered as usual: a client that half-closed still reads every reply Redis gave."""
+        if self._unblock_tries == 0:  # else a retry is already scheduled
+            self._try_unblock()
+
+    def _try_unblock(self) -> None:
+        tracker = self.session.tracker if self.session is not None else None
+        conn, pool = self.dedicated, self.dedicated_pool
+        if self.closed or tracker is None or conn is None or pool is None:
+            return
+        if not tracker.blocked:
+            self._unblock_tries = 0
+            return
+        backend_id = conn.server_client_id
+        if backend_id is None or self._unblock_tries >= _UNBLOCK_TRIES:
+            self._drop_blocked()
+            return
+        if self._unblock_tries == 0:
+            metrics.CLIENTS_CUT["left_blocked"] += 1
+        self._unblock_tries += 1
+        command = encode_command(["CLIENT", "UNBLOCK", backend_id])
+        pool.send(PendingRequest(_Unblocking(self)), command, 2)
+
+    def unblock_answered(self, reply: bytes) -> None:
+        """The backend's answer to our CLIENT UNBLOCK: `:1` unblocked (a later blocking
+        command of the same pipeline may block next: look again), `:0` not blocked (yet)."""
+        if self.closed or self.dedicated is None:
+            return
+        if reply == b":1\r\n":
+            self._unblock_tries = 1
+        elif reply != b":0\r\n":
+            self._drop_blocked()  # refused (e.g. an ACL without CLIENT UNBLOCK)
+            return
+        delay = _UNBLOCK_RETRY_S * self._unblock_tries
+        asyncio.get_running_loop().call_later(delay, self._try_unblock)
+
+    def _drop_blocked(self) -> None:
+        """Close the dedicated connection under a blocked command; its reply is dropped."""
+        self.closing = True
+        abandoned = set(self.dedicated_slots)
+        for request in abandoned:
+            request.cancelled = True
+        self.inflight -= len(abandoned)
+        self.dedicated_slots.clear()
+        self.slots = deque(slot for slot in self.slots if slot not in abandoned)
+        self._release_dedicated(clean=False)
+        self._close_when_flushed()
 
     def _backend_id_of(self, client_id: int) -> int | None:
         """The backend id of another client's dedicated connection, for CLIENT TRACKING

@@ -44,6 +44,19 @@ SUBSCRIBE_KINDS = {
 MESSAGE_KINDS = frozenset({b"message", b"pmessage", b"smessage"})
 _PUBSUB_FRAME_KINDS = frozenset(SUBSCRIBE_KINDS) | MESSAGE_KINDS
 _ADDING = frozenset({b"subscribe", b"psubscribe", b"ssubscribe"})
+# Commands that wait on other clients (or replicas) before they answer; XREAD[GROUP] only
+# with BLOCK. Inside MULTI they are queued and never wait.
+BLOCKING = frozenset(
+    {
+        b"blpop", b"brpop", b"brpoplpush", b"blmove", b"blmpop", b"bzpopmin", b"bzpopmax",
+        b"bzmpop", b"wait", b"waitaof",
+    }
+)  # fmt: skip
+_XREADS = frozenset({b"xread", b"xreadgroup"})
+
+
+class _BlockingTag(bytes):
+    """The expected-reply tag (the command's name) of a command that may wait indefinitely."""
 
 
 class Frame(Enum):
@@ -88,6 +101,7 @@ class DedicatedTracker:
         # What Redis still owes, in the order the commands were sent: a reply (the command's
         # lowercase name, as a tag) or the confirmations of a pub/sub command.
         self._expect: deque[bytes | _Confirming] = deque()
+        self._blocking = 0  # `_BlockingTag`s in `_expect`
 
     def __repr__(self) -> str:
         flags = [
@@ -105,6 +119,12 @@ class DedicatedTracker:
     def awaiting(self) -> tuple[bytes, ...]:
         """Tags of the commands whose replies are still expected, oldest first."""
         return tuple(e for e in self._expect if isinstance(e, bytes))
+
+    @property
+    def blocked(self) -> bool:
+        """A command is waiting on the server for data (BLPOP, XREAD BLOCK, WAIT …): its reply
+        may never come, so a client that leaves must not be waited for."""
+        return self._blocking > 0
 
     @property
     def subscribed(self) -> bool:
@@ -171,6 +191,11 @@ class DedicatedTracker:
         if self._skip_next:
             self._skip_next = False
             return 0
+        if not self.in_multi and (
+            name in BLOCKING or (name in _XREADS and any(a.lower() == b"block" for a in args))
+        ):
+            tag = _BlockingTag(name)
+            self._blocking += 1
         self._expect.append(tag)
         return 1
 
@@ -204,6 +229,8 @@ class DedicatedTracker:
                 return Frame.PASS
         elif isinstance(head, bytes):
             expect.popleft()
+            if type(head) is _BlockingTag:
+                self._blocking -= 1
             self._on_reply(head, frame)
         return Frame.REPLY
 

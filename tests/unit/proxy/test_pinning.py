@@ -519,3 +519,25 @@ def test_client_no_touch_keeps_the_connection_from_being_lent_again() -> None:
     assert tracker.on_send(b"client", [b"CLIENT", b"NO-TOUCH", b"on"]) == 1
     assert tracker.on_frame(b"+OK\r\n") is REPLY
     assert not tracker.clean
+
+
+def test_blocked_while_a_blocking_command_awaits_its_reply() -> None:
+    tracker = DedicatedTracker(2)
+    send(tracker, "XREAD", "STREAMS", "s", "0")
+    assert not tracker.blocked  # XREAD without BLOCK answers at once
+    send(tracker, "BLPOP", "l", "0")
+    send(tracker, "XREAD", "BLOCK", "0", "STREAMS", "s", "$")
+    assert tracker.blocked
+    tracker.on_frame(b"*-1\r\n")  # the first XREAD
+    tracker.on_frame(b"*-1\r\n")  # BLPOP
+    assert tracker.blocked
+    tracker.on_frame(b"*-1\r\n")  # XREAD BLOCK
+    assert not tracker.blocked and tracker.clean
+
+
+def test_blocking_commands_queued_in_multi_do_not_block() -> None:
+    tracker = DedicatedTracker(2)
+    send(tracker, "MULTI")
+    send(tracker, "BLPOP", "l", "0")
+    send(tracker, "WAIT", "1", "0")
+    assert not tracker.blocked

@@ -1,0 +1,134 @@
+"""Hostile clients (issue 13): each attack scaled to seconds, asserting the bounds it breaks
+when unbounded (the attacker is paused or cut, buffered bytes stay under their caps, nothing
+leaks), never timings. `benchmarks/attacks.py` runs the full-size attacks and measures another
+tenant's latency during each."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from redisgate.launcher.redis import RedisServer
+from redisgate.proxy.resp import encode_command
+from tests.integration.proxy.conftest import RunningGateway, run_gateway
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def authed_socket(gw: RunningGateway, instance: str = "main") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", gw.port))
+    sock.sendall(encode_command(["AUTH", gw.tokens[instance]]))
+    assert read_reply(sock) == b"+OK\r\n"
+    return sock
+
+
+def read_reply(sock: socket.socket, timeout_s: float = 5.0) -> bytes:
+    sock.settimeout(timeout_s)
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def blocked_on_backend(backend: RedisServer) -> int:
+    with redis.Redis(port=backend.port, password=backend.password) as direct:
+        return int(direct.info("clients")["blocked_clients"])
+
+
+# --- 1. Departed clients keep nothing --------------------------------------------------------
+
+
+def test_a_client_that_leaves_mid_blpop_takes_its_work_with_it(
+    gw: RunningGateway, redis_server: RedisServer
+) -> None:
+    baseline_fds = open_fds()
+    for _ in range(30):
+        sock = authed_socket(gw)
+        sock.sendall(encode_command(["BLPOP", "q", "0"]))
+        sock.close()
+    wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
+    wait_for(lambda: gw.dedicated_in_use() == 0)
+    wait_for(lambda: blocked_on_backend(redis_server) == 0)
+    # Nobody is waiting on q any more: a push stays in the list for the next reader.
+    with gw.client() as r:
+        r.rpush("q", "x")
+        assert r.llen("q") == 1
+    # What stays is the pool's: a shared connection and up to 8 idle dedicated ones for reuse.
+    wait_for(lambda: open_fds() <= baseline_fds + 1 + 8)
+
+
+def test_a_client_that_leaves_mid_xread_block_and_wait_is_freed_too(gw: RunningGateway) -> None:
+    for command in (["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], ["WAIT", "1", "0"]):
+        sock = authed_socket(gw)
+        sock.sendall(encode_command(command))
+        time.sleep(0.05)  # blocked on the backend before the EOF arrives
+        sock.close()
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
+        wait_for(lambda: gw.dedicated_in_use() == 0)
+
+
+def test_half_close_still_gets_every_reply(gw: RunningGateway) -> None:
+    with gw.client() as r:
+        r.rpush("ready", "item")
+    sock = authed_socket(gw)
+    sock.sendall(
+        encode_command(["MULTI"])
+        + encode_command(["INCR", "n"])
+        + encode_command(["EXEC"])
+        + encode_command(["BLPOP", "ready", "0"])  # answers at once: the list has an item
+        + encode_command(["GET", "n"])
+    )
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    assert data == (b"+OK\r\n+QUEUED\r\n*1\r\n:1\r\n*2\r\n$5\r\nready\r\n$4\r\nitem\r\n$1\r\n1\r\n")
+
+
+def test_eof_while_blocked_ends_the_command_as_a_timeout_then_closes(
+    gw: RunningGateway, redis_server: RedisServer
+) -> None:
+    sock = authed_socket(gw)
+    sock.sendall(encode_command(["SET", "a", "1"]) + encode_command(["BLPOP", "never", "0"]))
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    # The blocked command ends as if it timed out (CLIENT UNBLOCK): nothing is popped for it.
+    assert data == b"+OK\r\n*-1\r\n"
+    wait_for(lambda: blocked_on_backend(redis_server) == 0)
+
+
+def test_many_departed_blocked_clients_do_not_exhaust_descriptors(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, max_clients=50) as gw:
+        for _ in range(200):  # four times max_clients: each must be gone before the next
+            sock = authed_socket(gw)
+            sock.sendall(encode_command(["BLPOP", "q", "0"]))
+            sock.close()
+            wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) < 50)
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
+        with gw.client() as r:
+            assert r.ping()
