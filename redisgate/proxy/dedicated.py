@@ -60,7 +60,6 @@ class DedicatedConnectionMixin:
     slots: deque[PendingRequest]
     inflight: int
     closed: bool
-    closing: bool
     _eof: bool
     _reset_pending: bool
 
@@ -69,7 +68,7 @@ class DedicatedConnectionMixin:
     def _unblock(self) -> None: ...
     def _local_reply(self, reply: bytes) -> None: ...
     def _finish_with(self, reply: bytes) -> None: ...
-    def _close_when_flushed(self) -> None: ...
+    def shutdown(self) -> None: ...
     def reply_ready(self, request: PendingRequest) -> None: ...
 
     async def _acquire_dedicated(
@@ -153,15 +152,16 @@ class DedicatedConnectionMixin:
 
     def _drop_blocked(self) -> None:
         """Close the dedicated connection under a blocked command; its reply is dropped."""
-        self.closing = True
         abandoned = set(self.dedicated_slots)
         for request in abandoned:
             request.cancelled = True
         self.inflight -= len(abandoned)
         self.dedicated_slots.clear()
-        self.slots = deque(slot for slot in self.slots if slot not in abandoned)
+        kept = [slot for slot in self.slots if slot not in abandoned]
+        self.slots.clear()
+        self.slots.extend(kept)
         self._release_dedicated(clean=False)
-        self._close_when_flushed()
+        self.shutdown()  # what is still owed is written, then the connection closes
 
     def _backend_id_of(self, client_id: int) -> int | None:
         """The backend id of another client's dedicated connection, for CLIENT TRACKING
