@@ -127,15 +127,22 @@ class DedicatedConnectionMixin:
         if not tracker.blocked:
             self._unblock_tries = 0
             return
-        backend_id = conn.server_client_id
-        if backend_id is None or self._unblock_tries >= _UNBLOCK_TRIES:
+        if self._unblock_tries >= _UNBLOCK_TRIES:
             self._drop_blocked()
             return
         if self._unblock_tries == 0:
             metrics.CLIENTS_CUT["left_blocked"] += 1
         self._unblock_tries += 1
+        backend_id = conn.server_client_id
+        if backend_id is None:  # its HELLO is not answered yet: the id comes with it
+            self._retry_unblock()
+            return
         command = encode_command(["CLIENT", "UNBLOCK", backend_id])
         pool.send(PendingRequest(_Unblocking(self)), command, 2)
+
+    def _retry_unblock(self) -> None:
+        delay = _UNBLOCK_RETRY_S * self._unblock_tries
+        asyncio.get_running_loop().call_later(delay, self._try_unblock)
 
     def unblock_answered(self, reply: bytes) -> None:
         """The backend's answer to our CLIENT UNBLOCK: `:1` unblocked (a later blocking
@@ -147,8 +154,7 @@ class DedicatedConnectionMixin:
         elif reply != b":0\r\n":
             self._drop_blocked()  # refused (e.g. an ACL without CLIENT UNBLOCK)
             return
-        delay = _UNBLOCK_RETRY_S * self._unblock_tries
-        asyncio.get_running_loop().call_later(delay, self._try_unblock)
+        self._retry_unblock()
 
     def _drop_blocked(self) -> None:
         """Close the dedicated connection under a blocked command; its reply is dropped."""
