@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 
 _LINGER_S = 2.0  # how long a closing client may take to close its side (`_close`)
+REPLY_SHUTTING_DOWN = encode_error("UNBLOCKED", "the gateway is shutting down; reconnect")
 
 
 class ClientConnection(KeyEventsMixin, asyncio.Protocol):
@@ -453,6 +454,21 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         """Graceful stop: take no new commands, close once every owed reply is written."""
         self.closing = True
         self._close_when_flushed()
+
+    def stop(self) -> None:
+        """The gateway is stopping: as `shutdown`, but a command waiting on the server
+        (BLPOP, XREAD BLOCK, WAIT) gets an error at once instead of being waited for, so a
+        drain never waits on clients that could wait forever (subscribers hold no slot and
+        close as soon as their replies are written)."""
+        tracker = self.session.tracker if self.session is not None else None
+        if tracker is not None and tracker.blocked and self.dedicated is not None:
+            metrics.CLIENTS_CUT["shutdown"] += 1
+            owed = list(self.dedicated_slots)
+            self.dedicated_slots.clear()
+            self._release_dedicated(clean=False)
+            for request in owed:
+                request.fail(REPLY_SHUTTING_DOWN)
+        self.shutdown()
 
     def check_timeouts(self, now: float) -> None:
         """Close a connection that never authenticated in time, or sat idle too long."""

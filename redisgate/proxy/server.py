@@ -392,7 +392,12 @@ class Gateway:
     # --- Shutdown ---------------------------------------------------------------------------
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
+        """Stop within `timeout_s` whatever clients do: they get all of it but the last
+        quarter (at most `_FINAL_FLUSH_TIMEOUT_S`), which is kept for the usage flush."""
         timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        flush_s = min(_FINAL_FLUSH_TIMEOUT_S, timeout_s / 4)
         metrics.GAUGE_SOURCES.discard(self.metric_gauges)
         for server in self.servers:
             server.close()
@@ -402,19 +407,19 @@ class Gateway:
             await self.live.close()
         self._all_gone.clear()
         for client in list(self.clients):
-            client.shutdown()
+            client.stop()
         if self.clients:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_gone.wait(), timeout_s)
+                await asyncio.wait_for(self._all_gone.wait(), deadline - flush_s - loop.time())
         for client in list(self.clients):
             self.harvest(client)  # nothing counted is lost on SIGTERM
             client._abort()
         await asyncio.sleep(0)
         self.pools.close()
-        if self._usage_flush is not None:
-            await asyncio.wait({self._usage_flush}, timeout=_FINAL_FLUSH_TIMEOUT_S)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_FINAL_FLUSH_TIMEOUT_S):
+            async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
+                if self._usage_flush is not None:
+                    await asyncio.wait({self._usage_flush})
                 for _ in range(3):  # a retried batch first, then what came after it
                     await self.flush_usage()
                     if self.usage is None or self.usage.empty:

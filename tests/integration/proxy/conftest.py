@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +75,10 @@ class RunningGateway:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def call_async(self, coro: Coroutine[Any, Any, T], timeout_s: float = 10) -> T:
+        """Run `coro` on the gateway's loop thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
 
 @contextlib.contextmanager

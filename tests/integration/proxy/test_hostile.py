@@ -132,3 +132,31 @@ def test_many_departed_blocked_clients_do_not_exhaust_descriptors(
         wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
         with gw.client() as r:
             assert r.ping()
+
+
+# --- 7. A drain that ends --------------------------------------------------------------------
+
+
+def test_shutdown_ends_with_blocked_subscribed_and_half_open_clients(gw: RunningGateway) -> None:
+    blocked = authed_socket(gw)
+    blocked.sendall(encode_command(["BLPOP", "q", "0"]))
+    subscribed = authed_socket(gw)
+    subscribed.sendall(encode_command(["SUBSCRIBE", "news"]))
+    assert read_reply(subscribed).startswith(b"*3\r\n$9\r\nsubscribe\r\n")
+    half_open = authed_socket(gw)
+    half_open.sendall(encode_command(["BLPOP", "other", "0"]))
+    half_open.shutdown(socket.SHUT_WR)
+    idle = authed_socket(gw)
+    time.sleep(0.1)  # everything has reached the backend
+    assert gw.dedicated_in_use() == 2
+    # A drain that waited on any of them would take its whole timeout (60 s here).
+    started = time.monotonic()
+    gw.call_async(gw.gateway.shutdown(timeout_s=60), timeout_s=30)
+    assert time.monotonic() - started < 30
+    assert read_reply(blocked) == b"-UNBLOCKED the gateway is shutting down; reconnect\r\n"
+    assert read_reply(half_open) == b"*-1\r\n"  # ended as if timed out when it left
+    for sock in (blocked, subscribed, half_open, idle):
+        sock.settimeout(5)
+        assert sock.recv(100) == b""  # closed by the gateway, not reset
+        sock.close()
+    assert gw.call(lambda: len(gw.gateway.clients)) == 0
