@@ -85,6 +85,18 @@ class Settings:
     max_clients: int = setting(
         10_000, "Most client connections the gateway accepts at once.", validate=check.at_least_one
     )
+    max_anonymous_clients_pct: int = setting(
+        25,
+        "Share of max_clients (percent) that connections not yet authenticated may hold; the "
+        "rest is kept for authenticated clients. Over it, the oldest such connection is closed.",
+        validate=check.percent,
+    )
+    max_anonymous_per_address: int = setting(
+        256,
+        "Connections not yet authenticated from one client address; over it, that address's "
+        "oldest such connection is closed.",
+        validate=check.at_least_one,
+    )
     max_request_bytes: int = setting(
         64 * 1024 * 1024,
         "Largest single command a client may send (checked before it is buffered).",

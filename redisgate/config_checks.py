@@ -52,6 +52,10 @@ def at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be 1 or more"
 
 
+def percent(value: Any) -> str | None:
+    return None if 1 <= value <= 100 else "must be a percentage, 1-100"
+
+
 def workers(value: Any) -> str | None:
     return None if 1 <= value <= MAX_WORKERS else f"must be 1-{MAX_WORKERS}"
 

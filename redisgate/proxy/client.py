@@ -50,6 +50,17 @@ log = logging.getLogger(__name__)
 
 
 _LINGER_S = 2.0  # how long a closing client may take to close its side (`_close`)
+# Commands a connection may send before it authenticates (Redis answers each with NOAUTH):
+# enough for HELLO, AUTH and a retry or two; past it the client is closed, so an anonymous
+# socket cannot make the gateway do more than this for it (docs/security.md).
+PRE_AUTH_MAX_COMMANDS = 32
+REPLY_TOO_MANY_BEFORE_AUTH = encode_error(
+    "ERR", f"more than {PRE_AUTH_MAX_COMMANDS} commands before AUTH; closing the connection"
+)
+_HELD_BYTES = 64 * 1024  # request bytes buffered while the session waits, before reading stops
+REPLY_EVICTED = encode_error(
+    "ERR", "closed: too many connections waiting to authenticate (send AUTH first)"
+)
 REPLY_SHUTTING_DOWN = encode_error("UNBLOCKED", "the gateway is shutting down; reconnect")
 
 
@@ -60,6 +71,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     __slots__ = (
         "__weakref__",
         "_aborted",
+        "_anonymous_left",
         "_at_limit",
         "_eof",
         "_flush_handle",
@@ -73,6 +85,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "closed",
         "closing",
         "dedicated_slots",
+        "evicted",
         "framer",
         "gateway",
         "last_activity",
@@ -100,6 +113,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.last_activity = self.loop.time()
         self.closing = False
         self.closed = False
+        self.evicted = False
         self._blocked = False
         # A command held until this client's in-flight commands are answered (see `_hold`).
         self._held: tuple[Command, Decision] | None = None
@@ -109,6 +123,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self._reset_pending = False
         self._unblock_tries = 0
         self._aborted = False
+        self._anonymous_left = PRE_AUTH_MAX_COMMANDS
         self._out: list[bytes] = []  # replies queued for the next write
         self._flush_handle: asyncio.Handle | None = None
         self._read_paused = False
@@ -153,6 +168,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.framer.feed(data)
         if not self._blocked:
             self._process()
+        elif not self._read_paused and self.framer.buffered_bytes() > _HELD_BYTES:
+            # Waiting (AUTH, a dedicated connection): nothing is taken meanwhile, so read no
+            # more than this; `_process` resumes reading once it runs again.
+            self._read_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         # The client sent everything it will: run what is buffered, answer it, then close.
@@ -232,6 +253,11 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                     run = []
                 self._forward_run(command, session)
                 continue
+            if session.principal is None:
+                self._anonymous_left -= 1
+                if self._anonymous_left < 0:  # nothing but NOAUTH to gain: stop working for it
+                    self._finish_with(REPLY_TOO_MANY_BEFORE_AUTH)
+                    break
             decision = session.handle(command)
             self.used_commands += 1
             self.used_in += len(command.raw)
@@ -449,6 +475,17 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
+
+    def _on_authenticated(self) -> None:
+        self.gateway.authenticated(self)
+
+    def evict(self) -> None:
+        """Closed to make room for a newer connection (`Gateway.admit`): it never
+        authenticated, so it is owed nothing but the reason."""
+        self.evicted = self.closing = True
+        if self.transport is not None and not self.closed:
+            self.transport.write(REPLY_EVICTED)
+            self.transport.close()
 
     def shutdown(self) -> None:
         """Graceful stop: take no new commands, close once every owed reply is written."""

@@ -67,6 +67,8 @@ class KeyEventsMixin(DedicatedConnectionMixin):
     settings: Settings
     peer_host: str
 
+    def _on_authenticated(self) -> None: ...
+
     # --- Authentication ---------------------------------------------------------------------
 
     async def _authenticate(self, auth: AuthRequest, request: PendingRequest) -> None:
@@ -94,6 +96,7 @@ class KeyEventsMixin(DedicatedConnectionMixin):
                 if admitted.unseeded:  # what the fleet used today, before the first command
                     await self.gateway.sync_quotas(unseeded_only=True)
                 session.rate = admitted.gate
+                self._on_authenticated()
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
                     session.use_table(await self.gateway.command_table(self.pool))

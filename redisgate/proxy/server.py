@@ -76,6 +76,10 @@ class Gateway:
         self.limits = LimitRegistry(default_limits(settings))
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
+        # Clients not authenticated yet, oldest first, in all and per client address.
+        self._anonymous: dict[ClientConnection, None] = {}
+        self._anonymous_by_host: dict[str, dict[ClientConnection, None]] = {}
+        self._evicting = 0  # evicted clients whose connection has not closed yet
         self._by_id: dict[int, ClientConnection] = {}
         self.servers: list[asyncio.Server] = []
         self.addresses: list[tuple[str, int] | str] = []
@@ -134,15 +138,53 @@ class Gateway:
         return self._next_id
 
     def admit(self, client: ClientConnection) -> bool:
-        if len(self.clients) >= self.settings.max_clients:
-            return False
+        """Take a new connection (not authenticated yet), or refuse it when authenticated
+        clients hold every one of `max_clients`.
+
+        Connections that have not authenticated are capped per client address and in
+        total (a share of `max_clients`); over a cap, the oldest of them (of that address)
+        is closed to make room. It has had the longest to send AUTH, which a client with a
+        key does at once: so a flood of anonymous sockets, however large, recycles its own
+        connections and never locks out a tenant (docs/security.md)."""
+        s = self.settings
+        host = client.peer_host
+        same_host = self._anonymous_by_host.get(host) if host else None
+        if same_host is not None and len(same_host) >= s.max_anonymous_per_address:
+            self._evict(next(iter(same_host)))
+        if len(self._anonymous) >= max(1, s.max_clients * s.max_anonymous_clients_pct // 100):
+            self._evict(next(iter(self._anonymous)))
+        if len(self.clients) - self._evicting >= s.max_clients:
+            if not self._anonymous:
+                return False
+            self._evict(next(iter(self._anonymous)))
         self.clients.add(client)
+        self._anonymous[client] = None
+        if host:
+            self._anonymous_by_host.setdefault(host, {})[client] = None
         if client.session is not None:
             self._by_id[client.session.client_id] = client
         return True
 
+    def authenticated(self, client: ClientConnection) -> None:
+        """`client` authenticated: it no longer counts against the anonymous caps."""
+        if self._anonymous.pop(client, 0) is None:
+            same_host = self._anonymous_by_host.get(client.peer_host)
+            if same_host is not None:
+                same_host.pop(client, None)
+                if not same_host:
+                    del self._anonymous_by_host[client.peer_host]
+
+    def _evict(self, client: ClientConnection) -> None:
+        self.authenticated(client)  # out of the anonymous registries
+        self._evicting += 1
+        metrics.CLIENTS_CUT["anonymous_evicted"] += 1
+        client.evict()
+
     def forget(self, client: ClientConnection) -> None:
         self.harvest(client)
+        if client.evicted:
+            self._evicting -= 1
+        self.authenticated(client)
         self.clients.discard(client)
         if client.session is not None:
             self._by_id.pop(client.session.client_id, None)

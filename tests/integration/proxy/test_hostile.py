@@ -5,6 +5,7 @@ tenant's latency during each."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -160,3 +161,77 @@ def test_shutdown_ends_with_blocked_subscribed_and_half_open_clients(gw: Running
         assert sock.recv(100) == b""  # closed by the gateway, not reset
         sock.close()
     assert gw.call(lambda: len(gw.gateway.clients)) == 0
+
+
+# --- 3. Pre-AUTH floods ----------------------------------------------------------------------
+
+
+def test_anonymous_pipeline_flood_is_cut_after_a_few_commands(gw: RunningGateway) -> None:
+    victim = gw.client()
+    assert victim.ping()
+    attackers = []
+    for _ in range(10):
+        sock = socket.create_connection(("127.0.0.1", gw.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        attackers.append(sock)
+    flood = b"PING\r\n" * 200_000  # 1.2 MB each, never read
+    for sock in attackers:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.send(flood)
+    for _ in range(50):
+        assert victim.ping()
+    # Each attacker got NOAUTH for 32 commands at most, then an error and the close.
+    for sock in attackers:
+        sock.setblocking(True)
+        sock.settimeout(5)
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:  # closed with its flood unread: the kernel resets
+            pass
+        assert data.count(b"-NOAUTH") + data.count(b"+PONG") <= 32
+        sock.close()
+    wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 1)
+    victim.close()
+
+
+def test_anonymous_sockets_per_address_are_capped_and_never_lock_out_a_tenant(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, max_clients=400, max_anonymous_per_address=20) as gw:
+        flood = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(200)]
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) <= 20)
+        with gw.client() as tenant:  # a new client, from the flooding address too
+            assert tenant.ping()
+        closed = 0
+        for sock in flood:
+            sock.settimeout(5)
+            try:
+                if sock.recv(200).startswith(b"-ERR closed: too many connections waiting"):
+                    closed += 1
+            except TimeoutError:
+                pass  # among the newest: still open
+            sock.close()
+        assert closed >= 180
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
+
+
+def test_anonymous_sockets_take_only_their_share_of_max_clients(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, max_clients=100, max_anonymous_per_address=1000) as gw:
+        tenants = [gw.client() for _ in range(60)]
+        for tenant in tenants:
+            assert tenant.ping()  # authenticated: 60 of 100 slots
+        flood = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(300)]
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) <= 60 + 25)
+        with gw.client() as late:  # the anonymous share is full, yet a new tenant gets in
+            assert late.ping()
+        for tenant in tenants:
+            assert tenant.ping()
+            tenant.close()
+        for sock in flood:
+            sock.close()
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
