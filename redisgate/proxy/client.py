@@ -168,7 +168,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.framer.feed(data)
         if not self._blocked:
             self._process()
-        elif not self._read_paused and self.framer.buffered_bytes() > _HELD_BYTES:
+        elif not self._read_paused and self.framer.buffered_bytes > _HELD_BYTES:
             # Waiting (AUTH, a dedicated connection): nothing is taken meanwhile, so read no
             # more than this; `_process` resumes reading once it runs again.
             self._read_paused = True
