@@ -169,6 +169,8 @@ def need(spec: CommandSpec, *, shared: bool) -> Need:
         return Need.DENIED
     if shared and (spec.container or spec.name).encode() in SCRIPTING | PUBSUB:
         return Need.DENIED
+    if shared and spec.name == "client|tracking":  # invalidations name every db's keys
+        return Need.DENIED
     if spec.name in WHOLE_INSTANCE:
         return Need.WHOLE_INSTANCE
     if spec.name in KEYSPACE_WIDE:
