@@ -172,7 +172,8 @@ AUTH_FAILURES: dict[str, int] = dict.fromkeys(AUTH_FAILURE_REASONS, 0)
 # The key cache in front of the key store: hit, negative_hit (a recently unknown id), miss.
 KEY_CACHE: dict[str, int] = dict.fromkeys(("hit", "negative_hit", "miss"), 0)
 # -NOPERM replies by reason: command (not in the key's scope), key, channel, keyspace
-# (keyspace-wide command or script with restricted key patterns), gateway (never forwarded).
+# (keyspace-wide command under key patterns; script or server-wide state without allkeys
+# and allchannels), gateway (never forwarded).
 DENIAL_REASONS = ("command", "key", "channel", "keyspace", "gateway")
 COMMANDS_DENIED: dict[str, int] = dict.fromkeys(DENIAL_REASONS, 0)
 # Rate limits and quotas refusing a command or connection, by kind (policy and client count).

@@ -42,6 +42,7 @@ __all__ = [
     "PRESETS",
     "READ",
     "SCRIPT_RUNNERS",
+    "WHOLE_INSTANCE",
     "WRITE",
     "CommandRule",
     "Pattern",
@@ -63,12 +64,33 @@ CATEGORIES = frozenset(
     }
 )  # fmt: skip
 
-# Commands that act on every key of the database while naming none. A key limited to patterns
-# cannot be allowed them: their effect (or their answer) reaches keys outside its patterns.
-KEYSPACE_WIDE = frozenset({"keys", "scan", "randomkey", "dbsize", "flushdb", "flushall", "swapdb"})
-# Commands that run a script: `redis.call()` inside may touch any key, declared or not, and the
-# backend runs it as the gateway's user, so a key limited to patterns cannot be allowed them.
+# Commands (full names, `container|sub` for subcommands) that act on every key of the database
+# while naming none. A key limited to patterns cannot be allowed them: their effect (or their
+# answer) reaches keys outside its patterns. MEMORY STATS counts every key, as DBSIZE does.
+KEYSPACE_WIDE = frozenset(
+    {"keys", "scan", "randomkey", "dbsize", "flushdb", "flushall", "swapdb", "memory|stats"}
+)
+# Commands that run a script: `redis.call()` inside may touch any key or channel, declared or
+# not, and the backend runs it as the gateway's user.
 SCRIPT_RUNNERS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
+# Commands that need the whole instance (`allkeys` and `allchannels`), with why: scripts, and
+# what changes (or shows) the state every key of a server shares beyond its keys: the
+# functions FCALL runs, the script cache EVALSHA reads, the script running now. Other keys'
+# commands run with what one key put there, with *their* reach: a key that may change it must
+# already reach every key and channel itself. SCRIPT LOAD is not here: the cache is addressed
+# by the script's SHA1, so loading a script cannot change what EVALSHA of another SHA runs.
+WHOLE_INSTANCE: Mapping[str, str] = {
+    **{name: "runs a script, which can reach any key and channel" for name in SCRIPT_RUNNERS},
+    **{
+        f"function|{sub}": "changes the functions every key of this server calls"
+        for sub in ("load", "delete", "flush", "restore")
+    },
+    "script|flush": "empties the script cache the EVALSHA of every key of this server reads",
+    "script|kill": "stops the script running now, which may be another key's",
+    "function|kill": "stops the function running now, which may be another key's",
+    "function|stats": "shows the function running now, which may be another key's, with its "
+    "arguments",
+}
 
 MAX_SCOPE_CHARS = 8192
 MAX_PATTERNS = 256

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import Enum
 
 from redisgate import metrics
 from redisgate.limits import NO_LIMITS, Limits
@@ -32,7 +33,8 @@ from redisgate.proxy.keyspecs import (
 from redisgate.proxy.principals import Principal
 from redisgate.proxy.quotas import DailyQuota, QuotaBook, has_quota
 from redisgate.proxy.resp_encode import encode_error
-from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WRITE, Scope
+from redisgate.proxy.routes import PUBSUB, SCRIPTING, SERVER_WIDE, Route
+from redisgate.scopes import KEYSPACE_WIDE, READ, WHOLE_INSTANCE, WRITE, Scope
 
 NOPERM_KEY = encode_error("NOPERM", "No permissions to access a key")
 NOPERM_CHANNEL = encode_error("NOPERM", "No permissions to access a channel")
@@ -77,7 +79,7 @@ class ScopeCheck:
         keyed: dict[bytes, KeyPlan] = {}
         for raw in forwarded:
             spec = table.get(raw)
-            if spec is None or spec.name not in self.allowed:
+            if spec is None or spec.name not in self.allowed or spec.name in WHOLE_INSTANCE:
                 continue
             if scope.allkeys or (not spec.key_specs and spec.name not in KEYSPACE_WIDE):
                 fast.add(raw)
@@ -110,11 +112,13 @@ class ScopeCheck:
         if spec.name not in self.allowed:
             return (Denial.COMMAND, _command_denied(spec.name))
         scope = self.scope
+        if not (scope.allkeys and scope.allchannels):
+            why = WHOLE_INSTANCE.get(spec.name)
+            if why is not None:
+                return (Denial.KEYSPACE, _instance_denied(spec.display_name, why, scope.allkeys))
         if not scope.allkeys:
-            if (spec.container or spec.name) in KEYSPACE_WIDE:
+            if spec.name in KEYSPACE_WIDE:
                 return (Denial.KEYSPACE, _keyspace_denied(spec.display_name))
-            if spec.name in SCRIPT_RUNNERS:
-                return (Denial.KEYSPACE, _script_denied(spec.display_name))
             if not keys_complete(spec):
                 return (Denial.KEY, NOPERM_KEY)
             plan = self._plans.get(spec.name)
@@ -141,6 +145,37 @@ class ScopeCheck:
                 if not allowed:
                     return (Denial.CHANNEL, NOPERM_CHANNEL)
         return None
+
+
+class Need(Enum):
+    """What a command needs of a key's scope, besides the scope allowing the command by name
+    (its categories, `+command` rules), on one kind of server: `need` says which."""
+
+    DENIED = "denied"  # refused whatever the scope allows
+    PATTERNS = "patterns"  # its keys and channels must match the scope's patterns
+    ALL_KEYS = "allkeys"  # every key (keyspace-wide)
+    WHOLE_INSTANCE = "allkeys+allchannels"  # every key and every channel
+
+
+def need(spec: CommandSpec, *, shared: bool) -> Need:
+    """The requirement `Session._route` and `ScopeCheck.check` apply to `spec` whatever its
+    arguments (argument rules such as COPY … DB, SORT BY and CLIENT TRACKING BCAST aside), on
+    a shared server or on one the instance owns. `docs/commands.md` states it per command and
+    `tests/integration/proxy/test_server_wide.py` checks every claim against a gateway."""
+    decision = spec.decision
+    if not decision.classified:
+        return Need.DENIED
+    if decision.route is Route.DENIED and (shared or spec.name not in SERVER_WIDE):
+        return Need.DENIED
+    if shared and (spec.container or spec.name).encode() in SCRIPTING | PUBSUB:
+        return Need.DENIED
+    if shared and spec.name == "client|tracking":  # invalidations name every db's keys
+        return Need.DENIED
+    if spec.name in WHOLE_INSTANCE:
+        return Need.WHOLE_INSTANCE
+    if spec.name in KEYSPACE_WIDE:
+        return Need.ALL_KEYS
+    return Need.PATTERNS
 
 
 def _key_plan(spec: CommandSpec) -> KeyPlan:
@@ -191,12 +226,15 @@ def _sort_denied(option: str) -> bytes:
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _script_denied(display_name: str) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _instance_denied(display_name: str, why: str, allkeys: bool) -> bytes:
+    """A WHOLE_INSTANCE command refused to a key without allkeys or allchannels: why it needs
+    them, and which of the two the key lacks."""
+    lacks = "channels" if allkeys else "keys"
     return encode_error(
         "NOPERM",
-        f"'{display_name}' runs a script, which can reach any key, and this key may only access "
-        "the keys matching its patterns (a key with allkeys may run scripts)",
+        f"'{display_name}' {why}, and this key may only access the {lacks} matching its "
+        "patterns (a key with allkeys and allchannels may run it)",
     )
 
 

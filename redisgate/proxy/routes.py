@@ -7,7 +7,8 @@ Every command (and subcommand) gets one `Route`:
   client-side caching, reply modes), so the client moves to a dedicated upstream connection.
 - `INTERCEPTED`: answered or rewritten by the gateway (authentication, db selection, connection
   identity, server introspection filtered to what a tenant may see).
-- `DENIED`: admin or cross-tenant; refused whatever the API key's scopes allow.
+- `DENIED`: admin or cross-tenant; refused whatever the API key's scopes allow (`SERVER_WIDE`
+  ones only on shared servers).
 
 Classification order (`classify`): an entry in `ROUTES` for the full name (`config|get`); else a
 family wildcard (`config|*`) for subcommands; else, in a data-type group (`DATA_GROUPS`), the
@@ -73,6 +74,7 @@ _UNSUB = "replies once per channel: must never reach a shared connection's FIFO"
 _BLOCKING = "blocks its connection until data arrives"
 _TRACKING = "client-side caching state lives on one upstream connection"
 _CLIENT_ADMIN = "acts on other clients of the server, i.e. on other tenants"
+_SCRIPT = "runs inside Redis, where the scope cannot follow it: see Notes"
 
 # Full name (lowercase, `container|sub` for subcommands) -> (route, one-line reason).
 # Data-type commands not listed here take the DATA_GROUPS default (FORWARD).
@@ -128,14 +130,14 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "pubsub|shardnumsub": (FORWARD, ""),
     "pubsub|help": (FORWARD, ""),
     # --- scripting ----------------------------------------------------------------------
-    "eval": (FORWARD, "a script can SELECT another database (see Notes on shared backends)"),
-    "evalsha": (FORWARD, "a script can SELECT another database (see Notes on shared backends)"),
-    "eval_ro": (FORWARD, "a script can SELECT another database (see Notes on shared backends)"),
-    "evalsha_ro": (FORWARD, "a script can SELECT another database (see Notes on shared backends)"),
-    "fcall": (FORWARD, "calls a function the operator loaded"),
-    "fcall_ro": (FORWARD, "calls a function the operator loaded"),
+    "eval": (FORWARD, _SCRIPT),
+    "evalsha": (FORWARD, _SCRIPT),
+    "eval_ro": (FORWARD, _SCRIPT),
+    "evalsha_ro": (FORWARD, _SCRIPT),
+    "fcall": (FORWARD, _SCRIPT),
+    "fcall_ro": (FORWARD, _SCRIPT),
     "script": (DENIED, "missing or unknown SCRIPT subcommand"),
-    "script|load": (FORWARD, "the script cache is content-addressed, so sharing it is harmless"),
+    "script|load": (FORWARD, "the cache is addressed by SHA1: no other script's EVALSHA changes"),
     "script|exists": (FORWARD, ""),
     "script|help": (FORWARD, ""),
     "script|flush": (DENIED, "empties the script cache every tenant shares"),
@@ -257,7 +259,9 @@ ROUTES: dict[str, tuple[Route, str]] = {
 
 # Denied above because they act on the whole server. An instance whose backend is not shared
 # (`Backend.shared` is false: the instance owns its server, e.g. one provisioned for it) may
-# run them, since there "the whole server" is the instance itself.
+# run them, since there "the whole server" is the instance itself; what several keys of that
+# instance share (functions, the script cache) still needs the whole instance in the key's
+# scope (`scopes.WHOLE_INSTANCE`, `scopes.KEYSPACE_WIDE`; `policy.need` says which).
 SERVER_WIDE: frozenset[str] = frozenset(
     {
         "flushall",

@@ -9,6 +9,7 @@ from redisgate.scopes import (
     KEYSPACE_WIDE,
     PRESETS,
     READ,
+    WHOLE_INSTANCE,
     WRITE,
     Scope,
     ScopeError,
@@ -238,5 +239,8 @@ def test_categories_match_the_command_table() -> None:
     assert used == CATEGORIES
 
 
-def test_keyspace_wide_commands_exist() -> None:
-    assert set(known_commands()) >= KEYSPACE_WIDE
+def test_keyspace_wide_and_whole_instance_commands_exist() -> None:
+    names = {f"{c}|{sub}" for c, subs in known_commands().items() for sub in subs}
+    names |= set(known_commands())
+    assert names >= KEYSPACE_WIDE
+    assert names >= set(WHOLE_INSTANCE)

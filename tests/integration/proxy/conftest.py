@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,7 +54,7 @@ class RunningGateway:
         return redis.Redis.from_url(self.url(instance), **kwargs)
 
     def scoped_client(self, label: str, **kwargs: Any) -> redis.Redis:
-        """A client of the first instance with the scoped key `label` (see `run_gateway`)."""
+        """A client with the scoped key `label` (of its instance, see `run_gateway`)."""
         url = f"redis://default:{self.scoped[label]}@127.0.0.1:{self.port}/0"
         return redis.Redis.from_url(url, **kwargs)
 
@@ -87,14 +87,15 @@ def run_gateway(
     tmp_path: Path,
     *,
     instances: tuple[str, ...] = ("main",),
-    shared: bool = False,
-    scopes: dict[str, str] | None = None,
+    shared: bool | Collection[str] = False,
+    scopes: Mapping[str, str | tuple[str, str]] | None = None,
     limits: dict[str, dict[str, int]] | None = None,
     **overrides: Any,
 ) -> Iterator[RunningGateway]:
-    """`scopes` ({label: scope string}) adds keys with those scopes on the first instance;
-    `limits` ({instance name or "key:" + instance name: {field: value}}) sets limits on the
-    instances and their keys (docs/limits.md)."""
+    """`shared` marks every instance (True) or the named ones as dbs of a shared server.
+    `scopes` ({label: scope string, or (instance, scope string)}) adds keys with those scopes,
+    on the first instance unless named; `limits` ({instance name or "key:" + instance name:
+    {field: value}}) sets limits on the instances and their keys (docs/limits.md)."""
     keys_file = tmp_path / "keys.toml"
     tokens, dbs = {}, {}
     for name in instances:
@@ -105,15 +106,19 @@ def run_gateway(
             keys_file,
             name,
             Backend(
-                host="127.0.0.1", port=backend.port, db=db, password=backend.password, shared=shared
+                host="127.0.0.1",
+                port=backend.port,
+                db=db,
+                password=backend.password,
+                shared=shared if isinstance(shared, bool) else name in shared,
             ),
         )
         tokens[name] = add_key(keys_file, name, f"{name}-key").token
         dbs[name] = db
-    scoped = {
-        label: add_key(keys_file, instances[0], label, text).token
-        for label, text in (scopes or {}).items()
-    }
+    scoped = {}
+    for label, text in (scopes or {}).items():
+        instance, text = text if isinstance(text, tuple) else (instances[0], text)
+        scoped[label] = add_key(keys_file, instance, label, text).token
     for target, values in (limits or {}).items():
         if target.startswith("key:"):
             key_id = key_id_of(tokens[target[4:]].encode())

@@ -32,7 +32,7 @@ SCOPES = {
     "get_denied_last": "+@all -get allkeys",
     "get_denied_first": "-get +@all allkeys",
     "no_scripting": "+@all allkeys -@scripting",
-    "all": "+@all allkeys",
+    "all": "+@all allkeys allchannels",
     "news": "+@all allkeys &news.*",
     "read-only": PRESETS["read-only"],
     "write-only": PRESETS["write-only"],
@@ -48,7 +48,9 @@ def command_denied(name: str) -> str:
     return f"^this user has no permissions to run the '{name}' command$"
 
 
-SCRIPT_DENIED = "^'[A-Z_]+' runs a script, which can reach any key, and this key may only access "
+SCRIPT_DENIED = (
+    "^'[A-Z_]+' runs a script, which can reach any key and channel, and this key may only access "
+)
 
 
 def keyspace_denied(display: str) -> str:
@@ -190,8 +192,8 @@ def test_multi_key_commands(clients: dict[str, redis.Redis], db: redis.Redis) ->
 
 
 def test_scripts_need_allkeys(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
-    """A script's redis.call() can reach keys it does not declare, and the backend runs it as
-    the gateway's user: a key limited to patterns may not run scripts at all."""
+    """A script's redis.call() can reach keys and channels it does not declare, and the backend
+    runs it as the gateway's user: a key limited to patterns may not run scripts at all."""
     r = clients["app"]
     db.set("app:1", "v")
     script = "return redis.call('GET', KEYS[1])"
@@ -207,6 +209,12 @@ def test_scripts_need_allkeys(clients: dict[str, redis.Redis], db: redis.Redis) 
     full = clients["all"]
     assert full.eval(script, 1, "app:1") == b"v"
     assert full.evalsha(sha, 1, "app:1") == b"v"
+    # every key but not every channel: a script could still PUBLISH anywhere
+    channels_denied = SCRIPT_DENIED + "the channels matching its patterns"
+    denied(
+        lambda: clients["news"].eval("return redis.call('PUBLISH', 'sport', 'x')", 0),
+        channels_denied,
+    )
 
 
 def test_streams_sorted_sets_and_lists(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
@@ -636,11 +644,13 @@ def test_same_verdict_as_redis_acl(
     acl_users: redis.Redis, clients: dict[str, redis.Redis], db: redis.Redis, label: str
 ) -> None:
     r = clients[label]
-    restricted = not parse_scope(SCOPES[label]).allkeys
+    scope = parse_scope(SCOPES[label])
+    restricted = not (scope.allkeys and scope.allchannels)
     disagreements = []
     for argv in DRYRUN_COMMANDS:
         verdict = acl_users.execute_command("ACL", "DRYRUN", f"rg-scope-{label}", *argv)
-        # Deliberately stricter than Redis: scripts need allkeys (test_scripts_need_allkeys).
+        # Deliberately stricter than Redis: scripts need allkeys and allchannels
+        # (test_scripts_need_allkeys).
         stricter = restricted and argv[0].lower() in SCRIPT_RUNNERS
         redis_allows = verdict == b"OK" and not stricter
         try:

@@ -11,7 +11,7 @@ from redisgate.proxy.policy import (
     ScopeCheck,
     bind_scope,
 )
-from redisgate.scopes import KEYSPACE_WIDE, PRESETS, parse_scope
+from redisgate.scopes import KEYSPACE_WIDE, PRESETS, SCRIPT_RUNNERS, WHOLE_INSTANCE, parse_scope
 
 TABLE = CommandTable.from_snapshot()
 FORWARDED = frozenset({b"get", b"GET", b"set", b"SET", b"ping", b"PING", b"dbsize", b"keys"})
@@ -42,10 +42,11 @@ NOPERM_SORT_BY = b"-NOPERM BY option of SORT denied due to insufficient ACL perm
 NOPERM_SORT_GET = b"-NOPERM GET option of SORT denied due to insufficient ACL permissions.\r\n"
 
 
-def script_denied(name: str) -> bytes:
+def script_denied(name: str, lacks: str = "keys") -> bytes:
     return (
-        f"-NOPERM '{name}' runs a script, which can reach any key, and this key may only "
-        "access the keys matching its patterns (a key with allkeys may run scripts)\r\n"
+        f"-NOPERM '{name}' runs a script, which can reach any key and channel, and this key may "
+        f"only access the {lacks} matching its patterns (a key with allkeys and allchannels may "
+        "run it)\r\n"
     ).encode()
 
 
@@ -80,7 +81,7 @@ def script_denied(name: str) -> bytes:
         ("+@all ~app:*", ("FCALL_RO", "f", "0"), script_denied("FCALL_RO")),
         ("+@all ~app:*", ("FUNCTION", "LIST"), None),  # runs nothing
         ("+@all ~app:*", ("SCRIPT", "EXISTS", "a"), None),
-        ("+@all allkeys", ("EVAL", "return 1", "2", "app:1", "other"), None),
+        ("+@all allkeys allchannels", ("EVAL", "return 1", "2", "app:1", "other"), None),
         ("+@all ~app:*", ("XREAD", "STREAMS", "app:s", "other", "0", "0"), NOPERM_KEY),
         ("+@all ~app:*", ("XREAD", "COUNT", "1", "STREAMS", "app:s", "app:t", "0", "0"), None),
         (
@@ -111,7 +112,10 @@ def script_denied(name: str) -> bytes:
         ("+@all -@scripting allkeys", ("EVAL", "return 1", "0"), command_denied("eval")),
         ("+@all -@scripting allkeys", ("FUNCTION", "LIST"), command_denied("function|list")),
         ("+@all -@scripting allkeys", ("SCRIPT", "FLUSH"), command_denied("script|flush")),
-        ("+@read +eval allkeys", ("EVAL", "return 1", "0"), None),
+        ("+@read +eval allkeys allchannels", ("EVAL", "return 1", "0"), None),
+        # a script can PUBLISH anywhere too: it needs allchannels as well
+        ("+@read +eval allkeys", ("EVAL", "return 1", "0"), script_denied("EVAL", "channels")),
+        ("+@all allkeys &a.*", ("FCALL", "f", "0"), script_denied("FCALL", "channels")),
         # connection commands needing no authentication are never refused
         ("", ("AUTH", "x"), None),
         ("", ("HELLO", "3"), None),
@@ -124,9 +128,12 @@ def test_check(scope: str, args: tuple[str, ...], expected: bytes | None) -> Non
 
 @pytest.mark.parametrize("name", sorted(KEYSPACE_WIDE))
 def test_keyspace_wide_commands_need_allkeys(name: str) -> None:
-    args = {"scan": ("SCAN", "0"), "keys": ("KEYS", "*"), "swapdb": ("SWAPDB", "0", "1")}.get(
-        name, (name.upper(),)
-    )
+    args = {
+        "scan": ("SCAN", "0"),
+        "keys": ("KEYS", "*"),
+        "swapdb": ("SWAPDB", "0", "1"),
+        "memory|stats": ("MEMORY", "STATS"),
+    }.get(name, (name.upper(),))
     denial = check("+@all ~app:*", *args)
     assert denial is not None and denial.startswith(b"-NOPERM '")
     assert b"touches every key" in denial
@@ -134,6 +141,39 @@ def test_keyspace_wide_commands_need_allkeys(name: str) -> None:
     assert check("+@all allkeys", *args) is None
     # %R~* is a pattern, not allkeys: keyspace-wide commands stay denied
     assert check("+@all %R~*", *args) is not None
+
+
+WHOLE_INSTANCE_SAMPLES = {
+    "function|load": ("FUNCTION", "LOAD", "REPLACE", "#!lua name=lib"),
+    "function|delete": ("FUNCTION", "DELETE", "lib"),
+    "function|flush": ("FUNCTION", "FLUSH", "ASYNC"),
+    "function|restore": ("FUNCTION", "RESTORE", "payload", "REPLACE"),
+    "function|kill": ("FUNCTION", "KILL"),
+    "function|stats": ("FUNCTION", "STATS"),
+    "script|flush": ("SCRIPT", "FLUSH"),
+    "script|kill": ("SCRIPT", "KILL"),
+    **{name: (name.upper(), "f", "0") for name in SCRIPT_RUNNERS},
+}
+
+
+def test_every_whole_instance_command_has_a_sample() -> None:
+    assert set(WHOLE_INSTANCE_SAMPLES) == set(WHOLE_INSTANCE)
+
+
+@pytest.mark.parametrize("name", sorted(WHOLE_INSTANCE))
+def test_whole_instance_commands_need_allkeys_and_allchannels(name: str) -> None:
+    """What other keys' commands run with (functions, the script cache, the running script):
+    only a key reaching every key and every channel may change it."""
+    args = WHOLE_INSTANCE_SAMPLES[name]
+    display = TABLE.resolve([a.encode() for a in args]).display_name  # type: ignore[union-attr]
+    for scope, lacks in (("+@all ~app:* allchannels", "keys"), ("+@all allkeys &a.*", "channels")):
+        denial = check(scope, *args)
+        assert denial is not None and denial.startswith(f"-NOPERM '{display}' ".encode())
+        assert f"may only access the {lacks} matching its patterns".encode() in denial
+        assert denial.endswith(b"(a key with allkeys and allchannels may run it)\r\n")
+        assert reason(scope, *args) == "keyspace"
+    assert check("+@all allkeys allchannels", *args) is None
+    assert check("+@all -@scripting allkeys allchannels", *args) == command_denied(name)
 
 
 @pytest.mark.parametrize(
