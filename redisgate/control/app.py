@@ -63,12 +63,16 @@ def create_app(settings: Settings) -> web.Application:
     app[KEYRING] = Keyring.from_settings(settings)
     app[PASSWORDS] = Passwords(settings)
     app[THROTTLE] = LoginThrottle(
-        settings.login_max_failures_per_email,
-        settings.login_max_failures_per_addr,
-        settings.login_failure_window_s,
+        pair_free=settings.login_free_failures_per_email,
+        addr_free=settings.login_free_failures_per_addr,
+        max_delay_s=settings.login_max_delay_s,
+        forget_after_s=settings.login_failure_memory_s,
     )
     app[REGISTER_THROTTLE] = LoginThrottle(
-        None, settings.register_max_per_addr, settings.login_failure_window_s
+        pair_free=None,
+        addr_free=settings.register_max_per_addr,
+        max_delay_s=settings.login_max_delay_s,
+        forget_after_s=settings.login_failure_memory_s,
     )
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])

@@ -176,7 +176,7 @@ async def login(call: Call) -> web.StreamResponse:
         ok, new_hash = await passwords.verify(found[1], password)
     if not ok or found is None:
         raise Unauthenticated("the email or password is wrong", code="invalid_credentials")
-    throttle.succeeded(email, addr, now)
+    throttle.succeeded(email, addr)
     user = found[0]
     async with call.connect() as conn, conn.transaction():
         if new_hash is not None:
