@@ -20,6 +20,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from redisgate.control.emails import EmailProblem, normalize_email
 from redisgate.control.spec import Param, Schema
 from redisgate.errors import BadRequest, ValidationFailed
 
@@ -68,6 +69,18 @@ def text_problems(data: Any, where: str = "") -> dict[str, str]:
         for i, value in enumerate(data):
             fields.update(text_problems(value, f"{where}.{i}" if where else str(i)))
     return fields
+
+
+def _normalize(schema: Schema, data: dict[str, Any], fields: dict[str, str]) -> None:
+    """Replace fields declared `x-normalize` by their normal form, or name their problem."""
+    for name, prop in schema.get("properties", {}).items():
+        value = data.get(name)
+        if prop.get("x-normalize") != "email" or not isinstance(value, str) or name in fields:
+            continue
+        try:
+            data[name] = normalize_email(value)
+        except EmailProblem as exc:
+            fields[name] = str(exc)
 
 
 def check(schema: Schema, data: Any) -> None:
@@ -135,6 +148,7 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     fields = problems(schema, data)
     fields.update(text_problems(data))
+    _normalize(schema, data, fields)
     if fields:
         names = ", ".join(sorted(fields))
         raise ValidationFailed(f"invalid fields: {names}", details={"fields": fields})

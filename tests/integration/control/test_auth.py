@@ -19,7 +19,7 @@ from tests.integration.control.conftest import PASSWORD, TEST_ENV, Api, api_for,
 
 async def test_register_creates_user_personal_org_and_tokens(api: Api) -> None:
     result = await api.register("Alice@Example.com", name="Alice")
-    assert result["user"]["email"] == "Alice@Example.com"
+    assert result["user"]["email"] == "Alice@example.com"  # the domain is lowered
     assert result["user"]["name"] == "Alice"
     assert result["org"]["role"] == "owner"
     assert result["token_type"] == "Bearer" and result["expires_in"] == 900
@@ -421,3 +421,14 @@ async def test_the_hash_bound_is_a_setting(database_url: str) -> None:
             )
         )
         assert 2 <= passwords.peak_running <= 4
+
+
+async def test_weak_passwords_are_refused_naming_the_field(api: Api) -> None:
+    for weak in ("aaaaaaaaaa", "qwertyuiop", "1234567890"):
+        response = await api.post(
+            "/v1/auth/register", json={"email": "weak@example.com", "password": weak}
+        )
+        assert response.status == 422, weak
+        assert response.error["details"]["fields"]["password"].startswith(
+            ("is too easy to guess", "is one of the most common")
+        )
