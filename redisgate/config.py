@@ -175,6 +175,13 @@ class Settings:
         "rotation: move the old secret here, set a new jwt_secret).",
         secret=True,
     )
+    backend_secret_keys: str | None = setting(
+        None,
+        "Comma-separated keys that seal backend passwords at rest (32 random bytes in "
+        "base64url each, from `redisgate secrets new-key`): the first seals, all open. Unset: "
+        "one is generated into <data_dir>/backend-secret-key (0600) on first run and reused.",
+        secret=True,
+    )
     access_token_ttl_s: int = setting(
         900, "Lifetime of an access token (JWT).", validate=check.at_least_one
     )
@@ -223,6 +230,12 @@ class Settings:
         "Registrations from one client address before each further one must wait (1 s, "
         "doubling up to login_max_delay_s): slows account spam and probing which emails have "
         "accounts.",
+        validate=check.at_least_one,
+    )
+    audit_refusals_per_minute: int = setting(
+        20,
+        "Failed logins and 403s one client address may write to the audit log per minute; "
+        "more are counted (in the next row and a metric), not written.",
         validate=check.at_least_one,
     )
     password_hash_concurrency: int = setting(
