@@ -99,3 +99,19 @@ async def test_plain_rows_from_before_are_marked_then_sealed(
         sealed = await conn.fetchval("SELECT password FROM backend_servers")
         assert sealed.startswith("rgs1:") and SECRET not in sealed
         assert (await servers.list_servers(conn))[0][0].password == SECRET
+
+
+async def test_the_control_api_seals_marked_rows_when_it_starts(database_url: str) -> None:
+    from tests.integration.control.conftest import api_for, control_settings
+
+    async with db.connection(database_url) as conn:
+        await conn.execute(
+            "INSERT INTO backend_servers (name, host, port, password, databases) "
+            "VALUES ('old', '127.0.0.1', 6379, $1, 2)",
+            "plain:" + SECRET,
+        )
+    async for api in api_for(control_settings(database_url)):
+        assert (await api.get("/healthz")).status == 200
+    async with db.connection(database_url) as conn:
+        sealed = await conn.fetchval("SELECT password FROM backend_servers")
+    assert sealing.box().is_current(sealed)
