@@ -210,6 +210,33 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_secrets_new_key(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.store.sealing import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_secrets_reseal(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.store import db, sealing
+
+    if not settings.database_url:
+        raise ConfigError(
+            "database_url is not set: point REDISGATE_DATABASE_URL (or --database-url) at the "
+            "control database"
+        )
+    sealing.load(settings)
+
+    async def run() -> int:
+        assert settings.database_url is not None
+        async with db.connection(settings.database_url) as conn, conn.transaction():
+            changed = await sealing.reseal(conn)
+        print(f"{changed} backend password(s) sealed with key {sealing.box().current_kid}")
+        return 0
+
+    return asyncio.run(run())
+
+
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
     for spec in SPECS:
         value = settings.masked()[spec.name]
@@ -355,6 +382,26 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = add("migrate", "apply pending database migrations", cmd_migrate)
     migrate.add_argument(
         "--check", action="store_true", help="apply nothing; list pending migrations, exit 1 if any"
+    )
+    secrets_cmd = sub.add_parser(
+        "secrets",
+        help="keys that seal backend passwords at rest (docs/security.md)",
+        description="keys that seal backend passwords at rest (docs/security.md)",
+    )
+    secrets_sub = secrets_cmd.add_subparsers(
+        dest="secrets_command", metavar="ACTION", required=True
+    )
+    add(
+        "new-key",
+        "print a fresh key for backend_secret_keys",
+        cmd_secrets_new_key,
+        secrets_sub,
+    )
+    add(
+        "reseal",
+        "seal every backend password with the first of backend_secret_keys",
+        cmd_secrets_reseal,
+        secrets_sub,
     )
     config = sub.add_parser(
         "config",

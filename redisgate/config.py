@@ -187,6 +187,13 @@ class Settings:
         "rotation: move the old secret here, set a new jwt_secret).",
         secret=True,
     )
+    backend_secret_keys: str | None = setting(
+        None,
+        "Comma-separated keys that seal backend passwords at rest (32 random bytes in "
+        "base64url each, from `redisgate secrets new-key`): the first seals, all open. Unset: "
+        "one is generated into <data_dir>/backend-secret-key (0600) on first run and reused.",
+        secret=True,
+    )
     access_token_ttl_s: int = setting(
         900, "Lifetime of an access token (JWT).", validate=check.at_least_one
     )
@@ -204,27 +211,50 @@ class Settings:
         "argon2id memory per hash, in KiB (64 MiB: RFC 9106's second choice).",
         validate=check.argon2_memory,
     )
-    argon2_parallelism: int = setting(4, "argon2id lanes per hash.", validate=check.at_least_one)
-    login_max_failures_per_email: int = setting(
+    argon2_parallelism: int = setting(
+        1,
+        "argon2id lanes per hash (each lane is a thread while hashing: 1 keeps a login on one "
+        "core; stored hashes with other values are rehashed at the next login).",
+        validate=check.at_least_one,
+    )
+    login_free_failures_per_email: int = setting(
         5,
-        "Failed logins for one email within login_failure_window_s before it gets 429.",
+        "Failed logins for one email from one client address before each further try from "
+        "there must wait (1 s, doubling up to login_max_delay_s; other addresses unaffected).",
         validate=check.at_least_one,
     )
-    login_max_failures_per_addr: int = setting(
-        50,
-        "Failed logins from one client address within login_failure_window_s before it gets 429.",
+    login_free_failures_per_addr: int = setting(
+        20,
+        "Failed logins from one client address, any emails, before each further try from it "
+        "must wait (1 s, doubling up to login_max_delay_s).",
         validate=check.at_least_one,
     )
-    login_failure_window_s: int = setting(
-        900,
-        "Window in which failed logins (and registrations) are counted.",
+    login_max_delay_s: int = setting(
+        900, "Longest wait between throttled login tries.", validate=check.at_least_one
+    )
+    login_failure_memory_s: int = setting(
+        86_400,
+        "How long failed logins (and registrations) are remembered after the last one.",
         validate=check.at_least_one,
     )
     register_max_per_addr: int = setting(
         20,
-        "Registrations from one client address within login_failure_window_s before it gets "
-        "429 (slows account spam and probing which emails have accounts).",
+        "Registrations from one client address before each further one must wait (1 s, "
+        "doubling up to login_max_delay_s): slows account spam and probing which emails have "
+        "accounts.",
         validate=check.at_least_one,
+    )
+    audit_refusals_per_minute: int = setting(
+        20,
+        "Failed logins and 403s one client address may write to the audit log per minute; "
+        "more are counted (in the next row and a metric), not written.",
+        validate=check.at_least_one,
+    )
+    password_hash_concurrency: int = setting(
+        0,
+        "Password hashes (argon2id) computed at once; more wait their turn. 0: one less than "
+        "the CPUs (at least 1), so logins leave the gateway a core.",
+        validate=check.not_negative,
     )
     quota_default_max_instances: int = setting(
         5, "Instances a new organization may have.", validate=check.not_negative

@@ -229,6 +229,12 @@ HTTP_REQUESTS = Counter(
     "Control API requests, by method, route template and status.",
     ["method", "route", "status"],
 )
+AUDIT_SUPPRESSED = Counter(
+    "redisgate_audit_suppressed",
+    "Refusals (failed logins, 403s) not written to the audit log: over a client address's "
+    "per-minute budget.",
+    ["action"],
+)
 HTTP_LATENCY = Histogram(
     "redisgate_http_request_duration_seconds",
     "Control API request latency (middleware in to response ready), by route template.",

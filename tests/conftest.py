@@ -18,11 +18,19 @@ import pytest
 
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
-from redisgate.store import db
+from redisgate.store import db, sealing
 from redisgate.store.migrations import default_migrations_dir, migrate
 
 TEMPLATE_DB = "rg_template"
+# The keyring that seals backend passwords in this test process (both planes use it).
+TEST_SECRET_KEY = "dGVzdC1iYWNrZW5kLXNlY3JldC1rZXktMzItYnl0ZXM"
 _db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def backend_secret_keys() -> None:
+    """One keyring for the whole process, set before any app or gateway loads its own."""
+    sealing.configure(sealing.SecretBox((sealing.decode_key(TEST_SECRET_KEY),)))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redisgate.config import Settings
+from redisgate.control.emails import EmailProblem, normalize_email
 from redisgate.control.passwords import Passwords, password_problem
 from redisgate.control.spec import EMAIL, obj
 from redisgate.control.validation import check
@@ -22,6 +23,10 @@ async def create_user(
             "control database"
         )
     check(obj({"email": EMAIL}), {"email": email})
+    try:
+        email = normalize_email(email)
+    except EmailProblem as exc:
+        raise ValidationFailed(f"email {exc}") from None
     problem = password_problem(password, email)
     if problem:
         raise ValidationFailed(f"password {problem}")

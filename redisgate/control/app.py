@@ -17,12 +17,14 @@ from aiohttp import web
 
 from redisgate.config import Settings
 from redisgate.control import docs_page, openapi
+from redisgate.control.audit_budget import AuditBudget
 from redisgate.control.middlewares import make_middlewares
 from redisgate.control.passwords import Passwords
 from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
 from redisgate.control.routes import ROUTES, setup_routes
 from redisgate.control.state import (
+    AUDIT_BUDGET,
     KEYRING,
     OPENAPI,
     PASSWORDS,
@@ -36,7 +38,7 @@ from redisgate.control.state import (
 from redisgate.control.throttle import LoginThrottle
 from redisgate.control.tokens import Keyring
 from redisgate.errors import ConfigError, StoreError
-from redisgate.store import db, sessions
+from redisgate.store import db, sealing, sessions
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,21 @@ def create_app(settings: Settings) -> web.Application:
         p.strip() for p in (settings.control_trusted_proxies or "").split(",") if p.strip()
     )
     app[KEYRING] = Keyring.from_settings(settings)
+    sealing.load(settings)
     app[PASSWORDS] = Passwords(settings)
     app[THROTTLE] = LoginThrottle(
-        settings.login_max_failures_per_email,
-        settings.login_max_failures_per_addr,
-        settings.login_failure_window_s,
+        pair_free=settings.login_free_failures_per_email,
+        addr_free=settings.login_free_failures_per_addr,
+        max_delay_s=settings.login_max_delay_s,
+        forget_after_s=settings.login_failure_memory_s,
     )
     app[REGISTER_THROTTLE] = LoginThrottle(
-        None, settings.register_max_per_addr, settings.login_failure_window_s
+        pair_free=None,
+        addr_free=settings.register_max_per_addr,
+        max_delay_s=settings.login_max_delay_s,
+        forget_after_s=settings.login_failure_memory_s,
     )
+    app[AUDIT_BUDGET] = AuditBudget(settings.audit_refusals_per_minute)
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
     app.cleanup_ctx.append(_database)
@@ -85,12 +93,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await db.create_pool(
         settings.database_url, min_size=0, max_size=settings.database_pool_max_size
     )
+    await _reseal(app[POOL])
     pruner = asyncio.create_task(_prune_sessions(app[POOL]))
     yield
     pruner.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await pruner
     await app[POOL].close()
+
+
+async def _reseal(pool: asyncpg.Pool) -> None:
+    """Seal backend passwords still plain or under an older key (docs/security.md); a
+    database that is down now is resealed at the next start or by `redisgate secrets reseal`."""
+    try:
+        with db.map_exceptions("cannot reseal backend passwords"):
+            async with pool.acquire() as conn, conn.transaction():
+                changed = await sealing.reseal(conn)
+        if changed:
+            log.info("sealed %d backend passwords with the current key", changed)
+    except StoreError as exc:
+        log.warning("%s", exc)
 
 
 async def _provisioning(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from redisgate.control.passwords import password_problem
+from redisgate.control.refusals import record_refusal
 from redisgate.control.spec import (
     EMAIL,
     NAME,
@@ -175,8 +176,16 @@ async def login(call: Call) -> web.StreamResponse:
     else:
         ok, new_hash = await passwords.verify(found[1], password)
     if not ok or found is None:
+        await record_refusal(
+            call,
+            "auth.login_failed",
+            org_id=None,
+            target_type="user" if found else "email",
+            target_id=found[0].id if found else email,
+            after={"email": email},
+        )
         raise Unauthenticated("the email or password is wrong", code="invalid_credentials")
-    throttle.succeeded(email, addr, now)
+    throttle.succeeded(email, addr)
     user = found[0]
     async with call.connect() as conn, conn.transaction():
         if new_hash is not None:

@@ -87,7 +87,7 @@ async def patch_me(call: Call) -> web.StreamResponse:
                 "the current password is wrong",
                 details={"fields": {"current_password": "is not your current password"}},
             )
-        throttle.succeeded(user.email, addr, now)
+        throttle.succeeded(user.email, addr)
         new_hash = await passwords.hash(body["password"])
     elif "current_password" in body:
         raise ValidationFailed(

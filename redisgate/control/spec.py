@@ -179,6 +179,8 @@ EMAIL: Schema = {
     "minLength": 3,
     "maxLength": 254,
     "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    # Validation replaces the value by `emails.normalize_email`'s (or names the field).
+    "x-normalize": "email",
 }
 NAME: Schema = {"type": "string", "maxLength": 200}
 ROLE: Schema = {"type": "string", "enum": [r.value for r in Role]}

@@ -10,6 +10,7 @@ from aiohttp import web
 from redisgate.config import Settings
 
 if TYPE_CHECKING:
+    from redisgate.control.audit_budget import AuditBudget
     from redisgate.control.passwords import Passwords
     from redisgate.control.provisioning import Provisioning
     from redisgate.control.throttle import LoginThrottle
@@ -21,6 +22,7 @@ KEYRING: web.AppKey[Keyring] = web.AppKey("keyring")
 PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords")
 THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("throttle")
 REGISTER_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("register_throttle")
+AUDIT_BUDGET: web.AppKey[AuditBudget] = web.AppKey("audit_budget")
 TRUSTED_PROXIES: web.AppKey[frozenset[str]] = web.AppKey("trusted_proxies")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 PROVISIONING: web.AppKey[Provisioning] = web.AppKey("provisioning")

@@ -2,6 +2,11 @@
 
 Every problem is reported at once, keyed by field, so a form can mark each bad field:
 `{"error": {"code": "validation_failed", "details": {"fields": {"email": "..."}}}}`.
+
+Every string of every body and query is also checked to be text that can be stored and
+encoded: JSON may carry lone UTF-16 surrogates (`"\\ud800"`), which no UTF-8 encoder (asyncpg,
+argon2) accepts, and NUL, which PostgreSQL text cannot hold. Caught here, they are a 422
+naming the field instead of a failure deep in a handler.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from redisgate.control.emails import EmailProblem, normalize_email
 from redisgate.control.spec import Param, Schema
 from redisgate.errors import BadRequest, ValidationFailed
 
@@ -32,6 +38,49 @@ def problems(schema: Schema, data: Any) -> dict[str, str]:
         for name, message in _describe(error):
             fields.setdefault(name, message)
     return fields
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def text_problems(data: Any, where: str = "") -> dict[str, str]:
+    """field -> problem for every string in `data` (keys included), at any depth."""
+    fields: dict[str, str] = {}
+    if isinstance(data, str):
+        problem = text_problem(data)
+        if problem:
+            fields[where or "body"] = problem
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            name = f"{where}.{key}" if where else str(key)
+            if text_problem(str(key)):
+                fields[name] = "must be a field name in valid Unicode text"
+                continue
+            fields.update(text_problems(value, name))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            fields.update(text_problems(value, f"{where}.{i}" if where else str(i)))
+    return fields
+
+
+def _normalize(schema: Schema, data: dict[str, Any], fields: dict[str, str]) -> None:
+    """Replace fields declared `x-normalize` by their normal form, or name their problem."""
+    for name, prop in schema.get("properties", {}).items():
+        value = data.get(name)
+        if prop.get("x-normalize") != "email" or not isinstance(value, str) or name in fields:
+            continue
+        try:
+            data[name] = normalize_email(value)
+        except EmailProblem as exc:
+            fields[name] = str(exc)
 
 
 def check(schema: Schema, data: Any) -> None:
@@ -98,9 +147,8 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     fields = problems(schema, data)
-    for name, value in data.items():
-        if isinstance(value, str) and "\x00" in value:  # PostgreSQL text cannot hold NUL
-            fields[name] = "must not contain NUL characters"
+    fields.update(text_problems(data))
+    _normalize(schema, data, fields)
     if fields:
         names = ", ".join(sorted(fields))
         raise ValidationFailed(f"invalid fields: {names}", details={"fields": fields})
@@ -114,6 +162,10 @@ def read_query(request: web.Request, params: tuple[Param, ...]) -> dict[str, Any
     out: dict[str, Any] = {}
     for name, text in request.query.items():
         param = known.get(name)
+        problem = text_problem(name) or text_problem(text)
+        if problem:
+            fields[name if not text_problem(name) else "query"] = problem
+            continue
         if param is None:
             fields[name] = "is not a known parameter"
             continue

@@ -17,7 +17,7 @@ from redisgate.errors import ConfigError
 from redisgate.proxy.pg_source import LOOKUP_TIMEOUT_S, PostgresSource
 from redisgate.proxy.principals import PrincipalSource
 from redisgate.proxy.static_source import StaticSource
-from redisgate.store import db
+from redisgate.store import db, sealing
 
 _CLOSE_TIMEOUT_S = 5.0
 
@@ -34,6 +34,7 @@ async def open_source(settings: Settings) -> AsyncIterator[PrincipalSource]:
             "REDISGATE_DATABASE_URL) to use the API keys of the control database, or "
             "keys_file (--keys-file) for a static TOML file (`redisgate keys add-instance`)"
         )
+    sealing.load(settings)  # backend passwords are stored sealed
     pool = await db.create_pool(
         settings.database_url, min_size=0, max_size=settings.database_pool_max_size
     )

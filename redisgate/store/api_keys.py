@@ -17,7 +17,7 @@ import asyncpg
 
 from redisgate.errors import NotFound
 from redisgate.limits import NO_LIMITS, Limits
-from redisgate.store import changes, limits, quotas
+from redisgate.store import changes, instances, limits, quotas, sealing
 from redisgate.store.db import map_exceptions
 from redisgate.store.instances import Backend
 
@@ -247,7 +247,7 @@ async def gateway_key(conn: asyncpg.Connection, key_id: str) -> GatewayKey | Non
             port=row["backend_port"],
             db=row["backend_db"],
             username=row["backend_username"],
-            password=row["backend_password"],
+            password=sealing.open_sealed(row["backend_password"], instances.PASSWORD_COLUMN),
             tls=row["backend_tls"],
             shared=row["backend_shared"],
         ),

@@ -3,7 +3,8 @@
 An instance row is written in two steps: created `provisioning` (inside the quota-checked
 transaction), then, once the provisioner has a Redis for it, `running` with its backend
 endpoint (or `failed` with a reason the user can read). The backend password is stored for
-the gateway and never leaves the store in a user-facing shape (`Instance.public`).
+the gateway, sealed (`sealing`), and never leaves the store in a user-facing shape
+(`Instance.public`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import asyncpg
 
 from redisgate.errors import Conflict, NotFound
 from redisgate.limits import NO_LIMITS, Limits
-from redisgate.store import changes, limits, quotas
+from redisgate.store import changes, limits, quotas, sealing
 from redisgate.store.db import map_exceptions
 
 STATUSES = ("provisioning", "running", "failed")
+PASSWORD_COLUMN = "instances.backend_password"
 
 _COLUMNS = (
     "id, org_id, name, memory_mb, eviction_policy, persistence, status, status_reason, "
@@ -88,7 +90,7 @@ def _instance(row: asyncpg.Record) -> Instance:
             port=row["backend_port"],
             db=row["backend_db"],
             username=row["backend_username"],
-            password=row["backend_password"],
+            password=sealing.open_sealed(row["backend_password"], PASSWORD_COLUMN),
             tls=row["backend_tls"],
             shared=row["backend_shared"],
         )
@@ -259,7 +261,7 @@ async def set_status(
             backend.port if backend else None,
             backend.db if backend else None,
             backend.username if backend else None,
-            backend.password if backend else None,
+            sealing.seal(backend.password, PASSWORD_COLUMN) if backend else None,
             backend.tls if backend else None,
             backend.shared if backend else None,
             server_id,

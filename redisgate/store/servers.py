@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import Conflict, NotFound
+from redisgate.store import sealing
 from redisgate.store.db import map_exceptions
 from redisgate.store.instances import Backend
 
@@ -56,8 +57,13 @@ class Server:
         )
 
 
+PASSWORD_COLUMN = "backend_servers.password"
+
+
 def _server(row: asyncpg.Record) -> Server:
-    return Server(**{k: row[k] for k in _COLUMNS.split(", ")})
+    fields = {k: row[k] for k in _COLUMNS.split(", ")}
+    fields["password"] = sealing.open_sealed(fields["password"], PASSWORD_COLUMN)
+    return Server(**fields)
 
 
 async def create_server(
@@ -80,7 +86,7 @@ async def create_server(
                 host,
                 port,
                 username,
-                password,
+                sealing.seal(password, PASSWORD_COLUMN),
                 tls,
                 databases,
             )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 import uuid
 
 import jwt
 from argon2 import PasswordHasher
 
+from redisgate.control.passwords import default_concurrency
+from redisgate.control.state import PASSWORDS, THROTTLE
 from redisgate.control.tokens import AUDIENCE, ISSUER, key_id
 from redisgate.store import db
 from tests.integration.control.conftest import PASSWORD, TEST_ENV, Api, api_for, control_settings
@@ -15,7 +19,7 @@ from tests.integration.control.conftest import PASSWORD, TEST_ENV, Api, api_for,
 
 async def test_register_creates_user_personal_org_and_tokens(api: Api) -> None:
     result = await api.register("Alice@Example.com", name="Alice")
-    assert result["user"]["email"] == "Alice@Example.com"
+    assert result["user"]["email"] == "Alice@example.com"  # the domain is lowered
     assert result["user"]["name"] == "Alice"
     assert result["org"]["role"] == "owner"
     assert result["token_type"] == "Bearer" and result["expires_in"] == 900
@@ -215,29 +219,49 @@ async def test_generated_secret_is_kept_0600(database_url: str, tmp_path: object
         assert (await api.get("/v1/me", token=user["access_token"])).status == 200
 
 
-async def test_login_throttled_per_email_with_retry_after(database_url: str) -> None:
-    settings = control_settings(database_url, login_max_failures_per_email="3")
+def cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _from(addr: str) -> dict[str, str]:
+    return {"X-Forwarded-For": addr}
+
+
+async def test_guesses_slow_down_but_the_owner_logs_in_from_elsewhere(database_url: str) -> None:
+    settings = control_settings(
+        database_url, login_free_failures_per_email="3", control_trusted_proxies="127.0.0.1"
+    )
     async for api in api_for(settings):
         user = await api.register()
+        wrong = {"email": user["email"], "password": "wrong-password"}
+        right = {"email": user["email"], "password": PASSWORD}
         for _ in range(3):
-            bad = await api.post(
-                "/v1/auth/login", json={"email": user["email"], "password": "wrong-password"}
-            )
+            bad = await api.post("/v1/auth/login", json=wrong, headers=_from("203.0.113.6"))
             assert bad.status == 401
-        response = await api.post(
-            "/v1/auth/login", json={"email": user["email"], "password": PASSWORD}
-        )
-        assert response.status == 429
-        assert 0 < int(response.headers["Retry-After"]) <= 900
-        assert response.error["details"]["retry_after_s"] == int(response.headers["Retry-After"])
-        # Another email from the same address is not blocked yet.
-        other = await api.register()
-        ok = await api.post("/v1/auth/login", json={"email": other["email"], "password": PASSWORD})
-        assert ok.status == 200
+        # Inside the wait even the right password is refused from the guessing address, and
+        # without being hashed.
+        hashed = api.client.app[PASSWORDS].computed
+        held = await api.post("/v1/auth/login", json=right, headers=_from("203.0.113.6"))
+        assert held.status == 429
+        assert held.error["details"]["retry_after_s"] == int(held.headers["Retry-After"]) == 1
+        assert api.client.app[PASSWORDS].computed == hashed
+        # The owner, from their own address, logs in at once.
+        owner = await api.post("/v1/auth/login", json=right, headers=_from("198.51.100.7"))
+        assert owner.status == 200
+        # The guesser's waits double: 1 s, 2 s, 4 s ... (the clock is moved, not slept on).
+        throttle = api.client.app[THROTTLE]
+        waits = []
+        now = time.monotonic()
+        for _ in range(4):
+            wait = throttle.retry_after(user["email"], "203.0.113.6", now)
+            waits.append(wait)
+            throttle.failed(user["email"], "203.0.113.6", now + wait)
+            now += wait
+        assert waits == [1, 2, 4, 8]
 
 
 async def test_login_throttled_per_address(database_url: str) -> None:
-    settings = control_settings(database_url, login_max_failures_per_addr="4")
+    settings = control_settings(database_url, login_free_failures_per_addr="4")
     async for api in api_for(settings):
         for i in range(4):
             await api.post(
@@ -342,3 +366,69 @@ async def test_registrations_throttled_per_address(database_url: str) -> None:
             "/v1/auth/login", json={"email": "taken@example.com", "password": PASSWORD}
         )
         assert login.status == 200  # logins have their own counts
+
+
+async def test_concurrent_logins_never_hash_more_than_the_bound(database_url: str) -> None:
+    """A burst of logins queues for the hasher, so the gateway in the same process keeps a
+    core: the real hasher counts how many hashes run at once."""
+    settings = control_settings(
+        database_url,
+        control_trusted_proxies="127.0.0.1",
+        argon2_memory_kib="8192",
+        argon2_time_cost="2",
+    )
+    async for api in api_for(settings):
+        passwords = api.client.app[PASSWORDS]
+        assert passwords.max_concurrent == default_concurrency() == max(1, cpus() - 1)
+        user = await api.register()
+        before = passwords.computed
+        bodies = [
+            {"email": user["email"], "password": PASSWORD if i % 2 else "wrong-password"}
+            for i in range(12)
+        ]
+        answers = await asyncio.gather(
+            *(
+                api.post("/v1/auth/login", json=body, headers=_from(f"192.0.2.{i}"))
+                for i, body in enumerate(bodies)
+            )
+        )
+        assert sorted(a.status for a in answers) == [200] * 6 + [401] * 6
+        assert passwords.computed - before == 12
+        assert 1 <= passwords.peak_running <= passwords.max_concurrent
+
+
+async def test_the_hash_bound_is_a_setting(database_url: str) -> None:
+    """The same instrument sees hashes overlap when the bound allows it (so the assertion
+    above is not vacuous)."""
+    settings = control_settings(
+        database_url,
+        control_trusted_proxies="127.0.0.1",
+        argon2_memory_kib="8192",
+        argon2_time_cost="2",
+        password_hash_concurrency="4",
+    )
+    async for api in api_for(settings):
+        passwords = api.client.app[PASSWORDS]
+        assert passwords.max_concurrent == 4
+        await asyncio.gather(
+            *(
+                api.post(
+                    "/v1/auth/login",
+                    json={"email": f"nobody{i}@example.com", "password": "wrong-password"},
+                    headers=_from(f"192.0.2.{i}"),
+                )
+                for i in range(12)
+            )
+        )
+        assert 2 <= passwords.peak_running <= 4
+
+
+async def test_weak_passwords_are_refused_naming_the_field(api: Api) -> None:
+    for weak in ("aaaaaaaaaa", "qwertyuiop", "1234567890"):
+        response = await api.post(
+            "/v1/auth/register", json={"email": "weak@example.com", "password": weak}
+        )
+        assert response.status == 422, weak
+        assert response.error["details"]["fields"]["password"].startswith(
+            ("is too easy to guess", "is one of the most common")
+        )

@@ -113,4 +113,4 @@ async def test_guessing_the_current_password_is_throttled(api: Api) -> None:
     token = user["access_token"]
     body = {"password": "a brand new passphrase", "current_password": "not the password"}
     statuses = [(await api.patch("/v1/me", token=token, json=body)).status for _ in range(6)]
-    assert statuses == [422] * 5 + [429]  # login_max_failures_per_email is 5
+    assert statuses == [422] * 5 + [429]  # login_free_failures_per_email is 5

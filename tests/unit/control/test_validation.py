@@ -102,3 +102,29 @@ def test_argon2_memory_must_cover_the_lanes() -> None:
     env = {"REDISGATE_ARGON2_MEMORY_KIB": "64", "REDISGATE_ARGON2_PARALLELISM": "16"}
     with pytest.raises(ConfigError, match="argon2_memory_kib = 64 \\(env"):
         Passwords(load_settings(env=env))
+
+
+def test_text_that_cannot_be_stored_is_named_at_any_depth() -> None:
+    from redisgate.control.validation import text_problems
+
+    assert text_problems({"name": "fine", "email": "a\ud800@x.org"}) == {
+        "email": "must be valid Unicode text (it holds a lone surrogate)"
+    }
+    assert text_problems({"scopes": ["ok", "n\x00l"], "deep": {"x": "\udfff"}}) == {
+        "scopes.1": "must not contain NUL characters",
+        "deep.x": "must be valid Unicode text (it holds a lone surrogate)",
+    }
+    assert text_problems({"emoji 🙂": "\U0001d518 astral"}) == {}
+
+
+@pytest.mark.parametrize(
+    "weak", ["aaaaaaaaaa", "qwertyuiop", "1234567890", "password123", "1qaz2wsx3edc"]
+)
+def test_weak_passwords_are_refused_with_a_reason(weak: str) -> None:
+    problem = password_problem(weak)
+    assert problem is not None and problem.startswith(("is too easy", "is one of the most"))
+
+
+def test_a_password_built_from_the_email_is_weak() -> None:
+    assert password_problem("jonathan.smith2", "jonathan.smith@example.com") is not None
+    assert password_problem("correct horse battery staple", "jonathan@example.com") is None
