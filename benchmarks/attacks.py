@@ -46,6 +46,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -678,6 +679,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return report
 
 
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"  # no PING answered at all
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"## Attacks ({report['started']}, {report['seconds']:g} s each)",
@@ -691,7 +696,7 @@ def markdown(report: dict[str, Any]) -> str:
         if v["first_error"]:
             errors += f": {v['first_error']}"
         lines.append(
-            f"| {row['attack']} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} | {v['max_ms']:.2f} | "
+            f"| {row['attack']} | {_ms(v['p50_ms'])} | {_ms(v['p99_ms'])} | {_ms(v['max_ms'])} | "
             f"{errors} | {row.get('attacker_summary', '-')} | {row.get('notes', '-')} |"
         )
     lines += ["", "Goal of issue 13: victim p99 ≤ 10 ms during every attack."]
