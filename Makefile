@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run test lint bench clean system-deps
+.PHONY: install run test lint bench bench-attacks clean system-deps
 
 install: system-deps $(STAMP)
 
@@ -41,6 +41,11 @@ lint: install
 bench: install
 	@scripts/install-system-deps.sh --optional nutcracker
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
+
+# Hostile tenants against a real stack: another tenant's PING p50/p99 during each attack
+# (benchmarks/README.md); about a minute. Shorter: make bench-attacks BENCH_ARGS="--seconds 2".
+bench-attacks: install
+	$(BIN)/python benchmarks/attacks.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

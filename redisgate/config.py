@@ -289,8 +289,9 @@ class Settings:
     )
     instances_stop_on_exit: bool = setting(
         False,
-        "Stop local instances when the control plane stops (otherwise they keep serving and "
-        "are re-adopted at the next start).",
+        "Local instances live and die with the control plane: stopped when it stops, and "
+        "(parent-death signal) when it is killed; otherwise they keep serving and are "
+        "re-adopted at the next start. `redisgate dev` always turns it on.",
     )
     gateway_public_host: str | None = setting(
         None,

@@ -5,9 +5,10 @@ gateway and the control API (`stack.running_stack`; the control API runs the loc
 provisioner, which re-adopts the instances of earlier runs), then the demo account, made over
 HTTP like any user's (`demo.ensure_demo`). On Ctrl-C or SIGTERM everything stops in the
 opposite order, instances included, also when a later step failed to start. A second signal
-cuts the wait short. PostgreSQL gets a parent-death signal, so a SIGKILLed `redisgate dev`
-leaves no database behind; instance servers outlive it by design and are re-adopted on the
-next run.
+cuts the wait short. PostgreSQL and the instance servers (`instances_stop_on_exit`, always on
+here) get a parent-death signal, so a SIGKILLed `redisgate dev` leaves neither a database nor
+a redis-server behind; the next run starts the instances again on their stored ports, from
+their data.
 """
 
 from __future__ import annotations

@@ -77,8 +77,16 @@ class Provisioning:
                 redis_server_bin=self.settings.redis_server_bin,
                 port_range=parse_port_range(port_range) if port_range else None,
                 start_timeout_s=self.settings.service_start_timeout_s,
+                die_with_parent=self.settings.instances_stop_on_exit,
                 on_status=self._on_status,
             )
+            if self.settings.instances_stop_on_exit:
+                log.info("local instances stop with this process, also if it is killed")
+            else:
+                log.info(
+                    "local instances keep serving when this process stops or is killed; the "
+                    "next start adopts them (instances_stop_on_exit is off)"
+                )
             self._spawn(self._adopt())
         try:
             yield self

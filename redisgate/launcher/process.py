@@ -6,13 +6,16 @@ that users run is the code the tests exercise. Three things keep children from o
 - each child runs in its own session (a terminal's Ctrl-C reaches only us; we stop the
   children in order instead of racing them);
 - on Linux each child gets a parent-death signal, so even if we are SIGKILLed the kernel
-  stops it (the signal is tied to the thread that forks: start children from the main thread
-  or another thread that outlives them);
+  stops it (the signal is tied to the thread that forks: start children from the main thread,
+  or from an event loop's thread that runs until they are stopped, never from a worker thread
+  such as `asyncio.to_thread`'s, which may end first); a child whose parent died before the
+  signal was set exits before it runs;
 - `stop()` is idempotent and escalates to SIGKILL after a timeout.
 
-The one deliberate exception: a local instance's redis-server must outlive a restarting
-control plane, so the provisioner starts it with `die_with_parent=False` and, when it lets
-go, `detach()`es it; whoever adopts it later tracks it by pid.
+The one deliberate exception: a local instance's redis-server outlives a restarting control
+plane when the instances are meant to keep serving (`instances_stop_on_exit` off), so the
+provisioner then starts it with `die_with_parent=False` and, when it lets go, `detach()`es
+it; whoever adopts it later tracks it by pid.
 """
 
 from __future__ import annotations
@@ -53,9 +56,12 @@ def _death_signal(sig: int) -> Callable[[], None] | None:
     except OSError:  # pragma: no cover - no libc to talk to
         return None
     prctl = libc.prctl
+    parent = os.getpid()
 
     def preexec() -> None:
         prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # we died between fork and prctl: nobody will signal it
+            os._exit(1)
 
     return preexec
 

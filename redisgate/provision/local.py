@@ -3,10 +3,19 @@
 Theory of operation
 -------------------
 Each instance has a folder `base_dir/<instance_id>/` (see `redisconf`) and a redis-server
-with its own port and random password, bound to loopback. The servers are *not* tied to the
-control plane's life: they run in their own sessions without a parent-death signal, so a
-control plane that restarts (or crashes) leaves them serving, and the next one takes them back
-with `adopt`. Only `close(stop_servers=True)` and `deprovision` stop them.
+with its own port and random password, bound to loopback, in its own session. Whether the
+servers share the control plane's life is the caller's choice, made once:
+
+- `die_with_parent=False` (a production control plane): they run without a parent-death
+  signal, so a control plane that restarts (or crashes, or is SIGKILLed) leaves them serving,
+  and the next one takes them back with `adopt`. Only `close(stop_servers=True)` and
+  `deprovision` stop them.
+- `die_with_parent=True` (`redisgate dev`, tests, `instances_stop_on_exit`): each server we
+  start carries a parent-death signal (SIGTERM: Redis saves its data and exits), so even a
+  SIGKILLed control plane leaves no server behind. The signal is tied to the thread that
+  forks, so servers are started on the event loop's thread (never in `to_thread`). A server
+  adopted from an earlier run that left it serving is not our child and cannot get the
+  signal: it stops at `close(stop_servers=True)` or with its next restart, which ties it.
 
 Supervision is one asyncio task per instance. It waits on the server's pidfd; when the
 server dies it reports FAILED with the exit status and the log lines that explain it, waits
@@ -104,6 +113,7 @@ class LocalProvisioner:
         stop_timeout_s: float = 10.0,
         restart_backoff_s: tuple[float, float] = (0.1, 5.0),
         stable_after_s: float = 30.0,
+        die_with_parent: bool = False,
         on_status: StatusCallback | None = None,
     ) -> None:
         if port_range is not None and not 1 <= port_range[0] <= port_range[1] <= 65535:
@@ -116,6 +126,7 @@ class LocalProvisioner:
         self.stop_timeout_s = stop_timeout_s
         self.restart_backoff_s = restart_backoff_s
         self.stable_after_s = stable_after_s
+        self.die_with_parent = die_with_parent
         self.on_status = on_status
         self._instances: dict[str, _Instance] = {}
         self._binary: Path | None = None
@@ -245,9 +256,17 @@ class LocalProvisioner:
         return self._get(instance_id).status or Status(State.STARTING)
 
     async def close(self, *, stop_servers: bool) -> None:
+        """Stop supervising; stop the servers too, or leave them serving for `adopt` (those
+        started with `die_with_parent` still go when this process goes)."""
         if self._closed:
             return
         self._closed = True
+        if not stop_servers and self._instances:
+            log.info(
+                "leaving %d instance server(s) in %s serving; the next start adopts them",
+                len(self._instances),
+                self.base_dir,
+            )
 
         async def let_go(inst: _Instance) -> None:
             await cancel_and_wait(inst.supervisor)
@@ -282,7 +301,9 @@ class LocalProvisioner:
         the lock. ProvisionError with the log's reason if it does not come up."""
         binary = await self._redis_binary()
         inst.log_offset = start_log(inst.folder)
-        proc = RedisProcess.spawn(binary, inst.config_path, inst.folder)
+        proc = RedisProcess.spawn(
+            binary, inst.config_path, inst.folder, die_with_parent=self.die_with_parent
+        )
         try:
             async with asyncio.timeout(self.start_timeout_s):
                 ready = await proc.wait_ready(self.host, inst.port, inst.password)
@@ -357,6 +378,14 @@ class LocalProvisioner:
                 async with asyncio.timeout(self.start_timeout_s):
                     if await proc.wait_ready(self.host, inst.port, inst.password):
                         log.info("instance %s: adopted pid %s", inst.spec.instance_id, proc.pid)
+                        if self.die_with_parent:
+                            log.warning(
+                                "instance %s: redis-server pid %s was left serving by an "
+                                "earlier run; it stops when this one exits cleanly, but only "
+                                "its next restart ties it to this process's life",
+                                inst.spec.instance_id,
+                                proc.pid,
+                            )
                         return proc
             except TimeoutError:
                 pass

@@ -123,14 +123,18 @@ class RedisProcess:
         return f"<RedisProcess pid {self.pid} {origin} {state}>"
 
     @classmethod
-    def spawn(cls, binary: Path, config: Path, folder: Path) -> RedisProcess:
-        """Start redis-server on `config`, in its own session, free to outlive us."""
+    def spawn(
+        cls, binary: Path, config: Path, folder: Path, *, die_with_parent: bool
+    ) -> RedisProcess:
+        """Start redis-server on `config`, in its own session: free to outlive us, or sent
+        SIGTERM by the kernel when we die (`die_with_parent`; call this from the thread that
+        runs the event loop, which lives as long as the server is ours)."""
         managed = ManagedProcess(
             "redis-server",
             [str(binary), str(config)],
             folder / LOG_FILE,
             cwd=folder,
-            die_with_parent=False,
+            die_with_parent=die_with_parent,
         )
         try:
             managed.start()

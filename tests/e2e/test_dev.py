@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -190,6 +191,59 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
         again.kill()
     assert code == 0, err
     assert processes_mentioning(str(dev_dir)) == []
+
+
+def children_of(pid: int) -> list[int]:
+    """Live processes whose parent is `pid` (PostgreSQL's backends and helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, …
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """True if `pid` runs; a zombie (killed, waiting for its new parent to reap it) does not."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigkilled_dev_leaves_no_instance_server_and_no_postgres(dev_dir: Path) -> None:
+    dev = Dev(dev_dir)
+    left: list[int] = []
+    try:
+        lines = dev.read_lines()
+        assert len(lines) == 5, f"got {lines}; stderr: {dev.stderr_path.read_text()[-3000:]}"
+        assert redis_cli(lines[3], "PING") == "PONG"  # the demo instance serves
+        instance_servers = processes_mentioning(str(dev_dir / "instances"))
+        assert len(instance_servers) == 1, instance_servers
+        postmaster = dev.postmaster_pid()
+        started = [*instance_servers, postmaster, *children_of(postmaster)]
+        dev.proc.kill()  # SIGKILL: no signal handler, no clean-up of any kind
+        dev.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = [pid for pid in started if running(pid)]
+            left += [p for p in processes_mentioning(str(dev_dir)) if p not in left]
+            if not left:
+                break
+            time.sleep(0.1)
+    finally:
+        dev.kill()
+        for pid in left:  # never leak what the assertion below reports
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert left == [], f"outlived a SIGKILLed redisgate dev: {left}"
 
 
 @pytest.mark.slow

@@ -335,7 +335,7 @@ from redisgate.provision import InstanceSpec
 from redisgate.provision.local import LocalProvisioner
 
 async def main():
-    provisioner = LocalProvisioner(Path(sys.argv[1]))
+    provisioner = LocalProvisioner(Path(sys.argv[1]), die_with_parent=sys.argv[2] == "tied")
     endpoint = await provisioner.provision(InstanceSpec("c1", 8))
     print(json.dumps([endpoint.port, endpoint.password]), flush=True)
     await asyncio.sleep(60)
@@ -344,11 +344,10 @@ asyncio.run(main())
 """
 
 
-async def test_servers_survive_a_killed_control_plane_process(
-    make: Factory, base_dir: Path
-) -> None:
+async def killed_control_plane(base_dir: Path, mode: str) -> Endpoint:
+    """Run CONTROL_PLANE in a subprocess until it provisioned c1, then SIGKILL it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CONTROL_PLANE, str(base_dir), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", CONTROL_PLANE, str(base_dir), mode, stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     try:
@@ -356,7 +355,13 @@ async def test_servers_survive_a_killed_control_plane_process(
     finally:
         proc.kill()  # SIGKILL: no close(), no clean-up of any kind
         await proc.wait()
-    endpoint = Endpoint("127.0.0.1", port, password)
+    return Endpoint("127.0.0.1", port, password)
+
+
+async def test_servers_survive_a_killed_control_plane_process(
+    make: Factory, base_dir: Path
+) -> None:
+    endpoint = await killed_control_plane(base_dir, "free")
     folder = base_dir / "c1"
     state = read_state(folder)
     assert state is not None and state.pid is not None
@@ -368,6 +373,27 @@ async def test_servers_survive_a_killed_control_plane_process(
     await provisioner.adopt({"c1": (InstanceSpec("c1", 8), endpoint)})
     assert pid_of(provisioner, "c1") == state.pid
     assert pids_mentioning(str(folder / "redis.conf")) == [state.pid]
+    async with client(endpoint) as r:
+        assert await r.ping() is True
+
+
+async def test_tied_servers_go_with_a_killed_control_plane_and_start_again_on_adopt(
+    make: Factory, base_dir: Path
+) -> None:
+    endpoint = await killed_control_plane(base_dir, "tied")
+    folder = base_dir / "c1"
+    state = read_state(folder)
+    assert state is not None and state.pid is not None
+    for _ in range(100):  # SIGTERM from the kernel; Redis exits within a 100 ms tick or two
+        if not alive(state.pid):
+            break
+        await asyncio.sleep(0.05)
+    assert pids_mentioning(str(folder)) == [], "a tied redis-server outlived its parent"
+
+    provisioner = make(die_with_parent=True)  # the next run starts it on the stored endpoint
+    await provisioner.adopt({"c1": (InstanceSpec("c1", 8), endpoint)})
+    assert provisioner.status("c1") == Status(State.RUNNING)
+    assert pid_of(provisioner, "c1") != state.pid
     async with client(endpoint) as r:
         assert await r.ping() is True
 
