@@ -125,6 +125,18 @@ class Settings:
         "Shared connections per instance (and protocol) to its Redis.",
         validate=check.at_least_one,
     )
+    upstream_max_inflight_commands: int = setting(
+        4096,
+        "Commands a shared upstream connection may have unanswered; more wait in the gateway "
+        "(and are dropped, never sent, if their client leaves).",
+        validate=check.at_least_one,
+    )
+    upstream_max_inflight_bytes: int = setting(
+        16 * 1024 * 1024,
+        "Reply bytes a shared upstream connection may be owed (estimated from its recent "
+        "replies) before the gateway stops sending it more: bounds what Redis buffers for it.",
+        validate=check.at_least_one,
+    )
     upstream_connect_timeout_s: float = setting(
         5.0, "How long connecting to an instance's Redis may take.", validate=check.positive
     )

@@ -196,6 +196,9 @@ CUT_REASONS = (
     "shutdown",
 )  # fmt: skip
 CLIENTS_CUT: dict[str, int] = dict.fromkeys(CUT_REASONS, 0)
+# Commands never sent to a backend because their client left while they waited for the
+# shared connection's window (upstream_max_inflight_*).
+UNSENT_DROPPED: dict[str, int] = {"commands": 0}
 # Bytes between clients and the gateway: in (requests read), out (replies written).
 CLIENT_BYTES: dict[str, int] = {"in": 0, "out": 0}
 # Batched `last_used_at` writes that failed (kept and retried at the next flush).
@@ -276,6 +279,13 @@ class _PlainCounters(Collector):
             "redisgate_client_bytes", "Bytes read from (in) and written to (out) clients.",
             "direction", CLIENT_BYTES.items(),
         )  # fmt: skip
+        dropped = CounterMetricFamily(
+            "redisgate_commands_dropped_unsent",
+            "Commands never sent to a backend: their client left while they waited for the "
+            "shared connection's window.",
+        )
+        dropped.add_metric([], UNSENT_DROPPED["commands"])
+        yield dropped
         failures = CounterMetricFamily(
             "redisgate_usage_flush_failures", "Batched key-usage writes to PostgreSQL that failed."
         )

@@ -41,12 +41,18 @@ _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d{1,2} \w{3} \d{4} [\d:.]+ ([.\-*#]) ")
 
 
 def live_settings(spec: InstanceSpec) -> dict[str, str]:
-    """The settings a spec controls, as CONFIG SET takes them (also written to redis.conf)."""
+    """The settings a spec controls, as CONFIG SET takes them (also written to redis.conf).
+
+    `client-output-buffer-limit normal`: Redis buffers replies for a client without bound
+    by default, outside maxmemory. The gateway bounds what it asks a connection for
+    (upstream_max_inflight_bytes), so this is the backstop: a connection whose unread
+    replies pass twice the instance's memory (64 MB at least) is closed by Redis."""
     return {
         "maxmemory": f"{spec.memory_mb}mb",
         "maxmemory-policy": spec.eviction_policy,
         "save": SAVE_POINTS if spec.persistence else "",
         "appendonly": "yes" if spec.persistence else "no",
+        "client-output-buffer-limit": f"normal {max(64, 2 * spec.memory_mb)}mb 0 0",
     }
 
 

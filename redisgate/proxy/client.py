@@ -200,10 +200,14 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         self._update_reading()
+        if self.dedicated is not None:  # its replies wait in Redis, not in the gateway
+            self.dedicated.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         self._update_reading()
+        if self.dedicated is not None:
+            self.dedicated.resume_reading()
 
     # --- Commands ---------------------------------------------------------------------------
 
@@ -410,6 +414,20 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         elif self._at_limit and self.inflight < self.settings.max_pending_per_client:
             self._at_limit = False
             self._process()
+
+    def reply_progress(self, request: PendingRequest) -> None:
+        """Part of a run's replies are in, and large: if the run heads this client's queue,
+        they are written now (and counted), so a run of big replies streams through."""
+        if request.cancelled or not self.slots or self.slots[0] is not request:
+            return
+        parts = request.parts
+        names = request.names
+        if names is not None:
+            done = len(parts)
+            metrics.count_replies(names[:done], parts[:-1], parts[-1])
+            request.names = names[done:]
+        self._write(b"".join(parts))
+        parts.clear()
 
     def _write(self, data: bytes) -> None:
         """Queue bytes for the client; everything queued in one loop turn is one write."""

@@ -39,6 +39,9 @@ class _Unblocking:
     def __init__(self, client: DedicatedConnectionMixin) -> None:
         self.client = client
 
+    def reply_progress(self, request: PendingRequest) -> None:
+        pass
+
     def reply_ready(self, request: PendingRequest) -> None:
         assert request.reply is not None
         self.client.unblock_answered(request.reply)
@@ -70,6 +73,7 @@ class DedicatedConnectionMixin:
     def _finish_with(self, reply: bytes) -> None: ...
     def shutdown(self) -> None: ...
     def reply_ready(self, request: PendingRequest) -> None: ...
+    def reply_progress(self, request: PendingRequest) -> None: ...
 
     async def _acquire_dedicated(
         self, command: Command, raw: bytes, transform: Transform | None

@@ -47,6 +47,8 @@ class InstancePool:
         connect_timeout_s: float = 5.0,
         timeout_s: float = 30.0,
         max_idle_dedicated: int = 8,
+        max_inflight_commands: int = 0,
+        max_inflight_bytes: int = 0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.instance = instance
@@ -55,6 +57,8 @@ class InstancePool:
         self.connect_timeout_s = connect_timeout_s
         self.timeout_s = timeout_s
         self.max_idle_dedicated = max_idle_dedicated
+        self.max_inflight_commands = max_inflight_commands
+        self.max_inflight_bytes = max_inflight_bytes
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
         self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
@@ -110,6 +114,7 @@ class InstancePool:
         if self.closed or self._clock() < self._down_until:
             return None
         conn = self._new_connection(protocol, self._shared_closed)
+        conn.set_window(self.max_inflight_commands, self.max_inflight_bytes)
         self._shared[protocol].append(conn)
         self._start_watchdog()
         return conn
@@ -293,6 +298,9 @@ class _Reply:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.future: asyncio.Future[bytes] = loop.create_future()
+
+    def reply_progress(self, request: PendingRequest) -> None:
+        pass
 
     def reply_ready(self, request: PendingRequest) -> None:
         if not self.future.done() and request.reply is not None:

@@ -105,6 +105,8 @@ class Gateway:
             shared_connections=s.upstream_connections,
             connect_timeout_s=s.upstream_connect_timeout_s,
             timeout_s=s.upstream_timeout_s,
+            max_inflight_commands=s.upstream_max_inflight_commands,
+            max_inflight_bytes=s.upstream_max_inflight_bytes,
         )
 
     # --- Command tables ---------------------------------------------------------------------

@@ -22,6 +22,14 @@ owner that receives every frame in order (`DedicatedOwner`).
 Writes are appended to a buffer and flushed once per event-loop turn (`call_soon`), so the
 commands of fifty clients reach Redis as one pipeline: this roughly doubles throughput.
 
+A shared connection asks Redis for no more than a window of replies at once: at most
+`max_inflight_commands` unanswered, and at most `max_inflight_bytes` by an estimate of its
+recent reply sizes. Redis buffers every reply it has produced until the gateway reads it, with
+no bound of its own (`client-output-buffer-limit normal` is 0 by default), so without a
+window a client that pipelines thousands of `GET big` and leaves makes the server hold
+gigabytes. Requests over the window wait here, in order, and one whose client has gone is
+dropped unsent: the backend is never asked for what nobody will read.
+
 The connection handshake (HELLO with AUTH, SELECT) is queued before any client command, with
 internal pending entries that check the replies; a failing handshake fails the connection.
 """
@@ -42,12 +50,15 @@ import hiredis
 from redisgate import metrics
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.principals import Backend
-from redisgate.proxy.resp import encode_command, encode_error
+from redisgate.proxy.resp import encode_command, encode_error, split_commands
 from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push
 
 log = logging.getLogger(__name__)
 
 _FLUSH_THRESHOLD = 256 * 1024
+# A run's replies are handed to its client as they come once this many bytes are in, rather
+# than all at once at the end (a run of 1,000 GETs of 100 KB would otherwise be 100 MB here).
+_STREAM_BYTES = 256 * 1024
 _PUSH_OR_ATTRIBUTE = (ord(">"), ord("|"))
 
 
@@ -106,6 +117,10 @@ class PendingRequest:
 class ReplyOwner(Protocol):
     def reply_ready(self, request: PendingRequest) -> None: ...
 
+    def reply_progress(self, request: PendingRequest) -> None:
+        """Part of a run's replies (`request.parts`) are in, and large: take them now, or
+        leave them to come with the rest."""
+
 
 class DedicatedOwner(Protocol):
     """The one client of a dedicated connection: it sees every frame, in order."""
@@ -127,6 +142,9 @@ class _HandshakeStep:
     def __init__(self, conn: UpstreamConnection, what: str) -> None:
         self.conn = conn
         self.what = what
+
+    def reply_progress(self, request: PendingRequest) -> None:
+        pass
 
     def reply_ready(self, request: PendingRequest) -> None:
         assert request.reply is not None
@@ -160,7 +178,12 @@ class UpstreamConnection(asyncio.Protocol):
         backend: Backend,
         protocol: int,
         on_closed: Callable[[UpstreamConnection], None] | None = None,
+        *,
+        max_inflight_commands: int = 0,
+        max_inflight_bytes: int = 0,
     ) -> None:
+        """`max_inflight_*` bound a shared connection's window (0: none, for dedicated
+        connections, whose one client is paused instead)."""
         self.backend = backend
         self.protocol = protocol
         self.on_closed = on_closed
@@ -177,6 +200,14 @@ class UpstreamConnection(asyncio.Protocol):
         self.dropped = False  # the peer or the network closed it
         self.label = ""  # the instance's name, for error messages
         self.replies = 0  # progress counter the pool's watchdog reads
+        self.max_inflight_commands = max_inflight_commands
+        self.max_inflight_bytes = max_inflight_bytes
+        self._held: deque[tuple[PendingRequest, bytes]] = deque()  # over the window
+        self._partial: dict[PendingRequest, int] = {}  # held runs sent in part: commands left
+        # Estimated bytes per reply. It starts high (16 replies fill the window), so a
+        # new connection learns its replies' size before it asks for many of them.
+        self._reply_size = max_inflight_bytes / 16
+        self._reading_paused = False
         self._wbuf: list[bytes] = []
         self._wbuf_bytes = 0
         self._unsent = 0  # requests in the FIFO not yet written (their `sent` is unset)
@@ -184,6 +215,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         steps = handshake_commands(backend, protocol)
         self._handshake_left = len(steps)
+        self._asked = len(steps)  # replies asked for so far; `replies` counts those read
         for what, raw in steps:
             self.fifo.append(PendingRequest(_HandshakeStep(self, what)))
             self._wbuf.append(raw)
@@ -282,6 +314,17 @@ class UpstreamConnection(asyncio.Protocol):
                 timed = True
                 metrics.observe_latency(head.started, head.sent, now)
             head.complete(frame)
+        if fifo and fifo[0].parts and len(fifo[0].parts) * self._reply_size >= _STREAM_BYTES:
+            fifo[0].owner.reply_progress(fifo[0])  # a run of big replies: not all in memory
+        # Bytes per reply in this read (a read with no complete reply: at least its size);
+        # the estimate follows a rise at once and a fall slowly, so it errs on the large side.
+        sample = len(data) / len(frames) if frames else float(len(data))
+        if sample > self._reply_size:
+            self._reply_size = sample
+        else:
+            self._reply_size -= (self._reply_size - sample) * 0.125
+        if self._held and self.state is State.READY:
+            self._send_held()
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = "the connection to the instance's Redis was lost"
@@ -305,9 +348,105 @@ class UpstreamConnection(asyncio.Protocol):
         if self.state is State.CLOSED:
             request.fail(self.error_reply())
             return
+        if self.max_inflight_commands and (self._held or not self._room_for(request.count)):
+            self._held.append((request, raw))
+            if len(self._held) == 1:  # a run larger than the room: its first part goes now
+                self._send_held()
+            return
         self.fifo.append(request)
         self._unsent += 1
+        self._asked += request.count
         self.write(raw)
+
+    def set_window(self, max_commands: int, max_bytes: int) -> None:
+        """Bound this (shared) connection's unanswered replies (see the module docstring)."""
+        self.max_inflight_commands, self.max_inflight_bytes = max_commands, max_bytes
+        self._reply_size = max_bytes / 16
+
+    def _room_for(self, count: int) -> bool:
+        """Whether `count` more replies fit the window."""
+        owed = self._asked - self.replies + count
+        return (
+            owed <= self.max_inflight_commands
+            and owed * self._reply_size <= self.max_inflight_bytes
+        )
+
+    def _room(self) -> int:
+        """How many more replies the window takes now (at least one when it is empty)."""
+        owed = self._asked - self.replies
+        room = min(
+            self.max_inflight_commands - owed,
+            int((self.max_inflight_bytes - owed * self._reply_size) / self._reply_size),
+        )
+        return max(room, 1) if owed == 0 else room
+
+    def _send_held(self) -> None:
+        """Send what waited for the window, in order, while it fits; drop what nobody awaits.
+
+        A pipelined run (one request, many commands) larger than the room is sent in parts,
+        split at command boundaries; its rest stays first in line, so order is kept. A run
+        cancelled part-way is owed only the replies of the part that was sent."""
+        held = self._held
+        while held:
+            request, raw = held[0]
+            if request.cancelled:
+                held.popleft()
+                left = self._unsent_commands(request)
+                metrics.UNSENT_DROPPED["commands"] += left
+                if left < request.count:  # part of it was sent: expect only those replies
+                    del self._partial[request]
+                    request.waiting -= left
+                    request.names = None
+                    if request.waiting == 0:  # and they are all in: it heads the FIFO
+                        if self.fifo[0] is not request:
+                            self.fail("the gateway lost track of a pipelined run (a bug)")
+                            return
+                        self.fifo.popleft()
+                continue
+            room = self._room()
+            if room <= 0:
+                return
+            left = self._unsent_commands(request)
+            if left > room:
+                commands = split_commands(raw)
+                first = b"".join(command.raw for command in commands[:room])
+                held[0] = (request, b"".join(command.raw for command in commands[room:]))
+                self._partial[request] = left - room
+                if left == request.count:
+                    self.fifo.append(request)
+                    self._unsent += 1
+                self._asked += room
+                self.write(first)
+                return
+            held.popleft()
+            if left == request.count:
+                self.fifo.append(request)
+                self._unsent += 1
+            else:
+                del self._partial[request]
+            self._asked += left
+            self.write(raw)
+
+    def _unsent_commands(self, request: PendingRequest) -> int:
+        """Commands of a held request not sent yet (all, unless it was split)."""
+        return self._partial.get(request, request.count)
+
+    @property
+    def held(self) -> int:
+        """Requests waiting for the window."""
+        return len(self._held)
+
+    def pause_reading(self) -> None:
+        """Stop reading replies (a dedicated connection whose client reads too slowly: Redis
+        holds them, up to its `client-output-buffer-limit`)."""
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
 
     def write(self, raw: bytes) -> None:
         """Queue bytes with no reply slot (dedicated connections track replies themselves)."""
@@ -363,6 +502,12 @@ class UpstreamConnection(asyncio.Protocol):
         fifo, self.fifo = self.fifo, deque()
         while fifo:
             fifo.popleft().fail(error)
+        held, self._held = self._held, deque()
+        partial, self._partial = self._partial, {}
+        while held:
+            request = held.popleft()[0]
+            if request not in partial:  # a run sent in part was in the FIFO: failed above
+                request.fail(error)
         if self.owner is not None:
             owner, self.owner = self.owner, None
             owner.upstream_lost(reason)
@@ -374,4 +519,4 @@ class UpstreamConnection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self.fifo and not self._wbuf
+        return not self.fifo and not self._wbuf and not self._held and not self._reading_paused

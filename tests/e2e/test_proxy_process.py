@@ -29,6 +29,7 @@ from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.principals import Backend
 from redisgate.proxy.static_source import add_key, set_instance
+from tests.conftest import TEST_SECRET_KEY
 
 LISTENING = re.compile(r"gateway listening on \('127\.0\.0\.1', (\d+)\)")
 NO_RETRY = Retry(NoBackoff(), 0)
@@ -50,6 +51,8 @@ class Proxy:
     def __init__(self, log_path: Path, *args: str) -> None:
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items() if not k.startswith("REDISGATE_")}
+        # The keyring this test process seals backend passwords with (tests/conftest.py).
+        env["REDISGATE_BACKEND_SECRET_KEYS"] = TEST_SECRET_KEY
         with log_path.open("w") as log:
             self.proc = subprocess.Popen(
                 # metrics on a free port: tests may run several proxies at once

@@ -162,6 +162,8 @@ async def test_provision_starts_a_private_redis_with_the_spec(make: Factory) -> 
     assert await config(endpoint, "maxmemory-policy") == "noeviction"
     assert await config(endpoint, "save") == ""
     assert await config(endpoint, "appendonly") == "no"
+    limits = (await config(endpoint, "client-output-buffer-limit")).split()
+    assert limits[:4] == ["normal", str(64 * MB), "0", "0"]  # unread replies are bounded
     assert await config(endpoint, "bind") == "127.0.0.1"
     assert await config(endpoint, "protected-mode") == "yes"
     with socket.create_connection((endpoint.host, endpoint.port)) as sock:

@@ -113,7 +113,11 @@ def test_live_settings_are_what_config_set_takes() -> None:
         "maxmemory-policy": "volatile-ttl",
         "save": "",
         "appendonly": "no",
+        "client-output-buffer-limit": "normal 64mb 0 0",
     }
+    assert live_settings(InstanceSpec("a", 100))["client-output-buffer-limit"] == (
+        "normal 200mb 0 0"
+    )
 
 
 def test_quote_follows_redis_config_syntax() -> None:
