@@ -28,6 +28,7 @@ from redisgate.proxy import resp_limits as words
 _STRING2LL = re.compile(rb"0|-?[1-9][0-9]*")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INT_MAX = 2**31 - 1
+MAX_REPLY_COUNT = 2**60  # the reply framer refuses aggregates this long (no reply can be)
 
 
 def string2ll(text: bytes) -> int | None:
@@ -294,7 +295,7 @@ def _attributes(data: bytes, p: int) -> tuple[int, bytes, int]:
     t, text, nxt = _line(data, p)
     while t == ord("|"):
         count = string2ll(text)
-        if count is None or count < 0:
+        if count is None or count < 0 or count >= MAX_REPLY_COUNT:
             raise _Broken
         p = nxt
         for _ in range(2 * count):
@@ -335,7 +336,7 @@ def _after_header(data: bytes, t: int, text: bytes, nxt: int) -> int:
         if text == b"?":
             return _streamed_aggregate(data, nxt)
         count = string2ll(text)
-        if count is None or count < 0:
+        if count is None or count < 0 or count >= MAX_REPLY_COUNT:
             raise _Broken
         p = nxt
         for _ in range(2 * count if c == "%" else count):
