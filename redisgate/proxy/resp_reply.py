@@ -48,6 +48,7 @@ _BIGNUM_RE = re.compile(rb"[+-]?[0-9]+")
 _STREAMED = 1 << 62  # remaining count of a streamed aggregate: never reaches zero by counting
 _STREAMED_MIN = 1 << 61
 _IN_STREAMED_STRING = -(1 << 62)
+_MAX_COUNT = 1 << 60  # larger counts are refused: doubled (maps) they stay below the sentinels
 
 # Type bytes.
 _BULK, _SIMPLE, _ERROR, _INTEGER, _ARRAY = 36, 43, 45, 58, 42
@@ -96,6 +97,8 @@ def parse_int(text: bytes) -> int | None:
     value = _NUMS.get(text)
     if value is None and _INT_RE.fullmatch(text):
         value = int(text)
+        if not -(2**63) <= value < 2**63:  # string2ll's range: 19 digits can overflow int64
+            return None
     return value
 
 
@@ -210,7 +213,7 @@ class ReplyFramer:
             elif t == 43 or t == 45:  # + -
                 p = cr + 2
             elif t == 58:  # :
-                if buf[p + 1 : cr] not in nums and not _INT_RE.fullmatch(buf, p + 1, cr):
+                if buf[p + 1 : cr] not in nums and parse_int(buf[p + 1 : cr]) is None:
                     raise _error("invalid integer")
                 p = cr + 2
             elif t == 42 or t == 37 or t == 126 or t == 62 or t == 124:  # * % ~ > |
@@ -225,7 +228,7 @@ class ReplyFramer:
                         continue
                     else:
                         count = parse_int(text)
-                        if count is None or count < 0:
+                        if count is None or count < 0 or count >= _MAX_COUNT:
                             raise _error("invalid aggregate length")
                 if count:
                     if t == _MAP:

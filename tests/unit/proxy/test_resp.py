@@ -366,6 +366,10 @@ def test_pre_auth_limits_speak_like_redis(make: Factory) -> None:
     )
     assert error_of(pre_auth(), b"*3000000000\r\n") == "Protocol error: invalid multibulk length"
     assert error_of(pre_auth(), b"*1\r\n$-5\r\n") == "Protocol error: invalid bulk length"
+    # Past int64 a length is invalid to Redis (string2ll) before it is long (found by fuzzing).
+    assert error_of(pre_auth(), b"*1\r\n$9223372036854775808\r\n") == (
+        "Protocol error: invalid bulk length"
+    )
     framer = pre_auth()
     framer.feed(ref_encode(b"AUTH", b"pw") + ref_encode(*[b"k"] * 11))
     assert framer.next_command() is not None

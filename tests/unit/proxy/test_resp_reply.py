@@ -197,6 +197,14 @@ MALFORMED = [
     (b"$?\r\n:1\r\n", "a streamed string holds only ';' chunks"),
     (b"$?\r\n;x\r\n", "invalid streamed string chunk length"),
     (b"$?\r\n;2\r\nabcd\r\n", "bulk data not followed by CRLF"),
+    # Found by tests/fuzz: past int64 (string2ll), and counts so large that they overflowed a
+    # C size (OverflowError, not a protocol error) or passed for a streamed aggregate's.
+    (b":9223372036854775808\r\n", "invalid integer"),
+    (b"$9999999999999999999\r\n", "invalid bulk length"),
+    (b"*9223372036854775807\r\n", "invalid aggregate length"),
+    (b"%4611686018427387904\r\n", "invalid aggregate length"),
+    (b"*2305843009213693952\r\n.\r\n", "invalid aggregate length"),
+    (b"|2305843009213693952\r\n", "invalid aggregate length"),
 ]
 
 
