@@ -107,6 +107,18 @@ class Settings:
         "Commands a client may have in flight before the gateway stops reading from it.",
         validate=check.at_least_one,
     )
+    max_total_request_bytes: int = setting(
+        512 * 1024 * 1024,
+        "Request bytes all clients together may have buffered (commands still arriving); "
+        "over it, the client holding the most is disconnected with an error.",
+        validate=check.at_least_one,
+    )
+    max_total_reply_bytes: int = setting(
+        512 * 1024 * 1024,
+        "Unsent reply bytes all slow-reading clients together may have buffered; over it, "
+        "the client holding the most is disconnected with an error.",
+        validate=check.at_least_one,
+    )
     max_client_output_bytes: int = setting(
         64 * 1024 * 1024,
         "Unsent reply bytes a slow client may accumulate before it is disconnected.",

@@ -57,6 +57,14 @@ PRE_AUTH_MAX_COMMANDS = 32
 REPLY_TOO_MANY_BEFORE_AUTH = encode_error(
     "ERR", f"more than {PRE_AUTH_MAX_COMMANDS} commands before AUTH; closing the connection"
 )
+REPLY_REQUEST_MEMORY = encode_error(
+    "ERR",
+    "closed: the gateway's buffer for requests in transit is full and this connection held "
+    "the most (max_total_request_bytes); send large values in smaller commands",
+)
+# Unsent reply bytes a client may hold before they count against max_total_reply_bytes: the
+# transport's high-water mark, so only slow readers (paused, and told when they drain) count.
+_REPLY_HELD_FROM = 64 * 1024
 _HELD_BYTES = 64 * 1024  # request bytes buffered while the session waits, before reading stops
 REPLY_EVICTED = encode_error(
     "ERR", "closed: too many connections waiting to authenticate (send AUTH first)"
@@ -86,6 +94,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "closing",
         "dedicated_slots",
         "evicted",
+        "reply_held",
+        "request_held",
         "framer",
         "gateway",
         "last_activity",
@@ -114,6 +124,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.closing = False
         self.closed = False
         self.evicted = False
+        self.request_held = 0  # bytes of requests still arriving, counted in the gateway's total
+        self.reply_held = 0  # unsent reply bytes over _REPLY_HELD_FROM, counted likewise
         self._blocked = False
         # A command held until this client's in-flight commands are answered (see `_hold`).
         self._held: tuple[Command, Decision] | None = None
@@ -168,6 +180,10 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.framer.feed(data)
         if not self._blocked:
             self._process()
+        held = self.framer.unparsed_bytes
+        if held != self.request_held:  # rarely: a command still arriving, or held back
+            delta, self.request_held = held - self.request_held, held
+            self.gateway.requests_held(delta)  # may cut this client
         elif not self._read_paused and self.framer.buffered_bytes > _HELD_BYTES:
             # Waiting (AUTH, a dedicated connection): nothing is taken meanwhile, so read no
             # more than this; `_process` resumes reading once it runs again.
@@ -187,6 +203,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self.closing = True
+        self.framer.discard()
+        self._release_held_bytes()
         for slot in self.slots:
             slot.cancelled = True
         self.slots.clear()
@@ -205,6 +223,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.reply_held:  # the buffer drained below the low-water mark
+            self.gateway.replies_held(-self.reply_held)
+            self.reply_held = 0
         self._update_reading()
         if self.dedicated is not None:
             self.dedicated.resume_reading()
@@ -446,7 +467,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.used_out += len(data)
         metrics.CLIENT_BYTES["out"] += len(data)
         transport.write(data)
-        if transport.get_write_buffer_size() > self.settings.max_client_output_bytes:
+        unsent = transport.get_write_buffer_size()
+        if unsent > _REPLY_HELD_FROM or self.reply_held:
+            held = unsent if unsent > _REPLY_HELD_FROM else 0
+            delta, self.reply_held = held - self.reply_held, held
+            self.gateway.replies_held(delta)
+        if unsent > self.settings.max_client_output_bytes:
             log.warning(
                 "%r: over %d unsent reply bytes; disconnecting a slow reader",
                 self,
@@ -496,6 +522,40 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
 
     def _on_authenticated(self) -> None:
         self.gateway.authenticated(self)
+
+    def cut_for_requests(self) -> None:
+        """Disconnected because all clients' buffered requests passed their cap and this
+        one held the most: its bytes are dropped now, and it is told why."""
+        metrics.CLIENTS_CUT["request_memory"] += 1
+        self._release_held_bytes()
+        self.framer.discard()
+        self._finish_now(REPLY_REQUEST_MEMORY)
+
+    def cut_for_replies(self) -> None:
+        """Disconnected because all slow readers' unsent replies passed their cap and this
+        one held the most: a reset, which is what frees the bytes queued for it."""
+        metrics.CLIENTS_CUT["reply_memory"] += 1
+        self._abort()
+
+    def _release_held_bytes(self) -> None:
+        if self.request_held:
+            self.gateway.requests_held(-self.request_held)
+            self.request_held = 0
+        if self.reply_held:
+            self.gateway.replies_held(-self.reply_held)
+            self.reply_held = 0
+
+    def _finish_now(self, reply: bytes) -> None:
+        """Close at once with `reply`, dropping whatever it is still owed."""
+        self.closing = True
+        for slot in self.slots:
+            slot.cancelled = True
+        self.slots.clear()
+        self.dedicated_slots.clear()
+        if self.dedicated is not None:
+            self._release_dedicated(clean=False)
+        self._write(reply)
+        self._close_when_flushed()
 
     def evict(self) -> None:
         """Closed to make room for a newer connection (`Gateway.admit`): it never

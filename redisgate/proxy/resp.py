@@ -150,6 +150,13 @@ class RequestFramer:
         self._failed: RemoteProtocolError | None = None
         self._reset_command()
 
+    def discard(self) -> None:
+        """Drop everything buffered (the connection is gone or cut): the bytes go now, not
+        when the last reference to the framer does."""
+        self._buf, self._pos, self._tail = b"", 0, None
+        self._ready.clear()
+        self._reset_command()
+
     def _reset_command(self) -> None:
         # Parse state of the command being received, as offsets from its first byte.
         self._argc = 0  # arguments still to read; 0: the `*N` header is not read yet
@@ -221,6 +228,12 @@ class RequestFramer:
         self._too_long_bulk = (
             limits.ERR_UNAUTHENTICATED_BULK if unauthenticated else limits.ERR_BULK_LENGTH
         )
+
+    @property
+    def unparsed_bytes(self) -> int:
+        """Bytes received and not yet parsed into commands: a command still arriving, and
+        what follows it (cheap: what the gateway's memory accounting reads per read)."""
+        return len(self._tail) if self._tail is not None else len(self._buf) - self._pos
 
     @property
     def buffered_bytes(self) -> int:

@@ -182,7 +182,7 @@ def test_redis_cli_through_the_proxy_process(
     assert not unix.exists()
 
 
-def test_sigterm_drains_an_in_flight_command_then_exits_0(
+def test_sigterm_answers_a_blocked_client_drains_in_flight_commands_then_exits_0(
     start_proxy: Callable[..., Proxy], keys: tuple[Path, str], redis_server: RedisServer
 ) -> None:
     keys_file, token = keys
@@ -191,26 +191,36 @@ def test_sigterm_drains_an_in_flight_command_then_exits_0(
     with (
         redis.Redis(port=redis_server.port, password=redis_server.password) as direct,
         client_blocked_in_blpop(port, token, direct, timeout=20) as (client, popped),
+        redis.Redis(port=port, password=token, single_connection_client=True) as busy,
+        ThreadPoolExecutor(1) as pool,
         socket.create_connection(("127.0.0.1", port), timeout=10) as idle,
     ):
         idle.sendall(b"AUTH " + token.encode() + b"\r\n")
         assert idle.recv(100) == b"+OK\r\n"
+        assert busy.set("e2e:drain", "v")
+        direct.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # holds the next GET
+        in_flight = pool.submit(busy.get, "e2e:drain")
+        time.sleep(0.2)  # the GET is in flight, waiting on the paused backend
 
         proxy.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: is_refused(port), "the listener to close")
         assert idle.recv(100) == b""  # a client with nothing in flight is closed at once
-        assert proxy.proc.poll() is None  # still waiting for the in-flight BLPOP
-        assert not popped.done()
-
-        direct.rpush(QUEUE, "job")  # release it straight on the backend
-        assert popped.result(15) == (QUEUE.encode(), b"job")
+        # A blocked command is answered at once: it could wait forever.
+        with pytest.raises(redis.ResponseError, match="UNBLOCKED the gateway is shutting down"):
+            popped.result(15)
+        assert proxy.proc.poll() is None  # still draining the GET
+        assert in_flight.result(15) == b"v"  # answered once the backend resumed
         assert proxy.wait() == 0, proxy.log
+        # The BLPOP went with its connection: a later push stays for the next reader.
+        wait_for(lambda: not blocked_in_blpop(direct), "the backend's BLPOP to go away")
+        direct.rpush(QUEUE, "job")
+        assert direct.llen(QUEUE) == 1
         with pytest.raises(redis.ConnectionError):
-            client.ping()  # closed once its owed reply was written
+            client.ping()
     assert proxy.gone()
 
 
-def test_second_sigterm_forces_exit_while_a_client_is_still_blocked(
+def test_second_sigterm_forces_exit_while_a_command_is_still_in_flight(
     start_proxy: Callable[..., Proxy], keys: tuple[Path, str], redis_server: RedisServer
 ) -> None:
     keys_file, token = keys
@@ -219,18 +229,24 @@ def test_second_sigterm_forces_exit_while_a_client_is_still_blocked(
     port = proxy.port()
     with (
         redis.Redis(port=redis_server.port, password=redis_server.password) as direct,
-        client_blocked_in_blpop(port, token, direct, timeout=0) as (_, popped),
+        redis.Redis(port=port, password=token, single_connection_client=True) as busy,
+        ThreadPoolExecutor(1) as pool,
     ):
-        proxy.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: is_refused(port), "the listener to close")
-        assert proxy.proc.poll() is None and not popped.done()
-        proxy.proc.send_signal(signal.SIGTERM)
-        assert proxy.wait() == 0, proxy.log
-        assert "SIGTERM again: stopping now" in proxy.log
-        with pytest.raises(redis.ConnectionError):
-            popped.result(15)  # cut off without a reply
-        # Its upstream connection went too: no BLPOP left to swallow a later push.
-        wait_for(lambda: not blocked_in_blpop(direct), "the backend's BLPOP to go away")
+        assert busy.ping()
+        direct.execute_command("CLIENT", "PAUSE", "30000", "ALL")
+        try:
+            in_flight = pool.submit(busy.get, "e2e:drain")
+            time.sleep(0.2)
+            proxy.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: is_refused(port), "the listener to close")
+            assert proxy.proc.poll() is None and not in_flight.done()
+            proxy.proc.send_signal(signal.SIGTERM)
+            assert proxy.wait() == 0, proxy.log
+            assert "SIGTERM again: stopping now" in proxy.log
+            with pytest.raises(redis.ConnectionError):
+                in_flight.result(15)  # cut off without a reply
+        finally:
+            direct.execute_command("CLIENT", "UNPAUSE")
     assert proxy.gone()
 
 

@@ -11,8 +11,10 @@ import os
 import re
 import signal
 import socket
+import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,17 +212,24 @@ def test_sigterm_drains_every_worker_then_exits_0(
     with (
         redis.Redis(port=redis_server.port, password=redis_server.password) as direct,
         client_blocked_in_blpop(fleet.port, token, direct, timeout=20) as (_, popped),
+        redis.Redis(port=fleet.port, password=token, single_connection_client=True) as busy,
+        ThreadPoolExecutor(1) as pool,
     ):
         idle = open_clients(fleet.port, token, 10)  # on both workers, nothing in flight
         fleet.pids()
+        assert busy.set("e2e:drain", "v")
+        direct.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # holds the next GET
+        in_flight = pool.submit(busy.get, "e2e:drain")
+        time.sleep(0.2)
         fleet.proxy.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: is_refused(fleet.port), "every listener to close")
         for sock in idle:
             assert sock.recv(100) == b""  # closed at once
             sock.close()
-        assert fleet.proxy.proc.poll() is None  # one worker still owes the BLPOP's reply
-        direct.rpush(QUEUE, "job")
-        assert popped.result(15) == (QUEUE.encode(), b"job")
+        with pytest.raises(redis.ResponseError, match="UNBLOCKED the gateway is shutting down"):
+            popped.result(15)  # a blocked command is answered at once
+        assert fleet.proxy.proc.poll() is None  # one worker still owes the GET's reply
+        assert in_flight.result(15) == b"v"
         assert fleet.proxy.wait() == 0, fleet.proxy.log
     log = fleet.proxy.log
     for index in (0, 1):
@@ -237,16 +246,24 @@ def test_a_second_sigterm_cuts_the_drains_short(
     fleet = start_fleet(start_proxy, "--keys-file", str(keys_file), "--shutdown-timeout-s", "60")
     with (
         redis.Redis(port=redis_server.port, password=redis_server.password) as direct,
-        client_blocked_in_blpop(fleet.port, token, direct, timeout=0) as (_, popped),
+        redis.Redis(port=fleet.port, password=token, single_connection_client=True) as busy,
+        ThreadPoolExecutor(1) as pool,
     ):
+        assert busy.ping()
         fleet.pids()
-        fleet.proxy.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: is_refused(fleet.port), "every listener to close")
-        assert fleet.proxy.proc.poll() is None and not popped.done()
-        fleet.proxy.proc.send_signal(signal.SIGTERM)
-        assert fleet.proxy.wait() == 0, fleet.proxy.log
-        with pytest.raises(redis.ConnectionError):
-            popped.result(15)
+        direct.execute_command("CLIENT", "PAUSE", "30000", "ALL")
+        try:
+            in_flight = pool.submit(busy.get, "e2e:drain")
+            time.sleep(0.2)
+            fleet.proxy.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: is_refused(fleet.port), "every listener to close")
+            assert fleet.proxy.proc.poll() is None and not in_flight.done()
+            fleet.proxy.proc.send_signal(signal.SIGTERM)
+            assert fleet.proxy.wait() == 0, fleet.proxy.log
+            with pytest.raises(redis.ConnectionError):
+                in_flight.result(15)
+        finally:
+            direct.execute_command("CLIENT", "UNPAUSE")
     assert "SIGTERM again: stopping now" in fleet.proxy.log
     assert not any(pid_alive(pid) for pid in fleet.seen)
 

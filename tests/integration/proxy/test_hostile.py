@@ -292,3 +292,49 @@ def test_a_reply_flood_from_departing_clients_is_never_asked_of_the_backend(
         assert memory.peak < window + 4 * 100_000 + 2 * 1024 * 1024
         wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
         assert metrics.UNSENT_DROPPED["commands"] > before  # dropped unsent, not read and lost
+
+
+# --- 5. Memory across clients ------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_partial_requests_of_many_clients_stay_under_the_total_cap(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    cap = 48 * 1024 * 1024
+    with run_gateway(redis_server, tmp_path, max_total_request_bytes=cap) as gw:
+        victim = gw.client()
+        assert victim.ping()
+        baseline_rss = rss_mb()
+        peak = 0
+        chunk = b"x" * (1024 * 1024)
+        attackers = []
+        for _ in range(2):  # rounds: memory must come back each time
+            for _ in range(8):  # 8 x 12 MB of values that never end: 96 MB asked for
+                sock = authed_socket(gw)
+                sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$31457280\r\n")
+                attackers.append(sock)
+            for _ in range(12):
+                for sock in attackers:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(chunk)
+                peak = max(peak, gw.call(lambda: gw.gateway.request_bytes))
+                assert victim.ping()
+            cut = 0
+            for sock in attackers:
+                sock.settimeout(5)
+                with contextlib.suppress(OSError):
+                    if b"max_total_request_bytes" in sock.recv(1000):
+                        cut += 1
+                sock.close()
+            attackers.clear()
+            assert cut >= 3  # the largest holders were told why
+            wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 1)
+            assert gw.call(lambda: gw.gateway.request_bytes) == 0
+        assert peak <= cap + 1024 * 1024  # a read over it at most, then the largest is cut
+        assert rss_mb() < baseline_rss + 64  # what the attack held came back
+        victim.close()
