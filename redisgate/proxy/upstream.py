@@ -203,7 +203,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.max_inflight_commands = max_inflight_commands
         self.max_inflight_bytes = max_inflight_bytes
         self._held: deque[tuple[PendingRequest, bytes]] = deque()  # over the window
-        self._partial: dict[PendingRequest, int] = {}  # held runs sent in part: commands left
+        # Held runs sent in part: the raw bytes of their commands still to send.
+        self._partial: dict[PendingRequest, deque[bytes]] = {}
         # Estimated bytes per reply. It starts high (16 replies fill the window), so a
         # new connection learns its replies' size before it asks for many of them.
         self._reply_size = max_inflight_bytes / 16
@@ -383,18 +384,19 @@ class UpstreamConnection(asyncio.Protocol):
     def _send_held(self) -> None:
         """Send what waited for the window, in order, while it fits; drop what nobody awaits.
 
-        A pipelined run (one request, many commands) larger than the room is sent in parts,
-        split at command boundaries; its rest stays first in line, so order is kept. A run
-        cancelled part-way is owed only the replies of the part that was sent."""
-        held = self._held
+        A pipelined run (one request, many commands) larger than the room is split into its
+        commands once and sent in parts; its rest stays first in line, so order is kept. A
+        run cancelled part-way is owed only the replies of the part that was sent."""
+        held, partial = self._held, self._partial
         while held:
             request, raw = held[0]
+            pieces = partial.get(request)
+            left = request.count if pieces is None else len(pieces)
             if request.cancelled:
                 held.popleft()
-                left = self._unsent_commands(request)
                 metrics.UNSENT_DROPPED["commands"] += left
-                if left < request.count:  # part of it was sent: expect only those replies
-                    del self._partial[request]
+                if pieces is not None:  # part of it was sent: expect only those replies
+                    del partial[request]
                     request.waiting -= left
                     request.names = None
                     if request.waiting == 0:  # and they are all in: it heads the FIFO
@@ -406,30 +408,23 @@ class UpstreamConnection(asyncio.Protocol):
             room = self._room()
             if room <= 0:
                 return
-            left = self._unsent_commands(request)
             if left > room:
-                commands = split_commands(raw)
-                first = b"".join(command.raw for command in commands[:room])
-                held[0] = (request, b"".join(command.raw for command in commands[room:]))
-                self._partial[request] = left - room
-                if left == request.count:
+                if pieces is None:
+                    pieces = partial[request] = deque(c.raw for c in split_commands(raw))
                     self.fifo.append(request)
                     self._unsent += 1
                 self._asked += room
-                self.write(first)
+                self.write(b"".join([pieces.popleft() for _ in range(room)]))
                 return
             held.popleft()
-            if left == request.count:
+            if pieces is None:
                 self.fifo.append(request)
                 self._unsent += 1
             else:
-                del self._partial[request]
+                del partial[request]
+                raw = b"".join(pieces)
             self._asked += left
             self.write(raw)
-
-    def _unsent_commands(self, request: PendingRequest) -> int:
-        """Commands of a held request not sent yet (all, unless it was split)."""
-        return self._partial.get(request, request.count)
 
     @property
     def held(self) -> int:
