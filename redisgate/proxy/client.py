@@ -65,6 +65,11 @@ REPLY_REQUEST_MEMORY = encode_error(
 # Unsent reply bytes a client may hold before they count against max_total_reply_bytes: the
 # transport's high-water mark, so only slow readers (paused, and told when they drain) count.
 _REPLY_HELD_FROM = 64 * 1024
+# Commands (or runs) one `_process` call takes before it lets other callbacks run: a client
+# pipelining thousands of commands must not hold the event loop, and every other tenant,
+# for the milliseconds that takes (docs/security.md).
+_TURN_COMMANDS = 128
+_SLICE_BYTES = 8 * 1024  # a read larger than this is parsed in slices of it
 _HELD_BYTES = 64 * 1024  # request bytes buffered while the session waits, before reading stops
 REPLY_EVICTED = encode_error(
     "ERR", "closed: too many connections waiting to authenticate (send AUTH first)"
@@ -80,6 +85,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "__weakref__",
         "_aborted",
         "_anonymous_left",
+        "_backlog",
+        "_backlog_pos",
         "_at_limit",
         "_eof",
         "_flush_handle",
@@ -89,6 +96,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "_run_names",
         "_shared_protocol",
         "_tasks",
+        "_turn",
         "_write_paused",
         "closed",
         "closing",
@@ -138,6 +146,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self._anonymous_left = PRE_AUTH_MAX_COMMANDS
         self._out: list[bytes] = []  # replies queued for the next write
         self._flush_handle: asyncio.Handle | None = None
+        self._turn: asyncio.Handle | None = None  # `_process` continues at the next turn
+        self._backlog: bytes | None = None  # a large read, parsed a slice at a time
+        self._backlog_pos = 0
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,19 +188,47 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         metrics.CLIENT_BYTES["in"] += len(data)
         if self.closing:
             return
-        self.framer.feed(data)
+        if self._backlog is not None:  # (reading is paused meanwhile; just in case)
+            self._backlog = self._backlog[self._backlog_pos :] + data
+            self._backlog_pos = 0
+        elif len(data) > _SLICE_BYTES:  # parsed a slice at a time (`_feed_backlog`)
+            self._backlog, self._backlog_pos = data, 0
+        else:
+            self.framer.feed(data)
         if not self._blocked:
             self._process()
-        held = self.framer.unparsed_bytes
-        if held != self.request_held:  # rarely: a command still arriving, or held back
-            delta, self.request_held = held - self.request_held, held
-            self.gateway.requests_held(delta)  # may cut this client
-        elif not self._read_paused and self.framer.buffered_bytes > _HELD_BYTES:
+        elif not self._read_paused and (
+            self._backlog is not None or self.framer.buffered_bytes > _HELD_BYTES
+        ):
             # Waiting (AUTH, a dedicated connection): nothing is taken meanwhile, so read no
             # more than this; `_process` resumes reading once it runs again.
             self._read_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
+        self._count_held()
+
+    def _count_held(self) -> None:
+        """Tell the gateway how many request bytes this client holds, when that changed."""
+        held = self.framer.unparsed_bytes
+        if self._backlog is not None:
+            held += len(self._backlog) - self._backlog_pos
+        if held != self.request_held:  # rarely: a command still arriving, or held back
+            delta, self.request_held = held - self.request_held, held
+            self.gateway.requests_held(delta)  # may cut this client
+
+    def _feed_backlog(self) -> None:
+        """Hand the framer the next slice of a large read: parsing a read of thousands of
+        commands at once would hold the event loop (17 ms for 5,000 GETs) and every other
+        tenant with it; a slice is parsed, its commands taken, then the next."""
+        backlog, start = self._backlog, self._backlog_pos
+        assert backlog is not None
+        end = start + _SLICE_BYTES
+        if end >= len(backlog):
+            self._backlog = None
+            self.framer.feed(backlog[start:] if start else backlog)
+        else:
+            self._backlog_pos = end
+            self.framer.feed(backlog[start:end])
 
     def eof_received(self) -> bool | None:
         # The client sent everything it will: run what is buffered, answer it, then close.
@@ -204,6 +243,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = self.closing = True
         self.framer.discard()
+        self._backlog = None
         self._release_held_bytes()
         for slot in self.slots:
             slot.cancelled = True
@@ -245,9 +285,17 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         ready = framer.queued
         run: list[bytes] = []
         command: Command | Run | None
+        budget = _TURN_COMMANDS
+        if self._turn is not None:  # called before its turn came: this call is the turn
+            self._turn.cancel()
+            self._turn = None
         while not self._blocked and not self.closing:
             if self.inflight >= limit:
                 self._at_limit = True
+                break
+            budget -= 1
+            if budget < 0:  # the rest next turn: other clients' reads come first
+                self._turn = self.loop.call_soon(self._next_turn)
                 break
             try:
                 if ready:
@@ -266,6 +314,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 self._finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
+                if self._backlog is not None:
+                    self._feed_backlog()
+                    continue
                 if self._eof:
                     self._send_run(run, session)
                     run = []
@@ -303,8 +354,17 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             self._send_run(run, session)
         if session.credit:  # stopped early (blocked, paused): what the rest did not use
             session.settle()
-        if self._read_paused or self._write_paused or self.inflight >= limit:
+        if self.request_held:
+            self._count_held()
+        if self._read_paused or self._write_paused or self.inflight >= limit or self._turn:
             self._update_reading()
+        elif self._backlog is not None:  # stopped before the backlog was parsed
+            self._update_reading()
+
+    def _next_turn(self) -> None:
+        self._turn = None
+        if not self._blocked and not self.closing:
+            self._process()
 
     def _forward_run(self, forwarded: Run, session: Session) -> None:
         """A read's leading commands that `session` forwards as they are: one slot, one
@@ -487,7 +547,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         transport = self.transport
         if transport is None or self.closed:
             return
-        want_pause = self._write_paused or self.inflight >= self.settings.max_pending_per_client
+        want_pause = (
+            self._write_paused
+            or self.inflight >= self.settings.max_pending_per_client
+            or self._turn is not None  # commands are waiting for their turn: read no more
+            or self._backlog is not None
+        )
         if want_pause and not self._read_paused:
             self._read_paused = True
             transport.pause_reading()
@@ -529,6 +594,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         metrics.CLIENTS_CUT["request_memory"] += 1
         self._release_held_bytes()
         self.framer.discard()
+        self._backlog = None
         self._finish_now(REPLY_REQUEST_MEMORY)
 
     def cut_for_replies(self) -> None:
