@@ -85,9 +85,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "__weakref__",
         "_aborted",
         "_anonymous_left",
+        "_at_limit",
         "_backlog",
         "_backlog_pos",
-        "_at_limit",
         "_eof",
         "_flush_handle",
         "_held",
@@ -356,9 +356,13 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             session.settle()
         if self.request_held:
             self._count_held()
-        if self._read_paused or self._write_paused or self.inflight >= limit or self._turn:
-            self._update_reading()
-        elif self._backlog is not None:  # stopped before the backlog was parsed
+        if (
+            self._read_paused
+            or self._write_paused
+            or self.inflight >= limit
+            or self._turn is not None
+            or self._backlog is not None  # stopped before the backlog was parsed
+        ):
             self._update_reading()
 
     def _next_turn(self) -> None:
