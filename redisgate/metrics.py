@@ -196,6 +196,9 @@ CUT_REASONS = (
     "shutdown",
 )  # fmt: skip
 CLIENTS_CUT: dict[str, int] = dict.fromkeys(CUT_REASONS, 0)
+# Fair-share holds: ticks (5 ms) for which the instance moving the most bytes had its upstream
+# connections held, because the event loop was late and other instances were in use.
+FAIR_SHARE_HOLDS: dict[str, int] = {"holds": 0}
 # Commands never sent to a backend because their client left while they waited for the
 # shared connection's window (upstream_max_inflight_*).
 UNSENT_DROPPED: dict[str, int] = {"commands": 0}
@@ -279,6 +282,13 @@ class _PlainCounters(Collector):
             "redisgate_client_bytes", "Bytes read from (in) and written to (out) clients.",
             "direction", CLIENT_BYTES.items(),
         )  # fmt: skip
+        holds = CounterMetricFamily(
+            "redisgate_fair_share_holds",
+            "5 ms ticks for which the busiest instance's upstream connections were held "
+            "because the gateway was overloaded and other instances were in use.",
+        )
+        holds.add_metric([], FAIR_SHARE_HOLDS["holds"])
+        yield holds
         dropped = CounterMetricFamily(
             "redisgate_commands_dropped_unsent",
             "Commands never sent to a backend: their client left while they waited for the "

@@ -69,6 +69,7 @@ _REPLY_HELD_FROM = 64 * 1024
 # pipelining thousands of commands must not hold the event loop, and every other tenant,
 # for the milliseconds that takes (docs/security.md).
 _TURN_COMMANDS = 128
+_HELD_TURN_S = 0.002  # a client of a held instance looks again after this (one fair-share tick)
 _SLICE_BYTES = 8 * 1024  # a read larger than this is parsed in slices of it
 _HELD_BYTES = 64 * 1024  # request bytes buffered while the session waits, before reading stops
 REPLY_EVICTED = encode_error(
@@ -188,6 +189,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         metrics.CLIENT_BYTES["in"] += len(data)
         if self.closing:
             return
+        if self.pool is not None:
+            self.pool.meter.bytes += len(data)
         if self._backlog is not None:  # (reading is paused meanwhile; just in case)
             self._backlog = self._backlog[self._backlog_pos :] + data
             self._backlog_pos = 0
@@ -289,6 +292,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if self._turn is not None:  # called before its turn came: this call is the turn
             self._turn.cancel()
             self._turn = None
+        if self.pool is not None and self.pool.throttled:
+            # Its instance is held for taking more than its share (`Gateway._share_fairly`):
+            # its commands wait for the next tick, with reading paused.
+            self._turn = self.loop.call_later(_HELD_TURN_S, self._next_turn)
+            self._update_reading()
+            return
         while not self._blocked and not self.closing:
             if self.inflight >= limit:
                 self._at_limit = True

@@ -29,7 +29,13 @@ from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.commands import CommandTable, normalize
 from redisgate.proxy.principals import Backend, Instance
 from redisgate.proxy.resp import encode_command, encode_error, is_error
-from redisgate.proxy.upstream import DedicatedOwner, PendingRequest, State, UpstreamConnection
+from redisgate.proxy.upstream import (
+    DedicatedOwner,
+    PendingRequest,
+    State,
+    TrafficMeter,
+    UpstreamConnection,
+)
 
 _BACKOFF_MIN_S = 0.1
 _BACKOFF_MAX_S = 5.0
@@ -59,6 +65,8 @@ class InstancePool:
         self.max_idle_dedicated = max_idle_dedicated
         self.max_inflight_commands = max_inflight_commands
         self.max_inflight_bytes = max_inflight_bytes
+        self.meter = TrafficMeter()  # bytes moved by this instance's clients and connections
+        self.throttled = False
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
         self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
@@ -175,6 +183,16 @@ class InstancePool:
             idle.remove(conn)
         self._note_failure(conn)
 
+    # --- Fair share -------------------------------------------------------------------------
+
+    def set_throttled(self, throttled: bool) -> None:
+        """Hold this instance's upstream connections (not reading their replies) while it
+        takes more than its share of an overloaded gateway (`Gateway._share_fairly`)."""
+        self.throttled = throttled
+        for conns in (*self._shared.values(), *self._idle_dedicated.values(), self._lent):
+            for conn in conns:
+                conn.set_throttled(throttled)
+
     # --- Command metadata -------------------------------------------------------------------
 
     async def fetch_command_table(
@@ -226,6 +244,9 @@ class InstancePool:
     ) -> UpstreamConnection:
         conn = UpstreamConnection(self.backend, protocol, on_closed=on_closed)
         conn.label = self.instance.name
+        conn.meter = self.meter
+        if self.throttled:
+            conn.set_throttled(True)
         conn.on_ready = self._connection_ready
         if connect:
             task = self._loop.create_task(conn.connect(self.connect_timeout_s, self._ssl_context()))

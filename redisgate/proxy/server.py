@@ -47,6 +47,10 @@ _SWEEP_INTERVAL_S = 1.0
 _USAGE_FLUSH_S = 5.0
 _FINAL_FLUSH_TIMEOUT_S = 2.0
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+_FAIR_TICK_S = 0.002  # how often the fair-share check runs
+_FAIR_LATE_S = 0.001  # a tick this late means the loop is overloaded
+_FAIR_MAX_HOLD = 20  # ticks
+_FAIR_ACTIVE_S = 1.0  # an instance that moved bytes this recently is in use
 
 
 class Gateway:
@@ -92,6 +96,12 @@ class Gateway:
         self.addresses: list[tuple[str, int] | str] = []
         self._next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self._fair_timer: asyncio.TimerHandle | None = None
+        self._fair_due = 0.0
+        self._fair_seen: dict[InstancePool, int] = {}  # meter readings at the last overload
+        self._fair_active: dict[InstancePool, float] = {}  # when each last moved bytes
+        self._throttled: InstancePool | None = None
+        self._hold_ticks = 0
         self._all_gone = asyncio.Event()
         self._unix_inode: int | None = None
         self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
@@ -274,6 +284,8 @@ class Gateway:
             self._close_listeners()
             raise
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)
+        self._fair_due = loop.time() + _FAIR_TICK_S
+        self._fair_timer = loop.call_at(self._fair_due, self._share_fairly)
         if self.live is not None:
             self.live.start()
         metrics.GAUGE_SOURCES.add(self.metric_gauges)
@@ -345,6 +357,51 @@ class Gateway:
         if now >= self._next_usage_flush and self._usage_flush is None:
             self._next_usage_flush = now + _USAGE_FLUSH_S
             self._usage_flush = loop.create_task(self.flush_usage())
+
+    def _share_fairly(self) -> None:
+        """Every 5 ms: is the event loop late (it ran work for longer than that)? Then the
+        instance that moved the most bytes since the last such check, if another instance
+        is in use too, has its upstream connections held (not read) until the next tick,
+        so its tenant's flood waits in its own Redis (bounded by the window) and the other
+        tenants' commands get the loop. One tenant alone is never held: a benchmark or a
+        big job on a quiet gateway runs at full speed (docs/security.md)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        late = now - self._fair_due
+        self._fair_due = now + _FAIR_TICK_S
+        self._fair_timer = loop.call_at(self._fair_due, self._share_fairly)
+        if self._throttled is not None:
+            self._hold_ticks -= 1
+            if self._hold_ticks > 0:
+                return
+            self._throttled.set_throttled(False)
+            self._throttled = None
+        if late < _FAIR_LATE_S:
+            return
+        seen, active = self._fair_seen, self._fair_active
+        heaviest, most = None, 0
+        for pool in self.pools:
+            moved = pool.meter.bytes - seen.get(pool, 0)
+            if moved:
+                seen[pool] = pool.meter.bytes
+                active[pool] = now
+                if moved > most:
+                    heaviest, most = pool, moved
+        if heaviest is None:
+            return
+        others = any(
+            pool is not heaviest and now - at < _FAIR_ACTIVE_S for pool, at in active.items()
+        )
+        if others:
+            heaviest.set_throttled(True)
+            self._throttled = heaviest
+            # Held longer the later the loop was: as long as its work held the others.
+            self._hold_ticks = min(_FAIR_MAX_HOLD, 1 + int(late / _FAIR_TICK_S))
+            metrics.FAIR_SHARE_HOLDS["holds"] += 1
+        if len(active) > 4 * len(self.clients) + 64:  # forget pools long gone
+            for pool in [p for p, at in active.items() if now - at > _FAIR_ACTIVE_S]:
+                del active[pool]
+                seen.pop(pool, None)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task the gateway keeps a reference to until it ends."""
@@ -482,6 +539,8 @@ class Gateway:
             server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._fair_timer is not None:
+            self._fair_timer.cancel()
         if self.live is not None:
             await self.live.close()
         self._all_gone.clear()

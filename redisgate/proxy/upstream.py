@@ -114,6 +114,16 @@ class PendingRequest:
         self.complete(error * self.waiting)
 
 
+class TrafficMeter:
+    """Bytes an instance's connections (upstream and client) have moved, for the gateway's
+    fair share under overload (`Gateway._share_fairly`): a plain counter, never reset."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
 class ReplyOwner(Protocol):
     def reply_ready(self, request: PendingRequest) -> None: ...
 
@@ -208,7 +218,9 @@ class UpstreamConnection(asyncio.Protocol):
         # Estimated bytes per reply. It starts high (16 replies fill the window), so a
         # new connection learns its replies' size before it asks for many of them.
         self._reply_size = max_inflight_bytes / 16
-        self._reading_paused = False
+        self._reading_paused = False  # by its client (too slow a reader)
+        self._throttled = False  # by the gateway (its instance takes more than its share)
+        self.meter: TrafficMeter | None = None
         self._wbuf: list[bytes] = []
         self._wbuf_bytes = 0
         self._unsent = 0  # requests in the FIFO not yet written (their `sent` is unset)
@@ -270,9 +282,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.state = State.READY
+        if self._reading_paused or self._throttled:
+            self.transport.pause_reading()
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.meter is not None:
+            self.meter.bytes += len(data)
         try:
             frames = self.framer.feed(data)
         except RemoteProtocolError as exc:
@@ -434,14 +450,26 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         """Stop reading replies (a dedicated connection whose client reads too slowly: Redis
         holds them, up to its `client-output-buffer-limit`)."""
-        if not self._reading_paused and self.transport is not None:
-            self._reading_paused = True
-            self.transport.pause_reading()
+        self._set_reading(paused=True, throttled=self._throttled)
 
     def resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
+        self._set_reading(paused=False, throttled=self._throttled)
+
+    def set_throttled(self, throttled: bool) -> None:
+        """Stop (or resume) reading while the gateway holds this instance back: Redis keeps
+        the replies, no more than the window asked for."""
+        self._set_reading(paused=self._reading_paused, throttled=throttled)
+
+    def _set_reading(self, *, paused: bool, throttled: bool) -> None:
+        was = self._reading_paused or self._throttled
+        self._reading_paused, self._throttled = paused, throttled
+        transport = self.transport
+        if transport is None or self.state is not State.READY or was == (paused or throttled):
+            return
+        if paused or throttled:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def write(self, raw: bytes) -> None:
         """Queue bytes with no reply slot (dedicated connections track replies themselves)."""

@@ -338,3 +338,50 @@ def test_partial_requests_of_many_clients_stay_under_the_total_cap(
         assert peak <= cap + 1024 * 1024  # a read over it at most, then the largest is cut
         assert rss_mb() < baseline_rss + 64  # what the attack held came back
         victim.close()
+
+
+# --- Fair share under overload -----------------------------------------------------------------
+
+
+def reply_floods(gw: RunningGateway, seconds: float) -> None:
+    """Connect, pipeline 2,000 GETs of 100 KB, leave; again and again."""
+    flood = encode_command(["GET", "big"]) * 2000
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock = authed_socket(gw)
+        sock.sendall(flood)
+        sock.close()
+        time.sleep(0.02)
+
+
+def test_a_flooding_tenant_is_held_back_while_another_is_in_use(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, instances=("main", "victim")) as gw:
+        with gw.client() as r:
+            r.set("big", b"x" * 100_000)
+        holds = metrics.FAIR_SHARE_HOLDS["holds"]
+        reply_floods(gw, 1.0)  # one tenant alone is never held, however busy
+        assert metrics.FAIR_SHARE_HOLDS["holds"] == holds
+
+        stop = threading.Event()
+        answered: list[bool] = []
+
+        def victim() -> None:
+            with gw.client("victim") as v:
+                while not stop.is_set():
+                    answered.append(v.ping())
+                    time.sleep(0.005)
+
+        pinger = threading.Thread(target=victim)
+        pinger.start()
+        try:
+            reply_floods(gw, 2.0)
+        finally:
+            stop.set()
+            pinger.join(10)
+        # The gateway was overloaded with another tenant in use: the flood's instance was
+        # held (its replies waited in its own Redis), and the other tenant was served.
+        assert metrics.FAIR_SHARE_HOLDS["holds"] > holds
+        assert answered and all(answered)
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
