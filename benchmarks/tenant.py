@@ -10,6 +10,7 @@ also LISTENs for changes and flushes usage every 5 s.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,7 +18,7 @@ from redisgate import apikeys
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits
-from redisgate.store import api_keys, db, instances, orgs, users
+from redisgate.store import api_keys, db, instances, orgs, sealing, users
 from redisgate.store import limits as limit_store
 from redisgate.store.migrations import default_migrations_dir, migrate
 from redisgate.store.quotas import Limits as Quota
@@ -35,7 +36,13 @@ HIGH_LIMITS = Limits(
 
 @contextmanager
 def postgres_tenant(redis: RedisServer, scopes: str) -> Iterator[tuple[str, str]]:
-    """(database URL, API key token) of a tenant whose instance is `redis`, db 0."""
+    """(database URL, API key token) of a tenant whose instance is `redis`, db 0.
+
+    Backend passwords are stored sealed: this process seals with a fresh key, which the
+    gateways started after it read from their environment (`backend_secret_keys`)."""
+    key = sealing.new_key()
+    sealing.configure(sealing.SecretBox((sealing.decode_key(key),)))
+    os.environ["REDISGATE_BACKEND_SECRET_KEYS"] = key
     server = PostgresServer()
     server.start()
     try:

@@ -571,14 +571,16 @@ class Gateway:
 
 
 def _fix_mmap_threshold() -> None:
-    """Have glibc serve every allocation over 256 KiB with its own mapping, returned to the
-    OS when freed. By default the threshold rises to the largest block freed (up to 32 MiB),
-    after which a client's multi-megabyte request buffers come from the heap and their pages
-    stay: measured, eight 12 MB buffers freed left RSS at 120 MB instead of 28 MB, round
-    after round (docs/security.md). A no-op where the C library is not glibc."""
+    """Have glibc serve every allocation of 1 MiB or more with its own mapping, returned to
+    the OS when freed. By default the threshold rises to the largest block freed (up to
+    32 MiB), after which a client's multi-megabyte request buffers come from the heap and
+    their pages stay: measured, eight 12 MB buffers freed left RSS at 120 MB instead of
+    28 MB, round after round (docs/security.md). Not lower: at 256 KiB, uvloop's full
+    256 KiB reads became an mmap/munmap pair each, and GET of 100 KB values ran at half
+    speed. A no-op where the C library is not glibc."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
     except (OSError, AttributeError):
         pass
 
