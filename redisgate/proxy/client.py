@@ -208,7 +208,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             self._read_paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
-        self._count_held()
+        if self.request_held or self._backlog is not None or self.framer.unparsed_bytes:
+            self._count_held()
 
     def _count_held(self) -> None:
         """Tell the gateway how many request bytes this client holds, when that changed."""

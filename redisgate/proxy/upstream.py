@@ -365,7 +365,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self.state is State.CLOSED:
             request.fail(self.error_reply())
             return
-        if self.max_inflight_commands and (self._held or not self._room_for(request.count)):
+        if self.max_inflight_commands and (
+            self._held
+            or (owed := self._asked - self.replies + request.count) > self.max_inflight_commands
+            or owed * self._reply_size > self.max_inflight_bytes
+        ):
             self._held.append((request, raw))
             if len(self._held) == 1:  # a run larger than the room: its first part goes now
                 self._send_held()
@@ -379,14 +383,6 @@ class UpstreamConnection(asyncio.Protocol):
         """Bound this (shared) connection's unanswered replies (see the module docstring)."""
         self.max_inflight_commands, self.max_inflight_bytes = max_commands, max_bytes
         self._reply_size = max_bytes / 16
-
-    def _room_for(self, count: int) -> bool:
-        """Whether `count` more replies fit the window."""
-        owed = self._asked - self.replies + count
-        return (
-            owed <= self.max_inflight_commands
-            and owed * self._reply_size <= self.max_inflight_bytes
-        )
 
     def _room(self) -> int:
         """How many more replies the window takes now (at least one when it is empty)."""
