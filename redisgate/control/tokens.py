@@ -9,7 +9,6 @@ verify their tokens, so a key can be rotated without logging everyone out.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import time
 import uuid
@@ -20,6 +19,7 @@ import jwt
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, Unauthenticated
+from redisgate.keyfiles import read_or_create
 
 ISSUER = "redisgate"
 AUDIENCE = "redisgate-control"
@@ -45,24 +45,12 @@ def load_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
     path = Path(settings.data_dir) / SECRET_FILE
-    try:
-        if path.exists():
-            value = path.read_text().strip()
-            if len(value) < 32:
-                raise ConfigError(f"{path} holds a key under 32 characters: delete it or fix it")
-            return value
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(48)
-        # Created 0600 from the start: the key is never readable by others, even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value + "\n")
-        return value
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot keep the token signing key in {path}: {exc.strerror or exc}; set "
-            f"jwt_secret or make data_dir writable"
-        ) from None
+    value = read_or_create(
+        path, lambda: secrets.token_urlsafe(48), what="token signing key", setting="jwt_secret"
+    )
+    if len(value) < 32:
+        raise ConfigError(f"{path} holds a key under 32 characters: delete it or fix it")
+    return value
 
 
 class Keyring:

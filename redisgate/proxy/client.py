@@ -249,12 +249,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.framer.discard()
         self._backlog = None
         self._release_held_bytes()
-        for slot in self.slots:
-            slot.cancelled = True
-        self.slots.clear()
-        self.dedicated_slots.clear()
-        if self.dedicated is not None:
-            self._release_dedicated(clean=False)
+        self._drop_owed()
         for task in self._tasks:
             task.cancel()
         self.gateway.forget(self)
@@ -628,14 +623,18 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def _finish_now(self, reply: bytes) -> None:
         """Close at once with `reply`, dropping whatever it is still owed."""
         self.closing = True
+        self._drop_owed()
+        self._write(reply)
+        self._close_when_flushed()
+
+    def _drop_owed(self) -> None:
+        """Forget every reply this client is owed (their requests' replies are dropped)."""
         for slot in self.slots:
             slot.cancelled = True
         self.slots.clear()
         self.dedicated_slots.clear()
         if self.dedicated is not None:
             self._release_dedicated(clean=False)
-        self._write(reply)
-        self._close_when_flushed()
 
     def evict(self) -> None:
         """Closed to make room for a newer connection (`Gateway.admit`): it never

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import operator
 import ssl
 import time
 import uuid
@@ -206,25 +207,22 @@ class Gateway:
         client holding the most is cut (the flood's own connection, not its victims')."""
         self.request_bytes += delta
         if delta > 0 and self.request_bytes > self.settings.max_total_request_bytes:
-            largest = max(self.clients, key=lambda client: client.request_held)
-            log.warning(
-                "%r: %d request bytes buffered by all clients, over max_total_request_bytes; "
-                "cutting the largest holder (%d bytes)",
-                largest, self.request_bytes, largest.request_held,
-            )  # fmt: skip
-            largest.cut_for_requests()
+            self._largest("request_held", self.request_bytes).cut_for_requests()
 
     def replies_held(self, delta: int) -> None:
         """As `requests_held`, for unsent reply bytes of slow readers."""
         self.reply_bytes += delta
         if delta > 0 and self.reply_bytes > self.settings.max_total_reply_bytes:
-            largest = max(self.clients, key=lambda client: client.reply_held)
-            log.warning(
-                "%r: %d unsent reply bytes for all clients, over max_total_reply_bytes; "
-                "cutting the largest holder (%d bytes)",
-                largest, self.reply_bytes, largest.reply_held,
-            )  # fmt: skip
-            largest.cut_for_replies()
+            self._largest("reply_held", self.reply_bytes).cut_for_replies()
+
+    def _largest(self, held: str, total: int) -> ClientConnection:
+        largest = max(self.clients, key=operator.attrgetter(held))
+        log.warning(
+            "%r: all clients hold %d bytes (%s), over their cap; cutting the largest holder "
+            "(%d bytes)",
+            largest, total, held, getattr(largest, held),
+        )  # fmt: skip
+        return largest
 
     def forget(self, client: ClientConnection) -> None:
         self.harvest(client)

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, StoreError
+from redisgate.keyfiles import read_or_create
 from redisgate.store.db import map_exceptions
 
 SEALED = "rgs1:"
@@ -120,25 +121,11 @@ class SecretBox:
         if settings.backend_secret_keys:
             texts = [t for t in settings.backend_secret_keys.split(",") if t.strip()]
             return cls(tuple(decode_key(t) for t in texts))
-        return cls((decode_key(_key_file(Path(settings.data_dir) / KEY_FILE)),))
-
-
-def _key_file(path: Path) -> str:
-    """The key kept in the data folder, created (0600 from the start) on first use."""
-    try:
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = new_key()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value + "\n")
-        return value
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot keep the backend secret key in {path}: {exc.strerror or exc}; set "
-            "backend_secret_keys or make data_dir writable"
-        ) from None
+        path = Path(settings.data_dir) / KEY_FILE
+        text = read_or_create(
+            path, new_key, what="backend secret key", setting="backend_secret_keys"
+        )
+        return cls((decode_key(text),))
 
 
 _box: SecretBox | None = None
