@@ -385,3 +385,34 @@ def test_a_flooding_tenant_is_held_back_while_another_is_in_use(
         assert metrics.FAIR_SHARE_HOLDS["holds"] > holds
         assert answered and all(answered)
         wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 0)
+
+
+def test_unsent_replies_of_slow_readers_stay_under_the_total_cap(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    cap = 16 * 1024 * 1024
+    with run_gateway(redis_server, tmp_path, max_total_reply_bytes=cap) as gw:
+        with gw.client() as r:
+            r.set("big", b"x" * 100_000)
+        victim = gw.client()
+        assert victim.ping()
+        readers = []
+        for _ in range(6):  # each asks for 20 MB of replies and reads none of them
+            sock = authed_socket(gw)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(encode_command(["GET", "big"]) * 200)
+            readers.append(sock)
+        peak = 0
+        for _ in range(100):
+            peak = max(peak, gw.call(lambda: gw.gateway.reply_bytes))
+            assert victim.ping()
+            time.sleep(0.01)
+        # The gateway held at most the cap (and a flush over it) for slow readers, cutting
+        # the largest holder each time it was passed.
+        assert peak <= cap + 4 * 1024 * 1024
+        assert metrics.CLIENTS_CUT["reply_memory"] > 0
+        for sock in readers:
+            sock.close()
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 1)
+        assert gw.call(lambda: gw.gateway.reply_bytes) == 0
+        victim.close()
