@@ -610,6 +610,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         """Disconnected because all slow readers' unsent replies passed their cap and this
         one held the most: a reset, which is what frees the bytes queued for it."""
         metrics.CLIENTS_CUT["reply_memory"] += 1
+        self._release_held_bytes()  # the abort drops them; counted out now, not once closed
         self._abort()
 
     def _release_held_bytes(self) -> None:
