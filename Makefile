@@ -21,10 +21,13 @@ $(STAMP): pyproject.toml
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get update -q && apt-get install -y -q python3-venv; \
 	  else echo "Python's venv module is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; \
 	fi
+	@echo "==> creating the virtualenv in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> installing Python packages into $(VENV) (about half a minute the first time)"
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
+	@echo "==> Python packages installed"
 
 run: install
 	$(BIN)/redisgate dev

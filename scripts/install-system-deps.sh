@@ -61,20 +61,21 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "installing ${missing[*]} with apt-get" >&2
+echo "==> installing system packages with apt-get: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # Keep the packages from starting their own services (a Redis on 6379, a PostgreSQL "main"
 # cluster): RedisGate starts the servers it needs itself. policy-rc.d is Debian's switch for
 # that; we only add it if nobody else did, and remove it afterwards.
-policy=/usr/sbin/policy-rc.d
+policy=${REDISGATE_POLICY_RC:-/usr/sbin/policy-rc.d}  # (overridable for its tests)
 added_policy=0
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' > "$policy"
   chmod +x "$policy"
   added_policy=1
 fi
-mkdir -p /etc/postgresql-common/createcluster.d
-echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/redisgate.conf
+createcluster=${REDISGATE_CREATECLUSTER_DIR:-/etc/postgresql-common/createcluster.d}
+mkdir -p "$createcluster"
+echo "create_main_cluster = false" > "$createcluster/redisgate.conf"
 # (an `if`, not `&&`: the trap's status would become the script's when the file was already there)
 cleanup() { if [ "$added_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
@@ -89,3 +90,4 @@ apt-get install -y -q --no-install-recommends "${missing[@]}"
 
 redis_ok || { echo "redis-server >= 7.0 is still missing after apt-get" >&2; exit 1; }
 postgres_ok || { echo "PostgreSQL server binaries still missing after apt-get" >&2; exit 1; }
+echo "==> system packages installed: ${missing[*]}" >&2
