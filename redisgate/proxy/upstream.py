@@ -257,7 +257,7 @@ class UpstreamConnection(asyncio.Protocol):
         mode = "dedicated" if self.owner is not None else "shared"
         return (
             f"<UpstreamConnection {self.backend.host}:{self.backend.port} RESP{self.protocol}"
-            f" {mode} {self.state.value} [{len(self.fifo)} pending]>"
+            f" {mode} {self.state.value} [{len(self.fifo)} pending, {self.held} held]>"
         )
 
     # --- Connecting ------------------------------------------------------------------------
