@@ -288,19 +288,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if self._turn is not None:  # called before its turn came: this call is the turn
             self._turn.cancel()
             self._turn = None
-        pool = self.pool
-        if pool is not None:
-            if pool.throttled:
-                # Its instance is held for taking more than its share (Gateway._share_fairly):
-                # its commands wait for the next tick, with reading paused.
-                self._turn = self.loop.call_later(_HELD_TURN_S, self._next_turn)
-                self._update_reading()
-                return
-            budget = pool.take_turn(budget)
-            if not budget:  # its instance's share of this loop iteration is used up
-                self._turn = self.loop.call_soon(self._next_turn)
-                self._update_reading()
-                return
+        if self.pool is not None and self.pool.throttled:
+            # Its instance is held for taking more than its share (`Gateway._share_fairly`):
+            # its commands wait for the next tick, with reading paused.
+            self._turn = self.loop.call_later(_HELD_TURN_S, self._next_turn)
+            self._update_reading()
+            return
         while not self._blocked and not self.closing:
             if self.inflight >= limit:
                 self._at_limit = True

@@ -40,7 +40,6 @@ from redisgate.proxy.upstream import (
 _BACKOFF_MIN_S = 0.1
 _BACKOFF_MAX_S = 5.0
 _WATCHDOG_INTERVAL_S = 1.0
-_CAPPED_TURN = 64  # commands per loop iteration for all clients of a capped instance
 
 
 class InstancePool:
@@ -68,9 +67,6 @@ class InstancePool:
         self.max_inflight_bytes = max_inflight_bytes
         self.meter = TrafficMeter()  # bytes moved by this instance's clients and connections
         self.throttled = False
-        self.capped_until = 0.0  # loop time until which its clients share one turn budget
-        self._turn_left = 0
-        self._turn_reset: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
         self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
@@ -196,26 +192,6 @@ class InstancePool:
         for conns in (*self._shared.values(), *self._idle_dedicated.values(), self._lent):
             for conn in conns:
                 conn.set_throttled(throttled)
-
-    def take_turn(self, wanted: int) -> int:
-        """How many of `wanted` commands a client of this instance may take now. While the
-        instance is capped (it was the heaviest of an overloaded gateway), all its clients
-        share `_CAPPED_TURN` commands per loop iteration, however many connections it opens;
-        otherwise each client takes what it wants."""
-        if self.capped_until == 0.0:
-            return wanted
-        if self._loop.time() > self.capped_until:
-            self.capped_until = 0.0
-            return wanted
-        if self._turn_reset is None:  # the first turn of this loop iteration
-            self._turn_left = _CAPPED_TURN
-            self._turn_reset = self._loop.call_soon(self._next_iteration)
-        granted = min(wanted, self._turn_left)
-        self._turn_left -= granted
-        return granted
-
-    def _next_iteration(self) -> None:
-        self._turn_reset = None
 
     # --- Command metadata -------------------------------------------------------------------
 

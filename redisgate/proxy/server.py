@@ -51,7 +51,6 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 _FAIR_TICK_S = 0.002  # how often the fair-share check runs
 _FAIR_LATE_S = 0.001  # a tick this late means the loop is overloaded
 _FAIR_MAX_HOLD = 20  # ticks
-_FAIR_CAP_S = 0.1  # after a hold, its clients share one turn budget per iteration this long
 _FAIR_ACTIVE_S = 1.0  # an instance that moved bytes this recently is in use
 
 
@@ -393,7 +392,6 @@ class Gateway:
         )
         if others:
             heaviest.set_throttled(True)
-            heaviest.capped_until = now + _FAIR_CAP_S
             self._throttled = heaviest
             # Held longer the later the loop was: as long as its work held the others.
             self._hold_ticks = min(_FAIR_MAX_HOLD, 1 + int(late / _FAIR_TICK_S))

@@ -5,7 +5,6 @@ tenant's latency during each."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -18,8 +17,6 @@ import redis
 
 from redisgate import metrics
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.pool import InstancePool
-from redisgate.proxy.principals import Backend, Instance
 from redisgate.proxy.resp import encode_command
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
@@ -425,21 +422,3 @@ def test_unsent_replies_of_slow_readers_stay_under_the_total_cap(
         wait_for(lambda: gw.call(lambda: len(gw.gateway.clients)) == 1)
         assert gw.call(lambda: gw.gateway.reply_bytes) == 0
         victim.close()
-
-
-async def test_a_capped_instance_shares_one_turn_budget_per_loop_iteration() -> None:
-    pool = InstancePool(
-        Instance(id="i", name="i", backend=Backend(host="127.0.0.1", port=1)), timeout_s=1
-    )
-    try:
-        assert pool.take_turn(128) == 128  # not capped: every client takes its turn
-        pool.capped_until = asyncio.get_running_loop().time() + 10
-        assert pool.take_turn(128) == 64
-        assert pool.take_turn(128) == 0  # the other connections wait for the next iteration
-        await asyncio.sleep(0)
-        assert pool.take_turn(10) == 10
-        assert pool.take_turn(128) == 54
-        pool.capped_until = asyncio.get_running_loop().time() - 1  # the cap expired
-        assert pool.take_turn(128) == 128
-    finally:
-        pool.close()
