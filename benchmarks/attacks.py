@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import multiprocessing
 import os
@@ -62,7 +61,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchlib import BlockingClient, encode, percentile, raise_open_files_limit, rss_bytes
+from benchlib import (
+    BlockingClient,
+    encode,
+    percentile,
+    raise_open_files_limit,
+    rss_bytes,
+    write_report,
+)
 from targets import pid_of, start_gateway
 
 from redisgate.launcher.process import ManagedProcess
@@ -753,13 +759,7 @@ def main() -> int:
         return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"attacks-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    (args.out / f"attacks-{stamp}.md").write_text(table)
-    print(table)
-    print(f"written: {args.out}/attacks-{stamp}.{{json,md}}", file=sys.stderr)
+    write_report(args.out, "attacks", report, markdown(report))
     return 0
 
 

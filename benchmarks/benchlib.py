@@ -7,12 +7,17 @@ therefore bugs or speed-ups) with the gateway they measure.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import resource
 import socket
 import statistics
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 Arg = bytes | str | int
 
@@ -166,3 +171,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def write_report(out: Path, name: str, report: dict[str, Any], table: str) -> None:
+    """Write `name-<stamp>.json` and `.md` under `out`, print the table and where they went."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"{name}-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}-{stamp}.md").write_text(table)
+    print(table)
+    print(f"written: {out}/{name}-{stamp}.{{json,md}}", file=sys.stderr)

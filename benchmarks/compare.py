@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
-import json
 import os
 import platform
 import shutil
@@ -47,6 +46,7 @@ from benchlib import (
     cpu_seconds,
     open_files_limit,
     raise_open_files_limit,
+    write_report,
 )
 from idle import measure_idle
 from mixed import run_loop, run_mixed
@@ -453,13 +453,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     env["loadavg_end"] = f"{os.getloadavg()[0]:.2f}"
     report["duration_s"] = time.monotonic() - began
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"compare-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
-    (args.out / f"compare-{stamp}.md").write_text(table)
-    print(table)
-    print(f"written: {args.out}/compare-{stamp}.{{json,md}}", file=sys.stderr)
+    write_report(args.out, "compare", report, markdown(report))
     return 0
 
 

@@ -182,15 +182,18 @@ def cmd_admin_create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_database_url(settings: Settings, what: str) -> None:
+    if not settings.database_url:
+        raise ConfigError(
+            f"database_url is not set: point REDISGATE_DATABASE_URL (or --database-url) at {what}"
+        )
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.store import db
     from redisgate.store.migrations import default_migrations_dir, migrate, pending
 
-    if not settings.database_url:
-        raise ConfigError(
-            "database_url is not set: point REDISGATE_DATABASE_URL (or "
-            "--database-url) at the PostgreSQL database to migrate"
-        )
+    _require_database_url(settings, "the PostgreSQL database to migrate")
     folder = settings.migrations_dir or default_migrations_dir()
 
     async def run() -> int:
@@ -220,11 +223,7 @@ def cmd_secrets_new_key(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_secrets_reseal(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.store import db, sealing
 
-    if not settings.database_url:
-        raise ConfigError(
-            "database_url is not set: point REDISGATE_DATABASE_URL (or --database-url) at the "
-            "control database"
-        )
+    _require_database_url(settings, "the control database")
     sealing.load(settings)
 
     async def run() -> int:

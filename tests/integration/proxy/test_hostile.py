@@ -50,6 +50,12 @@ def read_reply(sock: socket.socket, timeout_s: float = 5.0) -> bytes:
     return data
 
 
+def set_big(gw: RunningGateway) -> None:
+    """The 100 KB value `big` the reply floods ask for."""
+    with gw.client() as r:
+        r.set("big", b"x" * 100_000)
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -277,8 +283,7 @@ def test_a_reply_flood_from_departing_clients_is_never_asked_of_the_backend(
 ) -> None:
     window = 2 * 1024 * 1024
     with run_gateway(redis_server, tmp_path, upstream_max_inflight_bytes=window) as gw:
-        with gw.client() as r:
-            r.set("big", b"x" * 100_000)
+        set_big(gw)
         flood = encode_command(["GET", "big"]) * 1000  # 100 MB of replies asked for
         before = metrics.UNSENT_DROPPED["commands"]
         with BackendMemory(redis_server) as memory:
@@ -358,8 +363,7 @@ def test_a_flooding_tenant_is_held_back_while_another_is_in_use(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     with run_gateway(redis_server, tmp_path, instances=("main", "victim")) as gw:
-        with gw.client() as r:
-            r.set("big", b"x" * 100_000)
+        set_big(gw)
         holds = metrics.FAIR_SHARE_HOLDS["holds"]
         reply_floods(gw, 1.0)  # one tenant alone is never held, however busy
         assert metrics.FAIR_SHARE_HOLDS["holds"] == holds
@@ -398,8 +402,7 @@ def test_unsent_replies_of_slow_readers_stay_under_the_total_cap(
 ) -> None:
     cap = 16 * 1024 * 1024
     with run_gateway(redis_server, tmp_path, max_total_reply_bytes=cap) as gw:
-        with gw.client() as r:
-            r.set("big", b"x" * 100_000)
+        set_big(gw)
         victim = gw.client()
         assert victim.ping()
         readers = []
