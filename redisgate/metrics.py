@@ -100,7 +100,7 @@ def count_local(name: bytes, reply: bytes) -> None:
     name = name.lower()
     if name not in KNOWN_COMMANDS:
         name = b"unknown"
-    if reply[:1] != b"-":
+    if reply[:1] not in (b"-", b""):
         outcome = "ok"
     elif reply.startswith((b"-NOPERM", b"-NOAUTH")):
         outcome = "denied"

@@ -16,6 +16,7 @@ from redisgate.proxy.commands import CommandSpec, CommandTable
 from redisgate.proxy.resp import (
     REPLY_NOPROTO,
     REPLY_OK,
+    REPLY_SYNTAX_ERROR,
     ReplyFramer,
     encode_array,
     encode_bulk,
@@ -416,7 +417,7 @@ def translate_redirect(
         return None
     at = lowered.index(b"redirect", 3) + 1
     if at >= len(args):
-        return encode_error("ERR", "syntax error")
+        return REPLY_SYNTAX_ERROR
     wanted = parse_int(args[at])  # strictly, as Redis's string2ll
     if wanted is None:
         return encode_error("ERR", "value is not an integer or out of range")

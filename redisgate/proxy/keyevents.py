@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("redisgate.proxy.client")
 
-# Before AUTH a client may send little: enough for `HELLO 3 AUTH user key SETNAME name`.
+# Before AUTH a client may send little: Redis's own pre-AUTH array and bulk limits (so the
+# errors are Redis's), and 8 KiB in all (Redis: 10 x 16 KiB), plenty for
+# `HELLO 3 AUTH user key SETNAME name`: an anonymous connection holds next to nothing.
 PRE_AUTH_LIMITS: dict[str, Any] = {
-    "max_array_len": 16,
-    "max_bulk_bytes": 1024,
+    "max_array_len": 10,
+    "max_bulk_bytes": 16384,
     "max_inline_bytes": 4096,
     "max_request_bytes": 8192,
     "unauthenticated": True,

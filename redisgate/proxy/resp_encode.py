@@ -24,6 +24,7 @@ __all__ = [
     "REPLY_PONG",
     "REPLY_QUEUED",
     "REPLY_RESET",
+    "REPLY_SYNTAX_ERROR",
     "REPLY_WRONGPASS",
     "REPLY_ZERO",
     "encode_array",
@@ -116,6 +117,7 @@ def encode_map(
 
 REPLY_OK = b"+OK\r\n"
 REPLY_PONG = b"+PONG\r\n"
+REPLY_SYNTAX_ERROR = b"-ERR syntax error\r\n"
 REPLY_QUEUED = b"+QUEUED\r\n"
 REPLY_RESET = b"+RESET\r\n"
 REPLY_ZERO = b":0\r\n"
@@ -129,6 +131,6 @@ REPLY_WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disable
 REPLY_NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 REPLY_HELLO_NOAUTH = (
     b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-    b"HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    b"HELLO AUTH <user> <pass> option can be used to authenticate the client and "
     b"select the RESP protocol version at the same time\r\n"
 )

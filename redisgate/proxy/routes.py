@@ -82,7 +82,7 @@ ROUTES: dict[str, tuple[Route, str]] = {
     # --- connection ---------------------------------------------------------------------
     "auth": (INTERCEPTED, "API-key authentication is the gateway's; the backend password is ours"),
     "hello": (INTERCEPTED, "protocol and authentication are negotiated with the gateway"),
-    "ping": (FORWARD, "before authentication the session answers it"),
+    "ping": (FORWARD, ""),
     "echo": (FORWARD, ""),
     "select": (INTERCEPTED, "databases are virtualised: an instance is one backend database"),
     "quit": (INTERCEPTED, "closes the client connection, never a shared upstream one"),

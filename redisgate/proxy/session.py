@@ -43,8 +43,8 @@ from redisgate.proxy.resp import (
     REPLY_HELLO_NOAUTH,
     REPLY_NOAUTH,
     REPLY_OK,
-    REPLY_PONG,
     REPLY_RESET,
+    REPLY_SYNTAX_ERROR,
     REPLY_WRONGPASS,
     Command,
     encode_bulk,
@@ -92,7 +92,14 @@ class AuthRequest:
 
 Decision = tuple[Kind, object, Transform | None]
 
-_PRE_AUTH = frozenset({b"auth", b"hello", b"ping", b"quit", b"reset"})
+# Redis 7's `no_auth` commands: the only ones it runs before AUTH.
+_PRE_AUTH = frozenset({b"auth", b"hello", b"quit", b"reset"})
+# What starts an HTTP request: Redis closes the connection on it, before AUTH or after.
+_CROSS_PROTOCOL = frozenset({b"post", b"host:"})
+# Redis words a refused EXEC as the transaction's abort, whatever refused it.
+REPLY_EXECABORT_NOAUTH = (
+    b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n"
+)
 
 
 class Session:
@@ -224,14 +231,31 @@ class Session:
         return (Kind.LOCAL, reply, None)
 
     def _handle_unauthenticated(self, command: Command, args: list[bytes]) -> Decision:
+        """In Redis's order: an unknown command or subcommand and a wrong arity are told
+        as such, then anything but AUTH, HELLO, QUIT and RESET gets -NOAUTH."""
+        spec = self.table.resolve(args)
+        if spec is None:
+            return self._unknown(args)
+        if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
+            return (Kind.LOCAL, intercept.unknown_subcommand(spec, args), None)
+        if not arity_ok(spec, len(args)):
+            return (Kind.LOCAL, intercept.wrong_arity(spec.name), None)
         lowered = args[0].lower()
         if lowered not in _PRE_AUTH:
-            return (Kind.LOCAL, REPLY_NOAUTH, None)
-        if lowered == b"ping":
-            if len(args) > 2:
-                return (Kind.LOCAL, intercept.wrong_arity("ping"), None)
-            return (Kind.LOCAL, encode_bulk(args[1]) if len(args) == 2 else REPLY_PONG, None)
+            return (
+                Kind.LOCAL,
+                REPLY_EXECABORT_NOAUTH if lowered == b"exec" else REPLY_NOAUTH,
+                None,
+            )
         return self._intercept(lowered, args)
+
+    def _unknown(self, args: list[bytes]) -> Decision:
+        if args[0].lower() in _CROSS_PROTOCOL:
+            # Redis's guard against cross-protocol scripting (a web page made to send an HTTP
+            # request to Redis): the connection is closed at once, unanswered.
+            self.state = State.CLOSING
+            return (Kind.CLOSE, b"", None)
+        return (Kind.LOCAL, intercept.unknown_command(args), None)
 
     def _handle_ready(self, command: Command, args: list[bytes]) -> Decision:
         tracker = self.tracker
@@ -258,7 +282,7 @@ class Session:
     def _route(self, command: Command, args: list[bytes]) -> Decision:
         spec = self.table.resolve(args)
         if spec is None:
-            return (Kind.LOCAL, intercept.unknown_command(args), None)
+            return self._unknown(args)
         if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
             # resolve() fell back to the container: the subcommand is unknown or missing
             return (Kind.LOCAL, intercept.unknown_subcommand(spec, args), None)
@@ -344,8 +368,10 @@ class Session:
         return (Kind.LOCAL, encode_error("ERR", f"'{name}' is not supported yet"), None)
 
     def _auth(self, args: list[bytes]) -> Decision:
-        if len(args) not in (2, 3):
+        if len(args) < 2:
             return (Kind.LOCAL, intercept.wrong_arity("auth"), None)
+        if len(args) > 3:
+            return (Kind.LOCAL, REPLY_SYNTAX_ERROR, None)
         if self.tracker is not None:
             return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
         return (Kind.AUTHENTICATE, AuthRequest(token=args[-1]), None)

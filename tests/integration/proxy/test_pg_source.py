@@ -322,7 +322,7 @@ def test_postgres_unreachable_gives_a_retry_error_and_keeps_the_connection(
             reply = raw_line(sock)
             assert reply.startswith(b"-ERR authentication is temporarily unavailable"), reply
         sock.sendall(b"PING\r\n")
-        assert raw_line(sock) == b"+PONG\r\n"  # still open, still unauthenticated
+        assert raw_line(sock) == b"-NOAUTH Authentication required.\r\n"  # still open
         assert gw.gateway.authenticator._negative == {}  # an outage is not a bad key
         assert gw.gateway.throttle._failures == {}  # nor a failed attempt
     unreachable = [r for r in caplog.records if "key store unreachable" in r.getMessage()]

@@ -24,7 +24,7 @@ WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n
 NOPROTO = b"-NOPROTO unsupported protocol version\r\n"
 HELLO_NOAUTH = (
     b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-    b"HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+    b"HELLO AUTH <user> <pass> option can be used to authenticate the client and "
     b"select the RESP protocol version at the same time\r\n"
 )
 BAD_NAME = b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
@@ -128,8 +128,10 @@ def local(session: Session, *args: bytes | str) -> bytes:
         ("INFO",),
         ("MULTI",),
         ("SUBSCRIBE", "c"),
-        ("nosuchcommand", "a"),
         ("ACL", "WHOAMI"),
+        ("PING",),
+        ("ping", "hello"),
+        ("PING", "a", "b"),
     ],
 )
 def test_before_auth_only_a_few_commands_are_served(args: tuple[str, ...]) -> None:
@@ -142,14 +144,19 @@ def test_before_auth_only_a_few_commands_are_served(args: tuple[str, ...]) -> No
 @pytest.mark.parametrize(
     ("args", "reply"),
     [
-        (("PING",), b"+PONG\r\n"),
-        (("ping",), b"+PONG\r\n"),
-        (("PiNg", "hello"), b"$5\r\nhello\r\n"),
-        (("PING", ""), b"$0\r\n\r\n"),
-        (("PING", "a", "b"), b"-ERR wrong number of arguments for 'ping' command\r\n"),
+        (
+            ("nosuchcommand", "a"),
+            b"-ERR unknown command 'nosuchcommand', with args beginning with: 'a' \r\n",
+        ),
+        (("GET",), b"-ERR wrong number of arguments for 'get' command\r\n"),
+        (("CONFIG",), b"-ERR wrong number of arguments for 'config' command\r\n"),
+        (("CONFIG", "nope"), b"-ERR unknown subcommand 'nope'. Try CONFIG HELP.\r\n"),
     ],
 )
-def test_ping_before_auth_is_answered_locally(args: tuple[str, ...], reply: bytes) -> None:
+def test_before_auth_unknown_commands_and_arity_are_told_first(
+    args: tuple[str, ...], reply: bytes
+) -> None:
+    """As on Redis: the command's name and arity are checked before authentication."""
     assert new_session().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
 
 
@@ -174,9 +181,14 @@ def test_auth_asks_for_a_lookup_of_the_last_argument(
     assert decision == (Kind.AUTHENTICATE, AuthRequest(token=token), None)
 
 
-@pytest.mark.parametrize("args", [("AUTH",), ("AUTH", "u", "p", "x")])
-def test_auth_arity(args: tuple[str, ...]) -> None:
-    reply = b"-ERR wrong number of arguments for 'auth' command\r\n"
+@pytest.mark.parametrize(
+    ("args", "reply"),
+    [
+        (("AUTH",), b"-ERR wrong number of arguments for 'auth' command\r\n"),
+        (("AUTH", "u", "p", "x"), b"-ERR syntax error\r\n"),
+    ],
+)
+def test_auth_arity(args: tuple[str, ...], reply: bytes) -> None:
     assert new_session().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
 
 
@@ -940,7 +952,7 @@ def test_reset_goes_back_to_a_fresh_unauthenticated_resp2_session() -> None:
     assert session.name is None
     assert (session.lib_name, session.lib_ver) == (b"", b"")
     assert session.handle(cmd("GET", "k")) == (Kind.LOCAL, NOAUTH, None)
-    assert session.handle(cmd("PING")) == (Kind.LOCAL, b"+PONG\r\n", None)
+    assert session.handle(cmd("PING")) == (Kind.LOCAL, NOAUTH, None)
 
 
 def test_repr() -> None:
@@ -963,3 +975,16 @@ def test_select_parses_integers_as_strictly_as_redis(text: str) -> None:
 )
 def test_hello_checks_the_version_first_and_strictly(args: tuple[str, ...], reply: bytes) -> None:
     assert local(ready(), *args) == reply
+
+
+@pytest.mark.parametrize("name", ["POST", "post", "Host:"])
+def test_an_http_request_closes_the_connection_unanswered(name: str) -> None:
+    """Redis's guard against cross-protocol scripting, before AUTH and after."""
+    for session in (new_session(), ready()):
+        assert session.handle(cmd(name, "/", "HTTP/1.1")) == (Kind.CLOSE, b"", None)
+        assert session.state is State.CLOSING
+
+
+def test_exec_before_auth_is_refused_as_redis_words_it() -> None:
+    reply = b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n"
+    assert new_session().handle(cmd("EXEC")) == (Kind.LOCAL, reply, None)
