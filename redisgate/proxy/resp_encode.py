@@ -1,7 +1,7 @@
 """Encoders for the RESP the gateway writes itself, and canned replies.
 
 Replies from the upstream are forwarded as received (see `resp_reply`); these are for what the
-gateway answers on its own (AUTH, HELLO, PING before AUTH, errors, pub/sub confirmations) and
+gateway answers on its own (AUTH, HELLO, errors, pub/sub confirmations) and
 for commands it sends upstream itself. Error text is made single-line here, so a message built
 from user input can never break the framing of the reply stream. Everything is re-exported by
 `resp`, where callers find it.

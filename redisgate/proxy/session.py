@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A session starts in AUTH: only AUTH, HELLO, PING, QUIT and RESET are served, anything else gets
-`-NOAUTH`. A good key moves it to READY, bound to one instance. `handle(command)` returns what
+A session starts in AUTH: as on Redis, an unknown command or a wrong arity is told as such,
+AUTH, HELLO, QUIT and RESET are served, and anything else gets `-NOAUTH`. A good key moves it to READY, bound to one instance. `handle(command)` returns what
 to do with each command, as a `(Kind, payload, transform)` triple:
 
 - `SHARED`: send the raw bytes on one of the instance's shared upstream connections;
