@@ -539,8 +539,12 @@ class Gateway:
             self._sweeper.cancel()
         if self._fair_timer is not None:
             self._fair_timer.cancel()
-        if self.live is not None:
-            await self.live.close()
+        if (
+            self.live is not None
+        ):  # its LISTEN connection and key refreshes, within the drain's time
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline - flush_s):
+                    await self.live.close()
         self._all_gone.clear()
         for client in list(self.clients):
             client.stop()
