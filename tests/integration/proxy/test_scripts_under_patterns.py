@@ -120,7 +120,8 @@ def test_a_script_reaches_the_keys_of_the_patterns_only(
 def test_functions_run_under_the_patterns(gw: RunningGateway, db: redis.Redis) -> None:
     db.function_load(
         "#!lua name=lib\n"
-        "redis.register_function('get', function(keys, args) return redis.call('GET', keys[1]) end)\n"
+        "redis.register_function('get',\n"
+        "  function(keys, args) return redis.call('GET', keys[1]) end)\n"
         "redis.register_function{function_name='peek', flags={'no-writes'},\n"
         "  callback=function(keys, args) return redis.call('GET', args[1]) end}\n",
         replace=True,
@@ -205,9 +206,11 @@ def test_scripting_is_opt_in_and_the_denial_says_how(gw: RunningGateway, db: red
 
 
 def test_shared_servers_still_refuse_scripts(gw: RunningGateway) -> None:
-    with gw.scoped_client("shared_app") as r:
-        with pytest.raises(redis.exceptions.NoPermissionError, match="shared server"):
-            r.eval("return 1", 0)
+    with (
+        gw.scoped_client("shared_app") as r,
+        pytest.raises(redis.exceptions.NoPermissionError, match="shared server"),
+    ):
+        r.eval("return 1", 0)
 
 
 def test_scripts_keep_their_order_with_other_commands(gw: RunningGateway, db: redis.Redis) -> None:
