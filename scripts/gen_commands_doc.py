@@ -111,9 +111,9 @@ SORT_RO need `allkeys` with BY or GET patterns, CLIENT TRACKING needs it with BC
   user; a key limited to patterns runs them as a Redis ACL user of its own with the key's
   rules (`rg-key-<key id>`), so Redis refuses every `redis.call()` outside its patterns
   (scopes.md, "Scripts under key patterns"). They are denied on shared servers (a script may
-  SELECT another database), and need `+@scripting` in the scope (no preset has it). SCRIPT LOAD needs no
-  more than patterns: the script cache is addressed by each script's SHA1, so loading a script
-  cannot change what another key's EVALSHA of another script runs.
+  SELECT another database), and need `+@scripting` in the scope (no preset has it). SCRIPT
+  LOAD needs no more than patterns: the script cache is addressed by each script's SHA1, so
+  loading a script cannot change what another key's EVALSHA of another script runs.
 """
 
 
