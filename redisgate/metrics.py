@@ -183,6 +183,7 @@ LIMIT_KINDS = (
     "max_request_bytes",
     "daily_commands",
     "daily_bytes",
+    "script_connections",
 )
 LIMITED: dict[str, int] = dict.fromkeys(LIMIT_KINDS, 0)
 # Clients the gateway disconnected to protect the others, by reason (docs/security.md):
@@ -220,7 +221,7 @@ class GatewayGauges(NamedTuple):
 
     clients: dict[str, int]
     commands_in_flight: dict[str, int]
-    backend_connections: dict[tuple[str, str], int]  # (instance, shared|dedicated|idle)
+    backend_connections: dict[tuple[str, str], int]  # (instance, shared|dedicated|idle|key_user)
 
 
 # Callables registered by running gateways (`Gateway.start`, removed at shutdown).

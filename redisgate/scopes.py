@@ -71,16 +71,17 @@ KEYSPACE_WIDE = frozenset(
     {"keys", "scan", "randomkey", "dbsize", "flushdb", "flushall", "swapdb", "memory|stats"}
 )
 # Commands that run a script: `redis.call()` inside may touch any key or channel, declared or
-# not, and the backend runs it as the gateway's user.
+# not, out of the gateway's sight. On an instance owning its server, a key limited to patterns
+# runs them as a backend ACL user of its own, so Redis checks every call inside
+# (`redisgate.proxy.backend_acl`); on a shared server they are refused.
 SCRIPT_RUNNERS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
-# Commands that need the whole instance (`allkeys` and `allchannels`), with why: scripts, and
-# what changes (or shows) the state every key of a server shares beyond its keys: the
+# Commands that need the whole instance (`allkeys` and `allchannels`), with why: what
+# changes (or shows) the state every key of a server shares beyond its keys: the
 # functions FCALL runs, the script cache EVALSHA reads, the script running now. Other keys'
 # commands run with what one key put there, with *their* reach: a key that may change it must
 # already reach every key and channel itself. SCRIPT LOAD is not here: the cache is addressed
 # by the script's SHA1, so loading a script cannot change what EVALSHA of another SHA runs.
 WHOLE_INSTANCE: Mapping[str, str] = {
-    **{name: "runs a script, which can reach any key and channel" for name in SCRIPT_RUNNERS},
     **{
         f"function|{sub}": "changes the functions every key of this server calls"
         for sub in ("load", "delete", "flush", "restore")

@@ -61,13 +61,16 @@ The **Scope** column says what else a command needs, on top of the scope allowin
 (its categories or a `+command` rule; see [scopes.md](scopes.md)):
 
 - **patterns**: the keys it names must match the scope's key patterns (with the read or write
-  permission the command needs), and the channels it names its channel patterns;
+  permission the command needs), and the channels it names its channel patterns. A script
+  (EVAL, EVALSHA, FCALL and their `_RO` forms) of a key limited to patterns runs as a Redis
+  ACL user of that key's own, so Redis checks every `redis.call()` inside it against the same
+  patterns (scopes.md, "Scripts under key patterns");
 - **`allkeys`**: it acts on every key of the instance while naming none (KEYS, SCAN, DBSIZE,
   FLUSHDB, FLUSHALL, MEMORY STATS …), so the scope must allow every key;
-- **`allkeys` `allchannels`**: it runs a script, which can reach any key and channel, or it
-  changes (or shows) what every key of the server shares beyond its keys (the functions FCALL
-  runs, the script cache EVALSHA reads, the script or function running now): other keys'
-  commands run with what it put there, so the scope must allow every key and every channel;
+- **`allkeys` `allchannels`**: it changes (or shows) what every key of the server shares
+  beyond its keys (the functions FCALL runs, the script cache EVALSHA reads, the script or
+  function running now): other keys' commands run with what it put there, so the scope must
+  allow every key and every channel;
 - **—**: nothing helps, the command is denied.
 
 An instance either **owns its server** (a redis-server of its own, as the local provisioner
@@ -103,11 +106,14 @@ SORT_RO need `allkeys` with BY or GET patterns, CLIENT TRACKING needs it with BC
 - **Channels** of PUBLISH, SPUBLISH, (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE and PUBSUB NUMSUB /
   SHARDNUMSUB are checked against the scope's channel patterns; PUBSUB CHANNELS and
   SHARDCHANNELS are filtered to them. Pub/sub is server-wide in Redis, not per database.
-- **Scripts** (EVAL, EVALSHA, FCALL and their read-only variants) run inside Redis as the
-  gateway's user, where the scope cannot follow them: they need `allkeys` `allchannels`, and
-  are denied on shared servers (a script may SELECT another database). SCRIPT LOAD needs no
-  more than patterns: the script cache is addressed by each script's SHA1, so loading a script
-  cannot change what another key's EVALSHA of another script runs.
+- **Scripts** (EVAL, EVALSHA, FCALL and their read-only variants) run inside Redis, where the
+  gateway cannot follow them. A key with `allkeys` `allchannels` runs them as the gateway's
+  user; a key limited to patterns runs them as a Redis ACL user of its own with the key's
+  rules (`rg-key-<key id>`), so Redis refuses every `redis.call()` outside its patterns
+  (scopes.md, "Scripts under key patterns"). They are denied on shared servers (a script may
+  SELECT another database), and need `+@scripting` in the scope (no preset has it). SCRIPT
+  LOAD needs no more than patterns: the script cache is addressed by each script's SHA1, so
+  loading a script cannot change what another key's EVALSHA of another script runs.
 """
 
 

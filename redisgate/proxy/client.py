@@ -12,7 +12,9 @@ dedicated one. Before the first command goes to a dedicated connection, every co
 sent on a shared one must have been answered (and the dedicated connection is only given back
 once it has nothing outstanding), so Redis executes the client's commands in the order sent.
 While that is pending, or while AUTH is being checked, `_blocked` holds further commands in
-the framer, unread by the session.
+the framer, unread by the session. A script of a key limited to patterns (`Kind.SCRIPT`) runs
+on a connection of the key's backend ACL user (`key_users`): it waits for every command sent
+before it to be answered, and the commands after it wait for its reply, in the same way.
 
 Flow control: reading from the client stops while it has `max_pending_per_client` commands in
 flight or its transport's write buffer is over the high-water mark (`pause_writing`); a client
@@ -29,7 +31,8 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, cast
 
 from redisgate import metrics
-from redisgate.errors import RemoteProtocolError
+from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavailable
+from redisgate.proxy import backend_acl
 from redisgate.proxy.keyevents import PRE_AUTH_LIMITS, KeyEventsMixin
 from redisgate.proxy.pool import InstancePool
 from redisgate.proxy.resp import (
@@ -432,6 +435,11 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             else:
                 self._blocked = True
                 self._start(self._acquire_dedicated(command, payload, transform))  # type: ignore[arg-type]
+        elif kind is Kind.SCRIPT:
+            if self.inflight:
+                self._hold(command, decision)  # what was sent before runs first
+            else:
+                self._send_script(command, payload, session)  # type: ignore[arg-type]
         elif kind is Kind.AUTHENTICATE:
             request = PendingRequest(self, names=[command.args[0]])
             self.slots.append(request)
@@ -441,6 +449,45 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         else:  # Kind.CLOSE
             metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
             self._finish_with(payload)  # type: ignore[arg-type]
+
+    def _send_script(self, command: Command, raw: bytes, session: Session) -> None:
+        """Run a script as its key's backend ACL user; take nothing more until it is answered."""
+        principal, pool = session.principal, self.pool
+        assert principal is not None and pool is not None
+        rules = backend_acl.user_rules(principal.scope, session.table, pool.backend.db)
+        owner = _ScriptReply(self)
+        request = PendingRequest(owner, None, None, 1, [command.args[0]], self.last_activity)
+        self.slots.append(request)
+        self.inflight += 1
+        self._blocked = True
+        conn = pool.key_users.ready(principal.key_id, rules, session.protocol)
+        if conn is not None:
+            conn.send(request, raw)
+        else:
+            self._start(self._script_connection(request, raw, principal.key_id, rules))
+
+    async def _script_connection(
+        self, request: PendingRequest, raw: bytes, key_id: str, rules: str
+    ) -> None:
+        """Set the key user up (and connect as it), then send the script."""
+        assert self.pool is not None and self.session is not None
+        try:
+            conn = await self.pool.key_users.connection(key_id, rules, self.session.protocol)
+        except UpstreamUnavailable as exc:
+            request.fail(encode_error("BACKEND", str(exc)))
+            return
+        except LimitExceeded as exc:
+            metrics.LIMITED["script_connections"] += 1
+            request.fail(encode_error("ERR", str(exc)))
+            return
+        if request.cancelled:  # the client left meanwhile: nothing to run it for
+            return
+        conn.send(request, raw)
+
+    def script_answered(self) -> None:
+        """The reply to the script sent as the key's user is in: take commands again."""
+        if not self.closed:
+            self._unblock()
 
     def _hold(self, command: Command, decision: Decision) -> None:
         """Stop taking commands until every in-flight one is answered, then run this one."""
@@ -681,6 +728,22 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             and not (session.tracker is not None and session.tracker.subscribed)
         ):
             self._abort()  # as Redis: only blocked and pub/sub clients are spared
+
+
+class _ScriptReply:
+    """The owner of a script's slot: the client's, and once answered the client goes on."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+
+    def reply_progress(self, request: PendingRequest) -> None:
+        self.client.reply_progress(request)
+
+    def reply_ready(self, request: PendingRequest) -> None:
+        self.client.reply_ready(request)
+        self.client.script_answered()
 
 
 def _address(value: object) -> str:

@@ -34,7 +34,7 @@ from redisgate.proxy.principals import Principal
 from redisgate.proxy.quotas import DailyQuota, QuotaBook, has_quota
 from redisgate.proxy.resp_encode import encode_error
 from redisgate.proxy.routes import PUBSUB, SCRIPTING, SERVER_WIDE, Route
-from redisgate.scopes import KEYSPACE_WIDE, READ, WHOLE_INSTANCE, WRITE, Scope
+from redisgate.scopes import KEYSPACE_WIDE, READ, SCRIPT_RUNNERS, WHOLE_INSTANCE, WRITE, Scope
 
 NOPERM_KEY = encode_error("NOPERM", "No permissions to access a key")
 NOPERM_CHANNEL = encode_error("NOPERM", "No permissions to access a channel")
@@ -79,7 +79,9 @@ class ScopeCheck:
         keyed: dict[bytes, KeyPlan] = {}
         for raw in forwarded:
             spec = table.get(raw)
-            if spec is None or spec.name not in self.allowed or spec.name in WHOLE_INSTANCE:
+            if spec is None or spec.name not in self.allowed:
+                continue
+            if spec.name in WHOLE_INSTANCE or spec.name in SCRIPT_RUNNERS:
                 continue
             if scope.allkeys or (not spec.key_specs and spec.name not in KEYSPACE_WIDE):
                 fast.add(raw)
@@ -107,13 +109,21 @@ class ScopeCheck:
                     return False
         return True
 
-    def check(self, spec: CommandSpec, args: Sequence[bytes]) -> tuple[str, bytes] | None:
-        """None when the scope allows the command with these arguments, else (reason, reply)."""
+    def check(
+        self, spec: CommandSpec, args: Sequence[bytes], *, key_user: bool = False
+    ) -> tuple[str, bytes] | None:
+        """None when the scope allows the command with these arguments, else (reason, reply).
+
+        A script (EVAL, FCALL …) of a key without `allkeys allchannels` is refused unless it
+        will run as the key's backend ACL user (`key_user`, see `backend_acl`), where Redis
+        checks what it calls; its declared keys are checked here either way."""
         if spec.name not in self.allowed:
-            return (Denial.COMMAND, _command_denied(spec.name))
+            return (Denial.COMMAND, _command_denied(spec.name, "scripting" in spec.acl_categories))
         scope = self.scope
         if not (scope.allkeys and scope.allchannels):
             why = WHOLE_INSTANCE.get(spec.name)
+            if why is None and spec.name in SCRIPT_RUNNERS and not key_user:
+                why = _SCRIPT_WHY
             if why is not None:
                 return (Denial.KEYSPACE, _instance_denied(spec.display_name, why, scope.allkeys))
         if not scope.allkeys:
@@ -214,8 +224,20 @@ def _perms(access: KeyAccess) -> int:
 
 
 @functools.lru_cache(maxsize=512)
-def _command_denied(name: str) -> bytes:
-    return encode_error("NOPERM", f"this user has no permissions to run the '{name}' command")
+def _command_denied(name: str, scripting: bool = False) -> bytes:
+    """Redis's wording; for a scripting command, how to opt in (no preset allows scripts)."""
+    message = f"this user has no permissions to run the '{name}' command"
+    if scripting:
+        message += (
+            ": this API key's scope does not allow scripting; add +@scripting to its scope "
+            "(docs/scopes.md)"
+        )
+    return encode_error("NOPERM", message)
+
+
+# Why a script is refused to a key limited to patterns where it cannot run as the key's own
+# backend ACL user (the session routes it there on an instance owning its server).
+_SCRIPT_WHY = "runs a script, which can reach any key and channel"
 
 
 @functools.lru_cache(maxsize=8)

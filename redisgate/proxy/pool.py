@@ -12,6 +12,10 @@ for `timeout_s`: its FIFO can no longer be trusted to pair replies with requests
 Dedicated connections (transactions, subscriptions, blocking commands, RESP3 push) are lent
 to one client at a time and come back only when the client's session says the connection is
 clean; a few idle ones are kept for reuse.
+
+Key user connections carry the scripts of keys limited to patterns, authenticated as each
+key's own backend ACL user (`key_users.KeyUsers`, which this pool owns); the watchdog, the
+fair-share hold and closing cover them as they cover the shared ones.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import hiredis
 
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.commands import CommandTable, normalize
+from redisgate.proxy.key_users import KeyUsers
 from redisgate.proxy.principals import Backend, Instance
 from redisgate.proxy.resp import encode_command, encode_error, is_error
 from redisgate.proxy.upstream import (
@@ -80,6 +85,7 @@ class InstancePool:
         self._watchdog: asyncio.TimerHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.key_users = KeyUsers(self, self._clock)
 
     @property
     def dedicated_in_use(self) -> int:
@@ -92,6 +98,7 @@ class InstancePool:
             "shared": sum(len(c) for c in self._shared.values()),
             "dedicated": len(self._lent),
             "idle": sum(len(c) for c in self._idle_dedicated.values()),
+            "key_user": sum(1 for _ in self.key_users.connections()),
         }
 
     def __repr__(self) -> str:
@@ -183,13 +190,37 @@ class InstancePool:
             idle.remove(conn)
         self._note_failure(conn)
 
+    # --- Key user connections (KeyUsers' InstanceLink) ------------------------------------
+
+    def user_connection(
+        self, backend: Backend, protocol: int, on_closed: Callable[[UpstreamConnection], None]
+    ) -> UpstreamConnection:
+        """A new connection (not connected yet) authenticating as `backend`'s user: a key
+        user's, windowed and watched like a shared one."""
+        conn = UpstreamConnection(backend, protocol, on_closed=on_closed)
+        conn.label = self.instance.name
+        conn.meter = self.meter
+        conn.set_window(self.max_inflight_commands, self.max_inflight_bytes)
+        if self.throttled:
+            conn.set_throttled(True)
+        self._start_watchdog()
+        return conn
+
+    async def open(self, conn: UpstreamConnection) -> None:
+        await conn.connect(self.connect_timeout_s, self._ssl_context())
+
     # --- Fair share -------------------------------------------------------------------------
 
     def set_throttled(self, throttled: bool) -> None:
         """Hold this instance's upstream connections (not reading their replies) while it
         takes more than its share of an overloaded gateway (`Gateway._share_fairly`)."""
         self.throttled = throttled
-        for conns in (*self._shared.values(), *self._idle_dedicated.values(), self._lent):
+        for conns in (
+            *self._shared.values(),
+            *self._idle_dedicated.values(),
+            self._lent,
+            list(self.key_users.connections()),
+        ):
             for conn in conns:
                 conn.set_throttled(throttled)
 
@@ -285,7 +316,7 @@ class InstancePool:
     def _check_progress(self) -> None:
         self._watchdog = None
         now = self._clock()
-        for conns in self._shared.values():
+        for conns in (*self._shared.values(), list(self.key_users.connections())):
             for conn in list(conns):
                 if not conn.fifo:
                     self._progress.pop(conn, None)
@@ -295,7 +326,10 @@ class InstancePool:
                     self._progress[conn] = (conn.replies, now)
                 elif now - since >= self.timeout_s:
                     conn.fail(f"no reply from the instance's Redis within {self.timeout_s:g}s")
-        if any(self._shared.values()):
+        live = set(self.key_users.connections())
+        for conn in [c for c in self._progress if c not in live and c.state is State.CLOSED]:
+            del self._progress[conn]
+        if any(self._shared.values()) or live:
             self._start_watchdog()
 
     # --- Closing ----------------------------------------------------------------------------
@@ -312,6 +346,7 @@ class InstancePool:
             conns.clear()
         for task in self._connecting:
             task.cancel()
+        self.key_users.close()
 
 
 class _Reply:

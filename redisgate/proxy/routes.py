@@ -74,7 +74,7 @@ _UNSUB = "replies once per channel: must never reach a shared connection's FIFO"
 _BLOCKING = "blocks its connection until data arrives"
 _TRACKING = "client-side caching state lives on one upstream connection"
 _CLIENT_ADMIN = "acts on other clients of the server, i.e. on other tenants"
-_SCRIPT = "runs inside Redis, where the scope cannot follow it: see Notes"
+_SCRIPT = "runs inside Redis; a key limited to patterns runs it as its own ACL user: see Notes"
 
 # Full name (lowercase, `container|sub` for subcommands) -> (route, one-line reason).
 # Data-type commands not listed here take the DATA_GROUPS default (FORWARD).

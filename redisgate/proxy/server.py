@@ -29,6 +29,7 @@ from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError, StoreError
 from redisgate.limits import default_limits
 from redisgate.metrics_http import MetricsEndpoint
+from redisgate.proxy import backend_acl
 from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.keyevents import KeyEventsMixin
@@ -347,6 +348,8 @@ class Gateway:
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
                 client.apply_principal(None)
         self.limits.sweep(now, today)
+        for pool in self.pools:
+            pool.key_users.sweep(now)
         if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             log.info("keys file %s reloaded", self.source.path)
@@ -410,8 +413,13 @@ class Gateway:
     # --- Keys that change under live sessions ----------------------------------------------
 
     def live_keys(self, instance_id: str | None = None, org_id: str | None = None) -> set[str]:
-        """Ids of the keys with live sessions (of one instance or org, if given)."""
+        """Ids of the keys with live sessions (of one instance or org, if given), and of the
+        keys with a backend ACL user this gateway set up (of that instance; `key_users`)."""
         found = set()
+        if org_id is None:
+            for pool in self.pools:
+                if instance_id in (None, pool.instance.id):
+                    found.update(pool.key_users.key_ids())
         for client in self.clients:
             principal = client.session.principal if client.session else None
             if (
@@ -424,7 +432,8 @@ class Gateway:
 
     async def refresh_keys(self, keys: set[str], instance_id: str | None = None) -> None:
         """Read each key again from the source and apply it to its live sessions: a key that
-        is gone (revoked, expired, deleted) closes them, a changed one re-scopes them. With
+        is gone (revoked, expired, deleted) closes them, a changed one re-scopes them; and to
+        its backend ACL users (deleted, or given the new rules: `_update_key_user`). With
         `instance_id` (that instance changed), its pools go when none of its keys remain."""
         auth, loop = self.authenticator, asyncio.get_running_loop()
         # One pass over the clients, not one per key: a LISTEN reconnect re-reads every live key.
@@ -433,8 +442,14 @@ class Gateway:
             current = client.session.principal if client.session is not None else None
             if current is not None and current.key_id in keys:
                 by_key.setdefault(current.key_id, []).append(client)
+        users: dict[str, list[InstancePool]] = {}
+        for pool in self.pools:
+            for key_id in pool.key_users.key_ids():
+                if key_id in keys:
+                    users.setdefault(key_id, []).append(pool)
         kept = False
-        for key_id, sessions in by_key.items():
+        for key_id in by_key.keys() | users.keys():
+            sessions = by_key.get(key_id, [])
             try:
                 record = await auth.lookup(key_id, loop.time())
             except StoreError as exc:
@@ -450,12 +465,31 @@ class Gateway:
             if principal is None:
                 auth.forget(key_id)
                 log.info("key %s is gone: closing its %d session(s)", key_id, len(sessions))
-            else:
+            elif sessions:
                 kept = True
             for client in sessions:
                 client.apply_principal(principal)
+            for pool in users.get(key_id, ()):
+                self.in_background(self._update_key_user(pool, key_id, principal))
         if instance_id is not None and not kept:  # deleted, or changed with nobody on it
             self.pools.discard(instance_id)
+
+    async def _update_key_user(
+        self, pool: InstancePool, key_id: str, principal: Principal | None
+    ) -> None:
+        """Give the key's backend ACL user on `pool`'s server the rules `principal` implies,
+        or delete it when the key may no longer run scripts as that user there."""
+        rules = None
+        if (
+            principal is not None
+            and principal.instance.id == pool.instance.id
+            and principal.instance.backend == pool.backend
+            and backend_acl.runs_as_key_user(principal.scope, shared=pool.backend.shared)
+        ):
+            table = await self.command_table(pool)
+            if backend_acl.may_run_scripts(principal.scope, table):
+                rules = backend_acl.user_rules(principal.scope, table, pool.backend.db)
+        await pool.key_users.update(key_id, rules)
 
     def today(self) -> date:
         """The UTC day usage is counted under (and daily quotas run on)."""

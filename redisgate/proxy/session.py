@@ -10,7 +10,10 @@ to do with each command, as a `(Kind, payload, transform)` triple:
 - `DEDICATED`: send them on the client's own upstream connection (taking one if needed);
 - `LOCAL`: answer with these bytes, in order with the other replies;
 - `AUTHENTICATE`: look the key up (I/O), then call `auth_result`;
-- `CLOSE`: answer with these bytes, then close the connection.
+- `CLOSE`: answer with these bytes, then close the connection;
+- `SCRIPT`: send the raw bytes on a connection authenticated as the key's own backend ACL
+  user (`backend_acl`): a script of a key limited to patterns, on an instance owning its
+  server, so that Redis checks every `redis.call()` inside it against the key's patterns.
 
 A client moves to a dedicated connection for commands the command table routes PINNED
 (MULTI, WATCH, SUBSCRIBE, blocking commands, CLIENT TRACKING/REPLY …) and stays there while
@@ -35,6 +38,7 @@ from enum import Enum, IntEnum
 
 from redisgate import metrics
 from redisgate.proxy import intercept
+from redisgate.proxy.backend_acl import runs_as_key_user
 from redisgate.proxy.commands import CommandSpec, CommandTable, arity_ok
 from redisgate.proxy.pinning import DedicatedTracker
 from redisgate.proxy.policy import KeyPlan, RateGate, ScopeCheck, bind_scope
@@ -63,6 +67,7 @@ from redisgate.proxy.routes import (
     decide,
     fast_forward,
 )
+from redisgate.scopes import SCRIPT_RUNNERS
 
 Transform = Callable[[bytes], bytes]
 
@@ -73,6 +78,7 @@ class Kind(IntEnum):
     LOCAL = 2
     AUTHENTICATE = 3
     CLOSE = 4
+    SCRIPT = 5
 
 
 class State(Enum):
@@ -302,11 +308,18 @@ class Session:
             refused = intercept.shared_server_refusal(base_b, SCRIPTING, PUBSUB)
             if refused is not None:
                 return (Kind.LOCAL, refused, None)
-        denial = self._check.check(spec, args)
+        key_user = spec.name in SCRIPT_RUNNERS and runs_as_key_user(
+            self._check.scope, shared=shared_server
+        )
+        denial = self._check.check(spec, args, key_user=key_user)
         if denial is not None:
             metrics.COMMANDS_DENIED[denial[0]] += 1
             self.denied += 1
             return (Kind.LOCAL, denial[1], None)
+        if key_user:
+            if self.tracker is not None:  # a dedicated connection runs as the gateway's user
+                return (Kind.LOCAL, _script_not_while_pinned(spec.display_name), None)
+            return (Kind.SCRIPT, command.raw, None)
         if self.tracker is not None and self.tracker.in_multi and base_b in NOT_IN_MULTI:
             return (
                 Kind.LOCAL,
@@ -510,6 +523,15 @@ class Session:
             allowed, keep_positions=by_name, resp3=self.protocol == 3
         )
         return (kind, raw, transform)  # COMMAND, COMMAND INFO, COMMAND LIST
+
+
+def _script_not_while_pinned(display_name: str) -> bytes:
+    return encode_error(
+        "ERR",
+        f"'{display_name}' of a key limited to key or channel patterns runs as the key's own "
+        "backend user, so not inside MULTI, WATCH, a subscription or tracking on RedisGate; "
+        "send it outside them",
+    )
 
 
 _CHANNEL_LISTINGS = frozenset(

@@ -22,7 +22,7 @@ import redis
 from redisgate import apikeys
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.resp import encode_command
-from redisgate.scopes import PRESETS, SCRIPT_RUNNERS, parse_scope, prefix_scope
+from redisgate.scopes import PRESETS, parse_scope, prefix_scope
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 SCOPES = {
@@ -38,6 +38,11 @@ SCOPES = {
     "write-only": PRESETS["write-only"],
     "pubsub-only": PRESETS["pubsub-only"],
     "prefix": prefix_scope("app:"),
+    # with scripting granted, for the differential test of scripts
+    "read_app_scripts": "+@read +@scripting ~app:*",
+    "write_only_scripts": PRESETS["write-only"] + " +@scripting",
+    "prefix_scripts": prefix_scope("app:") + " +@scripting",
+    "read_only_scripts": PRESETS["read-only"] + " +@scripting",
 }
 
 NOPERM_KEY = "^No permissions to access a key$"
@@ -48,9 +53,16 @@ def command_denied(name: str) -> str:
     return f"^this user has no permissions to run the '{name}' command$"
 
 
-SCRIPT_DENIED = (
-    "^'[A-Z_]+' runs a script, which can reach any key and channel, and this key may only access "
-)
+def scripting_denied(name: str) -> str:
+    """Redis's words, and how to opt in to scripting (no preset allows it)."""
+    return (
+        f"^this user has no permissions to run the '{name}' command: this API key's scope "
+        r"does not allow scripting; add \+@scripting to its scope \(docs/scopes.md\)$"
+    )
+
+
+# What Redis answers a script's redis.call() outside the user's rules (Redis 7.0 wording).
+SCRIPT_CANNOT_ACCESS = "^The user executing the script can't access at least one of the keys"
 
 
 def keyspace_denied(display: str) -> str:
@@ -118,9 +130,9 @@ def test_read_scope_on_a_prefix(gw: RunningGateway, db: redis.Redis) -> None:
             (lambda: r.get("other:1"), NOPERM_KEY),
             (lambda: r.keys("*"), keyspace_denied("KEYS")),
             (lambda: r.scan(0), keyspace_denied("SCAN")),
-            (lambda: r.eval("return 1", 0), command_denied("eval")),
-            (lambda: r.eval("return 1", 1, "app:1"), command_denied("eval")),
-            (lambda: r.eval("return 1", 1, "other:1"), command_denied("eval")),
+            (lambda: r.eval("return 1", 0), scripting_denied("eval")),
+            (lambda: r.eval("return 1", 1, "app:1"), scripting_denied("eval")),
+            (lambda: r.eval("return 1", 1, "other:1"), scripting_denied("eval")),
         ]
         for call, match in steps:
             denied(call, match)
@@ -191,30 +203,29 @@ def test_multi_key_commands(clients: dict[str, redis.Redis], db: redis.Redis) ->
     assert r.exists("app:1", "app:2") == 2
 
 
-def test_scripts_need_allkeys(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
-    """A script's redis.call() can reach keys and channels it does not declare, and the backend
-    runs it as the gateway's user: a key limited to patterns may not run scripts at all."""
+def test_scripts_of_a_key_limited_to_patterns_stay_inside_them(
+    clients: dict[str, redis.Redis], db: redis.Redis
+) -> None:
+    """A script's redis.call() can reach keys and channels it does not declare: on an instance
+    owning its server a key limited to patterns runs it as a backend ACL user with the key's
+    own rules, so Redis refuses every call outside them (test_scripts_under_patterns.py)."""
     r = clients["app"]
     db.set("app:1", "v")
+    db.set("other:1", "secret")
     script = "return redis.call('GET', KEYS[1])"
-    for call in (
-        lambda: r.eval(script, 1, "app:1"),
-        lambda: r.eval("return 1", 0),
-        lambda: r.eval_ro(script, 1, "app:1"),
-        lambda: r.evalsha("a" * 40, 1, "app:1"),
-        lambda: r.fcall("f", 1, "app:1"),
-    ):
-        denied(call, SCRIPT_DENIED)
-    sha = r.script_load(script)  # loading runs nothing
+    assert r.eval(script, 1, "app:1") == b"v"
+    assert r.eval_ro(script, 1, "app:1") == b"v"
+    sha = r.script_load(script)
+    assert r.evalsha(sha, 1, "app:1") == b"v"
+    with pytest.raises(redis.ResponseError, match=SCRIPT_CANNOT_ACCESS):
+        r.eval("return redis.call('GET', 'other:1')", 0)
+    denied(lambda: r.eval(script, 1, "other:1"), NOPERM_KEY)
     full = clients["all"]
-    assert full.eval(script, 1, "app:1") == b"v"
-    assert full.evalsha(sha, 1, "app:1") == b"v"
-    # every key but not every channel: a script could still PUBLISH anywhere
-    channels_denied = SCRIPT_DENIED + "the channels matching its patterns"
-    denied(
-        lambda: clients["news"].eval("return redis.call('PUBLISH', 'sport', 'x')", 0),
-        channels_denied,
-    )
+    assert full.eval("return redis.call('GET', 'other:1')", 0) == b"secret"
+    # every key but not every channel: the script may not PUBLISH outside &news.*
+    with pytest.raises(redis.ResponseError, match="can't publish to the channel"):
+        clients["news"].eval("return redis.call('PUBLISH', 'sport', 'x')", 0)
+    assert clients["news"].eval("return redis.call('PUBLISH', 'news.1', 'x')", 0) == 0
 
 
 def test_streams_sorted_sets_and_lists(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
@@ -279,12 +290,12 @@ def test_scripting_category(clients: dict[str, redis.Redis], db: redis.Redis) ->
     sha = clients["all"].script_load("return 7")
     assert clients["all"].eval("return 7", 0) == 7
     assert clients["all"].evalsha(sha, 0) == 7
-    denied(lambda: r.eval("return 7", 0), command_denied("eval"))
-    denied(lambda: r.evalsha(sha, 0), command_denied("evalsha"))
-    denied(lambda: r.eval_ro("return 7", 0), command_denied("eval_ro"))
-    denied(lambda: r.fcall("nosuchfunction", 0), command_denied("fcall"))
-    denied(lambda: r.function_list(), command_denied("function|list"))
-    denied(lambda: r.script_exists(sha), command_denied("script|exists"))
+    denied(lambda: r.eval("return 7", 0), scripting_denied("eval"))
+    denied(lambda: r.evalsha(sha, 0), scripting_denied("evalsha"))
+    denied(lambda: r.eval_ro("return 7", 0), scripting_denied("eval_ro"))
+    denied(lambda: r.fcall("nosuchfunction", 0), scripting_denied("fcall"))
+    denied(lambda: r.function_list(), scripting_denied("function|list"))
+    denied(lambda: r.script_exists(sha), scripting_denied("script|exists"))
     assert r.set("k", "v") and r.get("k") == b"v"
 
 
@@ -644,15 +655,10 @@ def test_same_verdict_as_redis_acl(
     acl_users: redis.Redis, clients: dict[str, redis.Redis], db: redis.Redis, label: str
 ) -> None:
     r = clients[label]
-    scope = parse_scope(SCOPES[label])
-    restricted = not (scope.allkeys and scope.allchannels)
     disagreements = []
     for argv in DRYRUN_COMMANDS:
         verdict = acl_users.execute_command("ACL", "DRYRUN", f"rg-scope-{label}", *argv)
-        # Deliberately stricter than Redis: scripts need allkeys and allchannels
-        # (test_scripts_need_allkeys).
-        stricter = restricted and argv[0].lower() in SCRIPT_RUNNERS
-        redis_allows = verdict == b"OK" and not stricter
+        redis_allows = verdict == b"OK"
         try:
             r.execute_command(*argv)
             gateway_allows = True
@@ -673,6 +679,125 @@ def test_dryrun_commands_include_both_verdicts(acl_users: redis.Redis) -> None:
             for argv in DRYRUN_COMMANDS
         }
         assert verdicts == {True, False}, label
+
+
+# --- differential, inside scripts: the gateway's outcome equals a Redis user's -------------
+#
+# The same script, from the same data, run through the gateway with a scoped key and straight
+# against Redis as a user given the scope's rules (`ACL SETUSER … reset on >pw <scope>`): the
+# outcome (the reply, or Redis's error inside the script) is the same. A declared key outside
+# the patterns is refused by both before the script runs (NOPERM, in their own words).
+
+SCRIPT_SEED = {"app:1": "a1", "other:1": "o1", "a:1": "x", "b:1": "y", "k": "v"}
+DIFF_SCRIPTS: list[tuple[str, tuple[str, ...]]] = [
+    ("return redis.call('GET', KEYS[1])", ("app:1",)),
+    ("return redis.call('GET', KEYS[1])", ("other:1",)),
+    ("return redis.call('GET', 'app:1')", ()),
+    ("return redis.call('GET', 'other:1')", ()),
+    ("return redis.pcall('GET', 'other:1')", ()),
+    ("return redis.call('SET', 'app:2', 'v')", ()),
+    ("return redis.call('SET', 'other:2', 'v')", ()),
+    ("return redis.call('SET', 'b:1', 'v')", ()),
+    ("return redis.call('SET', 'b:1', 'v', 'GET')", ()),
+    ("return redis.call('GET', 'a:1')", ()),
+    ("return redis.call('GET', 'b:1')", ()),
+    ("return redis.call('INCR', 'b:n')", ()),
+    ("return redis.call('COPY', 'a:1', 'b:2')", ()),
+    ("return redis.call('COPY', 'b:1', 'a:2')", ()),
+    ("return redis.call('MGET', 'app:1', 'other:1')", ()),
+    ("return redis.call('DEL', 'app:1', 'other:1')", ()),
+    ("return redis.call('EXISTS', 'a:1', 'b:1')", ()),
+    ("return redis.call('PUBLISH', 'news.1', 'x')", ()),
+    ("return redis.call('PUBLISH', 'sport.1', 'x')", ()),
+    ("return redis.call('GET', 'k')", ()),
+    ("return redis.call('SET', 'k', 'w')", ()),
+    ("return redis.call('STRLEN', 'app:1')", ()),
+    ("redis.call('SET', 'app:3', 'z') return redis.call('GET', 'other:1')", ()),
+]
+DIFF_SCOPES = [label for label in DRYRUN_SCOPES if label != "pubsub-only"] + [
+    "all",
+    "read_app_scripts",
+    "write_only_scripts",
+    "prefix_scripts",
+    "read_only_scripts",
+]
+DIFF_PASSWORD = "differential-password"
+
+
+def outcome(call: Callable[[], Any]) -> object:
+    try:
+        return ("reply", call())
+    except redis.exceptions.NoPermissionError:
+        return "NOPERM"
+    except redis.ResponseError as exc:
+        return ("error", str(exc))
+
+
+@pytest.fixture(scope="module")
+def script_users(redis_server: RedisServer, gw: RunningGateway) -> Iterator[dict[str, str]]:
+    """A Redis user per scope, with the scope's rules exactly (and SELECT of the scoped keys'
+    db, which the connection needs); removed after, with the gateway's key users."""
+    db = gw.dbs["main"]
+    admin = redis.Redis(port=redis_server.port, password=redis_server.password)
+    names = {label: f"rg-diff-{label}" for label in DIFF_SCOPES}
+    for label, name in names.items():
+        rules = str(SCOPES[label]).split()
+        admin.execute_command(
+            "ACL", "SETUSER", name, "reset", "on", f">{DIFF_PASSWORD}", *rules, f"+select|{db}"
+        )
+    try:
+        yield names
+    finally:
+        for user in admin.execute_command("ACL", "USERS"):
+            if user.startswith((b"rg-diff-", b"rg-key-")):
+                admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
+@pytest.mark.parametrize("label", DIFF_SCOPES)
+def test_scripts_same_outcome_as_a_redis_user_with_the_same_rules(
+    gw: RunningGateway,
+    redis_server: RedisServer,
+    script_users: dict[str, str],
+    clients: dict[str, redis.Redis],
+    db: redis.Redis,
+    label: str,
+) -> None:
+    direct = redis.Redis(
+        port=redis_server.port,
+        username=script_users[label],
+        password=DIFF_PASSWORD,
+        db=gw.dbs["main"],
+    )
+    differences = []
+    outcomes = set()
+    try:
+        for script, keys in DIFF_SCRIPTS:
+            results = []
+            for client in (clients[label], direct):
+                db.flushdb()
+                db.mset(SCRIPT_SEED)
+                results.append(outcome(lambda c=client, s=script, k=keys: c.eval(s, len(k), *k)))
+                results.append(sorted(db.keys()))  # and what it left behind
+                results.append(db.mget(sorted(SCRIPT_SEED)))
+            gateway, redis_user = results[:3], results[3:]
+            outcomes.add(repr(gateway[0])[:12])
+            if gateway != redis_user:
+                differences.append((script, keys, gateway, redis_user))
+    finally:
+        direct.close()
+    assert differences == []
+    if parse_scope(str(SCOPES[label])).command_allowed("eval", "", ("scripting", "slow")):
+        assert len(outcomes) > 1, outcomes  # the comparison covers allowed and refused calls
+    else:
+        assert outcomes == {"'NOPERM'"}
+
+
+def test_script_differential_scopes_are_limited_to_patterns() -> None:
+    """The scripts above run as the keys' backend users, not as the gateway's."""
+    for label in DIFF_SCOPES:
+        scope = parse_scope(str(SCOPES[label]))
+        assert (scope.allkeys and scope.allchannels) == (label == "all"), label
 
 
 # --- regressions (once bugs) ------------------------------------------------------------------

@@ -82,6 +82,26 @@ def test_a_key_limited_to_patterns_cannot_replace_a_function_other_keys_call(
         direct.function_flush()
 
 
+def test_a_key_limited_to_patterns_runs_scripts_under_them(gw: RunningGateway) -> None:
+    """Scripts need patterns only (docs/commands.md): they run as the key's backend user."""
+    with gw.direct("own") as direct:
+        direct.function_load(SAMPLE_LIBRARY, replace=True)
+        direct.script_load(SCRIPT)
+        direct.set("app:1", "mine")
+        direct.set("other:1", "secret")
+        with gw.scoped_client("app") as limited:
+            assert limited.eval(SCRIPT, 0) == 1
+            assert limited.evalsha(SCRIPT_SHA, 0) == 1
+            assert limited.evalsha_ro(SCRIPT_SHA, 0) == 1
+            assert limited.fcall("get", 1, "app:1") == b"mine"
+            assert limited.fcall_ro("get", 1, "app:1") == b"mine"
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                limited.fcall("get", 1, "other:1")
+            with pytest.raises(redis.ResponseError, match="can't access"):
+                limited.eval("return redis.call('GET', 'other:1')", 0)
+        direct.function_flush()
+
+
 # --- docs/commands.md, row by row ---------------------------------------------------------------
 #
 # The doc's claims come from the command table (`gen_commands_doc.claims`, which renders the
@@ -114,23 +134,9 @@ def _restore(direct: redis.Redis) -> Args:
     return ["FUNCTION", "RESTORE", direct.function_dump(), "REPLACE"]
 
 
-def _evalsha(name: str) -> Callable[[redis.Redis], Args]:
-    def setup(direct: redis.Redis) -> Args:
-        direct.script_load(SCRIPT)
-        return [name, SCRIPT_SHA, "0"]
-
-    return setup
-
-
 # Valid arguments (made by a setup on the backend where they need state) for every command
 # that needs more than patterns, so that a key allowed to run it really runs it.
 SAMPLES: dict[str, Callable[[redis.Redis], Args]] = {
-    "eval": lambda _: ["EVAL", SCRIPT, "0"],
-    "eval_ro": lambda _: ["EVAL_RO", SCRIPT, "0"],
-    "evalsha": _evalsha("EVALSHA"),
-    "evalsha_ro": _evalsha("EVALSHA_RO"),
-    "fcall": _with_library(["FCALL", "get", "1", "app:1"]),
-    "fcall_ro": _with_library(["FCALL_RO", "get", "1", "app:1"]),
     "function|load": lambda _: ["FUNCTION", "LOAD", "REPLACE", SAMPLE_LIBRARY],
     "function|delete": _with_library(["FUNCTION", "DELETE", "samples"]),
     "function|flush": lambda _: ["FUNCTION", "FLUSH"],

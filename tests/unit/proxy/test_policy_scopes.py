@@ -33,8 +33,14 @@ def reason(scope: str, *args: str) -> str | None:
     return None if denial is None else denial[0]
 
 
+SCRIPTING = frozenset(spec.name for spec in TABLE.walk() if "scripting" in spec.acl_categories)
+OPT_IN = ": this API key's scope does not allow scripting; add +@scripting to its scope"
+
+
 def command_denied(name: str) -> bytes:
-    return f"-NOPERM this user has no permissions to run the '{name}' command\r\n".encode()
+    """Redis's words; for scripting commands, with how to opt in to scripting."""
+    hint = f"{OPT_IN} (docs/scopes.md)" if name in SCRIPTING else ""
+    return f"-NOPERM this user has no permissions to run the '{name}' command{hint}\r\n".encode()
 
 
 READ_APP = "+@read ~app:*"
@@ -152,7 +158,6 @@ WHOLE_INSTANCE_SAMPLES = {
     "function|stats": ("FUNCTION", "STATS"),
     "script|flush": ("SCRIPT", "FLUSH"),
     "script|kill": ("SCRIPT", "KILL"),
-    **{name: (name.upper(), "f", "0") for name in SCRIPT_RUNNERS},
 }
 
 
@@ -226,3 +231,36 @@ def test_commands_a_table_lacks_are_simply_not_allowed() -> None:
     """A scope naming a command the backend lacks binds fine (it just never matches)."""
     check_ = ScopeCheck(parse_scope("+get +lmpop"), TABLE, FORWARDED)
     assert "get" in check_.allowed and "set" not in check_.allowed
+
+
+def key_user_check(scope: str, *args: str) -> bytes | None:
+    raw = [a.encode() for a in args]
+    spec = TABLE.resolve(raw)
+    assert spec is not None
+    denial = ScopeCheck(parse_scope(scope), TABLE, FORWARDED).check(spec, raw, key_user=True)
+    return None if denial is None else denial[1]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPT_RUNNERS))
+def test_scripts_run_as_the_key_user_check_the_declared_keys_only(name: str) -> None:
+    """Where a script runs as the key's backend ACL user, Redis checks what it calls: the
+    gateway checks the command and the keys it declares, as Redis's ACL does."""
+    first = "a" * 40 if name.startswith("evalsha") else "f"
+    assert key_user_check("+@all ~app:*", name.upper(), first, "1", "app:1") is None
+    assert key_user_check("+@all allkeys &a.*", name.upper(), first, "0") is None
+    assert key_user_check("+@all ~app:*", name.upper(), first, "1", "other:1") == NOPERM_KEY
+    assert key_user_check("+@all -@scripting ~app:*", name.upper(), first, "0") == (
+        command_denied(name)
+    )
+    # not as the key user (a session routing it elsewhere): refused, as before
+    assert check("+@all ~app:*", name.upper(), first, "0") == script_denied(name.upper())
+
+
+def test_scripting_denials_say_how_to_opt_in() -> None:
+    denial = check(PRESETS["full"], "EVAL", "return 1", "0")
+    assert denial is not None
+    assert denial.startswith(b"-NOPERM this user has no permissions to run the 'eval' command: ")
+    assert b"add +@scripting to its scope (docs/scopes.md)" in denial
+    assert check(PRESETS["full"], "CONFIG", "GET", "x") == (
+        b"-NOPERM this user has no permissions to run the 'config|get' command\r\n"
+    )
