@@ -3,8 +3,9 @@
 Theory of operation
 -------------------
 A session starts in AUTH: as on Redis, an unknown command or a wrong arity is told as such,
-AUTH, HELLO, QUIT and RESET are served, and anything else gets `-NOAUTH`. A good key moves it to READY, bound to one instance. `handle(command)` returns what
-to do with each command, as a `(Kind, payload, transform)` triple:
+AUTH, HELLO, QUIT and RESET are served, and anything else gets `-NOAUTH`. A good key moves it
+to READY, bound to one instance. `handle(command)` returns what to do with each command, as a
+`(Kind, payload, transform)` triple:
 
 - `SHARED`: send the raw bytes on one of the instance's shared upstream connections;
 - `DEDICATED`: send them on the client's own upstream connection (taking one if needed);
