@@ -127,7 +127,8 @@ ROUTES: list[Route] = [
           "One instance.", ORG, "instances.read", response=instances.INSTANCE, errors=(404,),
           tag="instances"),
     Route("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}", instances.patch_instance,
-          "Rename, resize or change the eviction policy (applied live, within quota).", ORG,
+          "Rename, resize, change the eviction policy or persistence (applied live, within "
+          "quota).", ORG,
           "instances.manage", body=instances.PATCH_BODY, response=instances.INSTANCE,
           errors=(404, 409), tag="instances"),
     Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}", instances.delete_instance,
