@@ -35,6 +35,9 @@ ME_PATCH_REPLY = {
 # fmt: off
 ROUTES: list[Route] = [
     # Health and reference
+    Route("GET", "/", reference.root,
+          "Leads to the API reference: a redirect to /docs (until the web console lives here).",
+          PUBLIC, status=302, tag="reference"),
     Route("GET", "/healthz", health.healthz, "The process answers.", PUBLIC,
           response=health.HEALTHZ_REPLY, tag="health"),
     Route("GET", "/readyz", health.readyz, "PostgreSQL answers and migrations are current.",
