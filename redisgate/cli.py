@@ -1,27 +1,36 @@
 """The `redisgate` command: one subcommand per way to run RedisGate.
 
-Every setting is also a flag of every subcommand (generated from `config.SPECS`), so
-`redisgate dev --port 0` and `REDISGATE_PROXY_PORT=0 redisgate dev` mean the same.
+Each subcommand takes as flags the settings it reads (`cli_options`: which ones, and what
+`--host`/`--port` mean there), so `redisgate dev --port 0` and `REDISGATE_PROXY_PORT=0
+redisgate dev` mean the same; every setting can also come from the environment or a file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from redisgate import __version__
+from redisgate.cli_options import COMMANDS, add_setting_flags
 from redisgate.config import SPECS, Settings
-from redisgate.config_load import load_settings, reference_markdown
+from redisgate.config_load import load_settings, reference_markdown, unknown_env_warnings
 from redisgate.errors import ConfigError, RedisGateError, ServiceError, exit_status
 
 log = logging.getLogger("redisgate")
 
 Handler = Callable[[Settings, argparse.Namespace], int]
+
+ADMIN_PASSWORD_ENV = "REDISGATE_ADMIN_PASSWORD"
+# What `redisgate dev --free-ports` sets to 0 (a free port) unless given explicitly; the
+# PostgreSQL cluster's port is 0 by default already.
+FREE_PORTS = ("proxy_port", "control_port", "metrics_port", "postgres_port")
 
 
 # --- Subcommands ---------------------------------------------------------------------------
@@ -39,7 +48,18 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.devstack import run_dev
 
     _one_gateway_process(settings, "dev")
+    if args.free_ports:
+        settings = with_free_ports(settings)
     return run_dev(settings)
+
+
+def with_free_ports(settings: Settings) -> Settings:
+    """`--free-ports`: every listening port not set explicitly (flag, env, file) becomes 0,
+    so the kernel picks a free one; `redisgate dev` prints the URLs it got."""
+    chosen = [name for name in FREE_PORTS if settings.source_of(name) == "default"]
+    sources = {**settings.sources, **{name: "flag --free-ports" for name in chosen}}
+    zeros: dict[str, Any] = {name: 0 for name in chosen}
+    return dataclasses.replace(settings, **zeros, sources=sources)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -103,11 +123,44 @@ def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     key = add_key(_keys_file(settings), args.instance, args.name or args.instance, scopes)
-    host = "127.0.0.1" if settings.proxy_host in ("0.0.0.0", "::") else settings.proxy_host
+    host = settings.gateway_public_host or settings.proxy_host
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
     if scopes is not None:
         print(f"scopes: {parse_scope(scopes).canonical}")
     print(f"key id {key.key_id} for instance {args.instance!r} (the token is shown only now):")
     print(f"REDISGATE_URL=redis://default:{key.token}@{host}:{settings.proxy_port}/0")
+    return 0
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The keys of the keys file: name, id, instance, expiry and scopes; never a secret (the
+    file holds only digests, and those are not shown either)."""
+    from redisgate.proxy.static_source import parse_keys_file
+
+    path = _keys_file(settings)
+    records = sorted(
+        parse_keys_file(path).values(),
+        key=lambda r: (r.principal.instance.name, r.principal.key_name, r.key_id),
+    )
+    rows = [("NAME", "ID", "INSTANCE", "EXPIRES", "SCOPES")]
+    for record in records:
+        principal = record.principal
+        # Keys in a file do not expire: `redisgate keys revoke` ends them.
+        rows.append(
+            (
+                principal.key_name,
+                record.key_id,
+                principal.instance.name,
+                "never",
+                principal.scope.canonical,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]  # scopes last, unpadded
+    for row in rows:
+        print("  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]))
+    if not records:
+        print(f"no keys in {path} (`redisgate keys new` mints one)", file=sys.stderr)
     return 0
 
 
@@ -163,17 +216,41 @@ def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_admin_create_user(settings: Settings, args: argparse.Namespace) -> int:
+def admin_password(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """The new account's password: from stdin (`--password-stdin`), REDISGATE_ADMIN_PASSWORD,
+    or asked twice on the terminal; with none of these, a ConfigError that says so."""
     import getpass
 
-    from redisgate.control.admin import create_user
-
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError("--password-stdin: stdin is empty; pipe the password in, one line")
+        return line.rstrip("\r\n")
+    if env.get(ADMIN_PASSWORD_ENV):
+        return env[ADMIN_PASSWORD_ENV]
+    no_terminal = ConfigError(
+        f"no password given and no terminal to ask on: pipe it with --password-stdin or set "
+        f"{ADMIN_PASSWORD_ENV}"
+    )
+    try:
+        with open("/dev/tty"):  # what getpass prompts on
+            pass
+    except OSError:
+        raise no_terminal from None
+    try:
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
             raise ConfigError("the two passwords differ")
+    except EOFError:
+        raise no_terminal from None
+    return password
+
+
+def cmd_admin_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate.control.admin import create_user
+
+    _require_database_url(settings, "the control database")  # before asking for a password
+    password = admin_password(args, os.environ)
     user = asyncio.run(
         create_user(settings, args.email, password, name=args.name, admin=args.admin)
     )
@@ -264,27 +341,6 @@ def _toml_value(value: Any) -> str:
 # --- Parser --------------------------------------------------------------------------------
 
 
-def _settings_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("settings (each also REDISGATE_<NAME> or a TOML file)")
-    group.add_argument(
-        "--config",
-        type=Path,
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="TOML file of settings (also REDISGATE_CONFIG)",
-    )
-    for spec in SPECS:
-        group.add_argument(
-            spec.flag,
-            dest=spec.name,
-            default=argparse.SUPPRESS,
-            metavar=spec.name.upper(),
-            help=spec.help,
-        )
-    return parent
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redisgate",
@@ -292,19 +348,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"redisgate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parent = _settings_parent()
 
-    def add(name: str, help: str, handler: Handler, into: Any = sub) -> argparse.ArgumentParser:
+    def add(
+        name: str,
+        help: str,
+        handler: Handler,
+        into: Any = sub,
+        parent: str = "",
+        epilog: str | None = None,
+    ) -> argparse.ArgumentParser:
+        full = f"{parent} {name}".strip()
+        # The whole-stack commands take dozens of settings: a usage line naming each says less
+        # than --help's list below it.
+        usage = f"redisgate {full} [options]" if len(COMMANDS[full].names) > 12 else None
         p: argparse.ArgumentParser = into.add_parser(
-            name, help=help, description=help, parents=[parent]
+            name, help=help, description=help, epilog=epilog, usage=usage
         )
         p.set_defaults(handler=handler)
+        add_setting_flags(p, full)
         return p
 
-    add("dev", "run the whole system locally, from a data folder", cmd_dev)
-    add("serve", "serve the gateway and the control API in one process", cmd_serve)
+    dev = add(
+        "dev",
+        "run the whole system locally, from a data folder",
+        cmd_dev,
+        epilog="Prints REDISGATE_URL, REDISGATE_CONTROL_URL, REDISGATE_DEMO_LOGIN, a redis-cli "
+        "line, REDISGATE_METRICS_URL and REDISGATE_DATABASE_URL once everything is up. "
+        "--host/--port are the gateway's; the control API has --control-host/--control-port.",
+    )
+    dev.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="listen on free ports (gateway, control API, metrics, PostgreSQL) except those "
+        "set explicitly; the printed URLs show the ports chosen",
+    )
+    add(
+        "serve",
+        "serve the gateway and the control API in one process",
+        cmd_serve,
+        epilog="--host/--port are the gateway's; the control API has "
+        "--control-host/--control-port.",
+    )
     add("proxy", "serve the RESP gateway (the data plane)", cmd_proxy)
-    add("control", "serve the control-plane HTTP API", cmd_control)
+    add(
+        "control",
+        "serve the control-plane HTTP API",
+        cmd_control,
+        epilog="--host/--port are the control API's own (the same as --control-host/"
+        "--control-port); --proxy-host/--proxy-port name the gateway shown in instance "
+        "endpoints and key URLs.",
+    )
     keys = sub.add_parser(
         "keys",
         help="manage instances and API keys in a static keys file",
@@ -316,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "add an instance (a backend Redis and db) to the keys file",
         cmd_keys_add_instance,
         keys_sub,
+        "keys",
     )
     p.add_argument("name", help="instance name (letters, digits, '-', '_')")
     p.add_argument("--backend-host", default="127.0.0.1", help="backend Redis host")
@@ -328,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared", action="store_true", help="other dbs of this server belong to other tenants"
     )
     p.add_argument("--replace", action="store_true", help="update an existing instance")
-    p = add("new", "mint an API key for an instance and print it once", cmd_keys_new, keys_sub)
+    p = add(
+        "new", "mint an API key for an instance and print it once", cmd_keys_new, keys_sub, "keys"
+    )
     p.add_argument("--instance", required=True, help="the instance the key opens")
     p.add_argument("--name", default=None, help="a name for the key (default: the instance)")
     scope = p.add_mutually_exclusive_group()
@@ -341,13 +437,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prefix", default=None, help="limit the key (and its preset) to keys starting with this"
     )
-    p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub)
+    add(
+        "list",
+        "list the keys of the keys file: name, id, instance, expiry, scopes (no secrets)",
+        cmd_keys_list,
+        keys_sub,
+        "keys",
+    )
+    p = add("revoke", "remove a key from the keys file", cmd_keys_revoke, keys_sub, "keys")
     p.add_argument("key_id", help="the key's public id (rg_<id>_…)")
     p = add(
         "limits",
         "set an instance's or a key's limits (docs/limits.md)",
         cmd_keys_limits,
         keys_sub,
+        "keys",
     )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--instance", default=None, help="the instance's name")
@@ -371,12 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
         "create a user (with --admin: a platform admin) and their personal organization",
         cmd_admin_create_user,
         admin_sub,
+        "admin",
+        epilog=f"The password comes from stdin (--password-stdin), from {ADMIN_PASSWORD_ENV}, "
+        "or is asked twice on the terminal.",
     )
     p.add_argument("--email", required=True, help="the user's email (their login)")
     p.add_argument("--name", default="", help="display name")
     p.add_argument("--admin", action="store_true", help="make them a platform admin")
     p.add_argument(
-        "--password-stdin", action="store_true", help="read the password from stdin, not a prompt"
+        "--password-stdin",
+        action="store_true",
+        help=f"read the password from stdin (one line), not {ADMIN_PASSWORD_ENV} or a prompt",
     )
     migrate = add("migrate", "apply pending database migrations", cmd_migrate)
     migrate.add_argument(
@@ -395,12 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
         "print a fresh key for backend_secret_keys",
         cmd_secrets_new_key,
         secrets_sub,
+        "secrets",
     )
     add(
         "reseal",
         "seal every backend password with the first of backend_secret_keys",
         cmd_secrets_reseal,
         secrets_sub,
+        "secrets",
     )
     config = sub.add_parser(
         "config",
@@ -413,20 +524,37 @@ def build_parser() -> argparse.ArgumentParser:
         "print the effective settings (secrets masked) and where each came from",
         cmd_config_show,
         config_sub,
+        "config",
     )
     add(
-        "reference", "print the table of every setting (Markdown)", cmd_config_reference, config_sub
+        "reference",
+        "print the table of every setting (Markdown)",
+        cmd_config_reference,
+        config_sub,
+        "config",
     )
     return parser
+
+
+def settings_of(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings a parsed command line stands for (its flags over env, file, defaults)."""
+    given = vars(args)
+    flags = {spec.name: given[spec.name] for spec in SPECS if spec.name in given}
+    return load_settings(
+        flags=flags,
+        env=env,
+        config_file=given.get("config"),
+        flag_names=given.get("setting_flags"),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    given = vars(args)
-    flags = {spec.name: given[spec.name] for spec in SPECS if spec.name in given}
+    for line in unknown_env_warnings(os.environ):
+        print(f"redisgate: {line}", file=sys.stderr)
     try:
-        settings = load_settings(flags=flags, config_file=given.get("config"))
+        settings = settings_of(args)
     except ConfigError as exc:
         print(f"redisgate: {exc}", file=sys.stderr)
         return 2

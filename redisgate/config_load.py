@@ -15,6 +15,7 @@ from typing import Any
 
 from redisgate.config import (
     CONFIG_ENV,
+    ENV_PREFIX,
     SPECS,
     SPECS_BY_NAME,
     Settings,
@@ -74,6 +75,37 @@ def _convert(spec: SettingSpec, raw: Any, from_text: bool) -> Any:
     raise TypeError(f"unsupported setting type {spec.type!r}")  # pragma: no cover
 
 
+# REDISGATE_* variables that are not settings but are read or written elsewhere: the lines
+# `redisgate dev` prints (users export them), `admin create-user`'s password, and the
+# overrides scripts/install-system-deps.sh takes for its tests.
+OTHER_ENV = (
+    CONFIG_ENV,
+    "REDISGATE_URL",
+    "REDISGATE_CONTROL_URL",
+    "REDISGATE_METRICS_URL",
+    "REDISGATE_DEMO_LOGIN",
+    "REDISGATE_ADMIN_PASSWORD",
+    "REDISGATE_POLICY_RC",
+    "REDISGATE_CREATECLUSTER_DIR",
+)
+
+
+def unknown_env_warnings(env: Mapping[str, str]) -> list[str]:
+    """One line for each REDISGATE_* variable that no setting (or other use) reads, with the
+    closest known name: a misspelled variable is otherwise silently ignored."""
+    known = [spec.env for spec in SPECS] + list(OTHER_ENV)
+    lines = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known:
+            continue
+        # Compared without the prefix, which every candidate shares.
+        tails = {k[len(ENV_PREFIX) :]: k for k in known}
+        close = difflib.get_close_matches(name[len(ENV_PREFIX) :], list(tails), n=1)
+        hint = f" (did you mean {tails[close[0]]}?)" if close else ""
+        lines.append(f"warning: {name} is not a variable RedisGate reads; ignored{hint}")
+    return lines
+
+
 def _suggest(name: str) -> str:
     close = difflib.get_close_matches(name, list(SPECS_BY_NAME), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -108,14 +140,17 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build and validate the settings; raise ConfigError listing every bad value.
 
-    `flags` holds only the options given on the command line (name -> text or value);
+    `flags` holds only the options given on the command line (name -> text or value), and
+    `flag_names` the spelling typed for each (default: the setting's flag), for messages;
     `config_file` is the `--config` option; without it `REDISGATE_CONFIG` names the file.
     """
     env = os.environ if env is None else env
     flags = flags or {}
+    flag_names = flag_names or {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     errors: list[str] = []
@@ -135,7 +170,8 @@ def load_settings(
     for layer, data, from_text in layers:
         for name, raw in data.items():
             spec = SPECS_BY_NAME[name]
-            source = {"env": f"env {spec.env}", "flag": f"flag {spec.flag}"}.get(layer, layer)
+            flag = flag_names.get(name, spec.flag)
+            source = {"env": f"env {spec.env}", "flag": f"flag {flag}"}.get(layer, layer)
             try:
                 values[name] = _convert(spec, raw, from_text)
             except ValueError as exc:
@@ -166,5 +202,7 @@ def reference_markdown() -> str:
     ]
     for spec in SPECS:
         default = "(unset)" if spec.default is None else f"`{spec.default}`"
-        rows.append(f"| `{spec.name}` | {default} | `{spec.env}` | `{spec.flag}` | {spec.help} |")
+        canonical = "--" + spec.name.replace("_", "-")
+        flags = f"`{spec.flag}`" + (f", `{canonical}`" if canonical != spec.flag else "")
+        rows.append(f"| `{spec.name}` | {default} | `{spec.env}` | {flags} | {spec.help} |")
     return "\n".join(rows) + "\n"

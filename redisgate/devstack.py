@@ -47,6 +47,9 @@ class DevEndpoints:
     demo_email: str
     demo_password: str
     metrics_url: str | None = None
+    # With the local cluster's password: what `redisgate admin create-user` and `migrate`
+    # need against this stack (a local dev database, so printing it is fine).
+    database_url: str = ""
 
     def lines(self) -> list[str]:
         return [
@@ -55,6 +58,7 @@ class DevEndpoints:
             f"REDISGATE_DEMO_LOGIN={self.demo_email}:{self.demo_password}",
             f"redis-cli -u {self.redis_url}",
             f"REDISGATE_METRICS_URL={self.metrics_url or '(metrics_enabled is off)'}",
+            f"REDISGATE_DATABASE_URL={self.database_url}",
         ]
 
 
@@ -122,6 +126,7 @@ async def _serve(settings: Settings, postgres: PostgresServer, started: float) -
                 demo_email=demo.email,
                 demo_password=demo.password,
                 metrics_url=stack.metrics_url,
+                database_url=database_url,
             )
             log.info("ready in %.1fs", time.monotonic() - started)
             sys.stdout.write("\n".join(endpoints.lines()) + "\n")

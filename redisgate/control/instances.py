@@ -50,9 +50,17 @@ INSTANCE: dict[str, Any] = obj(
     }
 )
 INSTANCES_REPLY = page_of(INSTANCE)
+PERSISTENCE = {
+    "type": "boolean",
+    "default": True,
+    "description": "Keep the data across restarts of the instance's Redis: an append-only "
+    "file fsynced every second plus periodic snapshots (on by default; false: a cache whose "
+    "data a restart may lose). The static provisioner records it only: its servers persist "
+    "as their operator configured them.",
+}
 CREATE_BODY = obj(
     {"name": INSTANCE_NAME, "memory_mb": MEMORY},
-    {"eviction_policy": POLICY, "persistence": {"type": "boolean"}, "limits": LIMITS_CHANGE},
+    {"eviction_policy": POLICY, "persistence": PERSISTENCE, "limits": LIMITS_CHANGE},
 )
 PATCH_BODY = {
     **obj(
@@ -61,6 +69,7 @@ PATCH_BODY = {
             "name": INSTANCE_NAME,
             "memory_mb": MEMORY,
             "eviction_policy": POLICY,
+            "persistence": {k: v for k, v in PERSISTENCE.items() if k != "default"},
             "limits": LIMITS_CHANGE,
         },
     ),
@@ -122,7 +131,7 @@ async def create_instance(call: Call) -> web.StreamResponse:
             name=body["name"].strip(),
             memory_mb=body["memory_mb"],
             eviction_policy=body.get("eviction_policy", "noeviction"),
-            persistence=body.get("persistence", False),
+            persistence=body.get("persistence", True),
             provisioner=provisioning.kind,
             created_by=call.user.id,
         )
@@ -167,6 +176,7 @@ async def patch_instance(call: Call) -> web.StreamResponse:
             name=body["name"].strip() if "name" in body else None,
             memory_mb=body.get("memory_mb"),
             eviction_policy=body.get("eviction_policy"),
+            persistence=body.get("persistence"),
         )
         await audit.record(
             conn,

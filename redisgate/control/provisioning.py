@@ -144,7 +144,8 @@ class Provisioning:
         return await self._record(instance.id, "running", "", _backend(endpoint))
 
     async def update(self, instance: Instance) -> None:
-        """Apply memory and eviction policy live (local); static records them only."""
+        """Apply memory, eviction policy and persistence live (local); static records them
+        only."""
         if self.local is not None and instance.provisioner == "local":
             await self.local.update(spec_of(instance))
 

@@ -35,6 +35,9 @@ ME_PATCH_REPLY = {
 # fmt: off
 ROUTES: list[Route] = [
     # Health and reference
+    Route("GET", "/", reference.root,
+          "Leads to the API reference: a redirect to /docs (until the web console lives here).",
+          PUBLIC, status=302, tag="reference"),
     Route("GET", "/healthz", health.healthz, "The process answers.", PUBLIC,
           response=health.HEALTHZ_REPLY, tag="health"),
     Route("GET", "/readyz", health.readyz, "PostgreSQL answers and migrations are current.",
@@ -127,7 +130,8 @@ ROUTES: list[Route] = [
           "One instance.", ORG, "instances.read", response=instances.INSTANCE, errors=(404,),
           tag="instances"),
     Route("PATCH", "/v1/orgs/{org_id}/instances/{instance_id}", instances.patch_instance,
-          "Rename, resize or change the eviction policy (applied live, within quota).", ORG,
+          "Rename, resize, change the eviction policy or persistence (applied live, within "
+          "quota).", ORG,
           "instances.manage", body=instances.PATCH_BODY, response=instances.INSTANCE,
           errors=(404, 409), tag="instances"),
     Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}", instances.delete_instance,

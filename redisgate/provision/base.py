@@ -41,12 +41,16 @@ def check_instance_id(instance_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InstanceSpec:
-    """The shape a user asked for; validated on construction so a bad one cannot travel."""
+    """The shape a user asked for; validated on construction so a bad one cannot travel.
+
+    `persistence` (on unless asked otherwise): the data survives a restart of the server
+    (append-only file fsynced every second, plus snapshots; see `redisconf.live_settings`).
+    """
 
     instance_id: str
     memory_mb: int
     eviction_policy: str = "noeviction"
-    persistence: bool = False
+    persistence: bool = True
 
     def __post_init__(self) -> None:
         check_instance_id(self.instance_id)

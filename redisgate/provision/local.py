@@ -63,6 +63,7 @@ from redisgate.provision.redisconf import (
     CONFIG_FILE,
     InstanceState,
     describe_exit,
+    forget_saved_data,
     live_settings,
     log_since,
     read_state,
@@ -300,6 +301,8 @@ class LocalProvisioner:
         """Start the server on the instance's port and wait until it answers; the caller holds
         the lock. ProvisionError with the log's reason if it does not come up."""
         binary = await self._redis_binary()
+        if not inst.spec.persistence:
+            forget_saved_data(inst.folder)
         inst.log_offset = start_log(inst.folder)
         proc = RedisProcess.spawn(
             binary, inst.config_path, inst.folder, die_with_parent=self.die_with_parent

@@ -7,7 +7,7 @@ folder of an instance holds::
     state.json   0600: port, password and pid, so a restarted control plane can re-adopt it
     redis.pid    written by redis-server itself
     redis.log    redis-server's output, appended across restarts (over 10 MiB: redis.log.1)
-    dump.rdb, appendonlydir/   when persistence is on
+    dump.rdb, appendonlydir/   when persistence is on (removed before a start without it)
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ CONFIG_FILE = "redis.conf"
 STATE_FILE = "state.json"
 PID_FILE = "redis.pid"
 LOG_FILE = "redis.log"
+# Redis's default file names (dbfilename, appenddirname), which render_config keeps.
+SAVED_DATA = ("dump.rdb", "appendonlydir")
 
-# Redis 7's default snapshot points, used when persistence is on (with AOF, fsync every second).
+# Redis 7's default snapshot points, used when persistence is on (with AOF, fsync every second;
+# docs/durability.md says why both).
 SAVE_POINTS = "3600 1 300 100 60 10000"
 # `ps` then shows which instance a redis-server belongs to; adoption checks it too.
 PROC_TITLE = "{title} {listen-addr} {server-mode} {config-file}"
@@ -168,6 +171,18 @@ def log_since(folder: Path, offset: int) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def forget_saved_data(folder: Path) -> None:
+    """Remove the snapshot and append-only files of an instance about to start without
+    persistence: Redis would load a snapshot left from when persistence was on, bringing
+    back data (and deleted keys) from then."""
+    for name in SAVED_DATA:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def remove_folder(folder: Path) -> None:

@@ -211,8 +211,10 @@ async def update_instance(
     name: str | None = None,
     memory_mb: int | None = None,
     eviction_policy: str | None = None,
+    persistence: bool | None = None,
 ) -> Instance:
-    """Change name, memory (quota-checked for the growth) or eviction policy; in a transaction."""
+    """Change name, memory (quota-checked for the growth), eviction policy or persistence; in
+    a transaction."""
     if memory_mb is not None and memory_mb > instance.memory_mb:
         await quotas.check_quota(conn, instance.org_id, "memory_mb", memory_mb - instance.memory_mb)
     with map_exceptions("cannot change the instance"):
@@ -220,12 +222,14 @@ async def update_instance(
             row = await conn.fetchrow(
                 "UPDATE instances SET name = coalesce($2, name), "
                 "memory_mb = coalesce($3, memory_mb), "
-                "eviction_policy = coalesce($4, eviction_policy), updated_at = now() "
+                "eviction_policy = coalesce($4, eviction_policy), "
+                "persistence = coalesce($5, persistence), updated_at = now() "
                 f"WHERE id = $1 RETURNING {_COLUMNS}",
                 instance.id,
                 name,
                 memory_mb,
                 eviction_policy,
+                persistence,
             )
         except asyncpg.UniqueViolationError:
             raise _name_taken(name or instance.name) from None

@@ -26,7 +26,9 @@ LINES = [
     re.compile(r"^REDISGATE_DEMO_LOGIN=demo@redisgate\.dev:[A-Za-z0-9_-]+$"),
     re.compile(r"^redis-cli -u redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
     re.compile(r"^REDISGATE_METRICS_URL=http://127\.0\.0\.1:\d+/metrics$"),
+    re.compile(r"^REDISGATE_DATABASE_URL=postgresql://\w+:[^@\s]+@127\.0\.0\.1:\d+/redisgate$"),
 ]
+LINE_COUNT = len(LINES)
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -47,8 +49,15 @@ def processes_mentioning(text: str) -> list[int]:
 class Dev:
     """One `redisgate dev` subprocess with its data folder; stdout read line by line."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, free_ports: bool = False) -> None:
+        """`free_ports`: `--free-ports` instead of `--port 0 --control-port 0
+        --metrics-port 0`."""
         self.data_dir = data_dir
+        ports = (
+            ["--free-ports"]
+            if free_ports
+            else ["--port", "0", "--control-port", "0", "--metrics-port", "0"]
+        )
         self.stderr_path = data_dir.parent / f"dev-stderr-{time.monotonic_ns()}.log"
         with self.stderr_path.open("w") as stderr:
             self.proc = subprocess.Popen(
@@ -59,12 +68,7 @@ class Dev:
                     "dev",
                     "--data-dir",
                     str(data_dir),
-                    "--port",
-                    "0",
-                    "--control-port",
-                    "0",
-                    "--metrics-port",
-                    "0",
+                    *ports,
                     *extra,
                 ],
                 stdout=subprocess.PIPE,
@@ -82,7 +86,7 @@ class Dev:
                 self.stdout.put(line.rstrip("\n"))
         self.stdout.put(None)
 
-    def read_lines(self, count: int = 5, timeout_s: float = 60) -> list[str]:
+    def read_lines(self, count: int = LINE_COUNT, timeout_s: float = 60) -> list[str]:
         lines: list[str] = []
         deadline = time.monotonic() + timeout_s
         while len(lines) < count:
@@ -151,7 +155,7 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     dev = Dev(dev_dir)
     try:
         lines = dev.read_lines()
-        assert len(lines) == 5, f"got {lines}"
+        assert len(lines) == LINE_COUNT, f"got {lines}"
         for line, pattern in zip(lines, LINES, strict=True):
             assert pattern.match(line), line
         assert redis_cli(lines[3], "PING") == "PONG"
@@ -179,7 +183,7 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
     again = Dev(dev_dir)
     try:
         lines = again.read_lines()
-        assert len(lines) == 5, f"got {lines}"
+        assert len(lines) == LINE_COUNT, f"got {lines}"
         assert redis_cli(lines[3], "GET", "kept") == "across-restarts"
         control = lines[1].split("=", 1)[1]
         assert get_json(control + "/readyz")["installation_id"] == ready["installation_id"]
@@ -223,7 +227,9 @@ def test_sigkilled_dev_leaves_no_instance_server_and_no_postgres(dev_dir: Path) 
     left: list[int] = []
     try:
         lines = dev.read_lines()
-        assert len(lines) == 5, f"got {lines}; stderr: {dev.stderr_path.read_text()[-3000:]}"
+        assert len(lines) == LINE_COUNT, (
+            f"got {lines}; stderr: {dev.stderr_path.read_text()[-3000:]}"
+        )
         assert redis_cli(lines[3], "PING") == "PONG"  # the demo instance serves
         instance_servers = processes_mentioning(str(dev_dir / "instances"))
         assert len(instance_servers) == 1, instance_servers
@@ -276,4 +282,64 @@ def test_dev_with_a_busy_port_says_so_and_leaves_nothing(dev_dir: Path) -> None:
     assert code == 1
     assert f"the gateway cannot listen on 127.0.0.1:{port} (proxy_port, flag --port)" in err
     assert "Traceback" not in err
+    assert processes_mentioning(str(dev_dir)) == []
+
+
+@pytest.mark.slow
+def test_free_ports_when_the_default_ports_are_taken_and_the_database_url_works(
+    dev_dir: Path,
+) -> None:
+    """`--free-ports` with 9121 (metrics), 6380 (gateway) and 8080 (control) busy: every URL
+    printed works, and the printed database URL makes a platform admin from a script."""
+    held: list[socket.socket] = []
+    try:
+        for port in (9121, 6380, 8080):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+            except OSError:  # taken already by something else: busy all the same
+                sock.close()
+                continue
+            held.append(sock)
+        dev = Dev(dev_dir, free_ports=True)
+        try:
+            lines = dev.read_lines()
+            assert len(lines) == LINE_COUNT, f"got {lines}; {dev.stderr_path.read_text()[-3000:]}"
+            for line, pattern in zip(lines, LINES, strict=True):
+                assert pattern.match(line), line
+            urls = [line.split("=", 1)[1] for line in lines if "=" in line.split()[0]]
+            ports = {int(re.findall(r":(\d+)(?:/|$)", url)[-1]) for url in urls if "//" in url}
+            assert not ports & {9121, 6380, 8080}, lines
+            assert redis_cli(lines[3], "PING") == "PONG"
+            control = lines[1].split("=", 1)[1]
+            assert get_json(control + "/readyz")["status"] == "ready"
+            with urllib.request.urlopen(lines[4].split("=", 1)[1], timeout=10) as response:
+                assert b"redisgate_" in response.read()
+            database_url = lines[5].split("=", 1)[1]
+            env = {**os.environ, "REDISGATE_DATABASE_URL": database_url}
+            env.pop("REDISGATE_ADMIN_PASSWORD", None)
+            made = subprocess.run(
+                [
+                    *(sys.executable, "-m", "redisgate", "admin", "create-user"),
+                    *("--email", "root@example.com", "--admin", "--password-stdin"),
+                ],
+                input="a long admin passphrase\n",
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            assert made.returncode == 0, made.stderr
+            login = {"email": "root@example.com", "password": "a long admin passphrase"}
+            token = str(call_json(control + "/v1/auth/login", login)["access_token"])
+            me = call_json(control + "/v1/me", token=token)
+            assert me["user"]["is_platform_admin"] is True  # type: ignore[index]
+            code, err = dev.stop(signal.SIGTERM)
+        finally:
+            dev.kill()
+    finally:
+        for sock in held:
+            sock.close()
+    assert code == 0, err
     assert processes_mentioning(str(dev_dir)) == []

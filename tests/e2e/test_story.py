@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.test_dev import Dev, dev_dir  # noqa: F401 (the fixture)
+from tests.e2e.test_dev import LINE_COUNT, Dev, dev_dir  # noqa: F401 (the fixture)
 
 
 def call(
@@ -37,7 +37,7 @@ def test_register_instance_scoped_key_gateway_revoke(dev_dir: Path) -> None:  # 
     dev = Dev(dev_dir)
     try:
         lines = dev.read_lines()
-        assert len(lines) == 5, f"got {lines}"
+        assert len(lines) == LINE_COUNT, f"got {lines}"
         control = lines[1].split("=", 1)[1]
         email, password = lines[2].split("=", 1)[1].split(":", 1)
         status, demo = call(

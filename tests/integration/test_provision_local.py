@@ -154,7 +154,7 @@ def pid_of(provisioner: LocalProvisioner, instance_id: str) -> int:
 async def test_provision_starts_a_private_redis_with_the_spec(make: Factory) -> None:
     recorder = Recorder()
     provisioner = make(on_status=recorder)
-    endpoint = await provisioner.provision(InstanceSpec("i1", 16))
+    endpoint = await provisioner.provision(InstanceSpec("i1", 16, persistence=False))
 
     async with client(endpoint) as r:
         assert await r.ping() is True
@@ -222,7 +222,7 @@ async def test_update_of_unknown_instance_is_refused(make: Factory) -> None:
 async def test_killed_server_restarts_on_the_same_endpoint(make: Factory) -> None:
     recorder = Recorder()
     provisioner = make(on_status=recorder)
-    endpoint = await provisioner.provision(InstanceSpec("i4", 8))
+    endpoint = await provisioner.provision(InstanceSpec("i4", 8, persistence=False))
     pid = pid_of(provisioner, "i4")
     async with client(endpoint) as r:
         await r.set("k", "v")
@@ -239,6 +239,48 @@ async def test_killed_server_restarts_on_the_same_endpoint(make: Factory) -> Non
     async with client(endpoint) as r:  # same port, same password; no persistence: data gone
         assert await r.get("k") is None
     assert pids_mentioning(str(provisioner.base_dir / "i4" / "redis.conf")) == [new_pid]
+
+
+async def test_instances_persist_by_default_and_a_killed_one_comes_back_with_its_data(
+    make: Factory,
+) -> None:
+    recorder = Recorder()
+    provisioner = make(on_status=recorder)
+    endpoint = await provisioner.provision(InstanceSpec("d1", 8))  # persistence not asked for
+    assert await config(endpoint, "appendonly") == "yes"
+    assert await config(endpoint, "appendfsync") == "everysec"
+    pid = pid_of(provisioner, "d1")
+    async with client(endpoint) as r:
+        for i in range(200):
+            assert await r.set(f"k{i}", f"v{i}")  # acknowledged
+    await asyncio.sleep(1.2)  # past the fsync window of appendfsync everysec
+
+    mark = len(recorder.events)
+    kill(pid)
+    await recorder.wait_for("d1", State.RUNNING, after=mark)
+    assert pid_of(provisioner, "d1") != pid
+    async with client(endpoint) as r:
+        assert await r.dbsize() == 200
+        assert await r.get("k199") == b"v199"
+
+
+async def test_turning_persistence_off_forgets_the_saved_data(make: Factory) -> None:
+    recorder = Recorder()
+    provisioner = make(on_status=recorder)
+    endpoint = await provisioner.provision(InstanceSpec("d2", 8))
+    async with client(endpoint) as r:
+        await r.set("old", "1")
+        await r.save()  # a snapshot on disk, as the save points would make
+    await provisioner.update(InstanceSpec("d2", 8, persistence=False))
+    assert await config(endpoint, "appendonly") == "no"
+    assert (provisioner.base_dir / "d2" / "dump.rdb").exists()
+    mark = len(recorder.events)
+    kill(pid_of(provisioner, "d2"))
+    await recorder.wait_for("d2", State.RUNNING, after=mark)
+    async with client(endpoint) as r:  # Redis would have loaded the old snapshot
+        assert await r.get("old") is None
+    assert not (provisioner.base_dir / "d2" / "dump.rdb").exists()
+    assert not (provisioner.base_dir / "d2" / "appendonlydir").exists()
 
 
 async def test_a_big_log_is_rotated_when_the_server_restarts(make: Factory) -> None:

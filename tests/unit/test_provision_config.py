@@ -78,7 +78,7 @@ def test_endpoint_repr_hides_the_password() -> None:
 
 
 def test_config_without_persistence(tmp_path: Path) -> None:
-    spec = InstanceSpec("inst-1", 64)
+    spec = InstanceSpec("inst-1", 64, persistence=False)
     text = render_config(spec, host="127.0.0.1", port=7001, password="pw_1-x", folder=tmp_path)
     conf = conf_lines(text)
     assert conf["maxmemory"] == "64mb"
@@ -108,7 +108,7 @@ def test_config_with_persistence_and_a_policy(tmp_path: Path) -> None:
 
 
 def test_live_settings_are_what_config_set_takes() -> None:
-    assert live_settings(InstanceSpec("a", 3, "volatile-ttl")) == {
+    assert live_settings(InstanceSpec("a", 3, "volatile-ttl", persistence=False)) == {
         "maxmemory": "3mb",
         "maxmemory-policy": "volatile-ttl",
         "save": "",
@@ -240,3 +240,23 @@ def test_remove_folder(tmp_path: Path) -> None:
     remove_folder(folder)
     assert not folder.exists()
     remove_folder(folder)  # gone already: fine
+
+
+def test_specs_persist_unless_told_not_to(tmp_path: Path) -> None:
+    assert InstanceSpec("a", 1).persistence is True
+    conf = conf_lines(
+        render_config(InstanceSpec("a", 1), host="127.0.0.1", port=1, password="p", folder=tmp_path)
+    )
+    assert (conf["appendonly"], conf["appendfsync"]) == ("yes", "everysec")
+
+
+def test_forget_saved_data_removes_the_snapshot_and_the_log_only(tmp_path: Path) -> None:
+    from redisgate.provision.redisconf import forget_saved_data
+
+    (tmp_path / "dump.rdb").write_bytes(b"REDIS")
+    (tmp_path / "appendonlydir").mkdir()
+    (tmp_path / "appendonlydir" / "a.aof").write_bytes(b"*1\r\n")
+    (tmp_path / "redis.conf").write_text("port 1\n")
+    forget_saved_data(tmp_path)
+    forget_saved_data(tmp_path)  # nothing left to remove is fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["redis.conf"]

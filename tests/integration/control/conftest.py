@@ -99,7 +99,13 @@ class Api:
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
         raw: ClientResponse = await self.client.request(
-            method, path, json=json, data=data, headers=all_headers, params=params
+            method,
+            path,
+            json=json,
+            data=data,
+            headers=all_headers,
+            params=params,
+            allow_redirects=False,  # a redirect is the response checked against the document
         )
         body: Any = None
         if raw.content_type == "application/json":

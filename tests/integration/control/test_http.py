@@ -70,6 +70,14 @@ async def test_docs_page_is_self_contained(api: Api) -> None:
     assert css.status == 200 and "font" in css.body
 
 
+async def test_root_leads_to_the_api_reference(api: Api) -> None:
+    root = await api.get("/")
+    assert root.status == 302 and root.headers["Location"] == "/docs"
+    followed = await api.client.get("/")  # as a browser opening the control URL
+    assert followed.status == 200 and followed.url.path == "/docs"
+    assert "<h1>RedisGate control API" in await followed.text()
+
+
 async def test_unknown_route_and_method_are_json(api: Api) -> None:
     raw = await api.client.get("/v1/nope")
     assert raw.status == 404

@@ -57,7 +57,9 @@ async def test_create_instance_runs_a_real_redis(api: Api, settings: Settings) -
     with direct(backend) as r:
         assert r.config_get("maxmemory") == {"maxmemory": str(8 * 1024 * 1024)}
         assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
-        assert r.config_get("save") == {"save": ""}
+        assert r.config_get("save") == {"save": "3600 1 300 100 60 10000"}  # durable by default
+        assert r.config_get("appendonly") == {"appendonly": "yes"}
+    assert created["persistence"] is True
     listed = await api.get(f"/v1/orgs/{org}/instances", token=token)
     assert [i["id"] for i in listed.body["items"]] == [created["id"]]
     got = await api.get(f"/v1/orgs/{org}/instances/{created['id']}", token=token)
@@ -103,6 +105,62 @@ async def test_patch_applies_live_and_delete_removes_everything(
     audit = await api.get(f"/v1/orgs/{org}/audit", token=token)
     actions = [e["action"] for e in audit.body["items"]]
     assert actions[:4] == ["instance.delete", "key.create", "instance.update", "instance.create"]
+
+
+async def test_a_killed_instance_server_comes_back_with_its_acknowledged_writes(
+    api: Api, settings: Settings
+) -> None:
+    user = await api.register()
+    org, token = user["org"]["id"], user["access_token"]
+    created = await new_instance(api, token, org)  # no "persistence": the default
+    path = f"/v1/orgs/{org}/instances/{created['id']}"
+    backend = await backend_of(settings, created["id"])
+    with direct(backend) as r:
+        pid = r.info("server")["process_id"]
+        for i in range(500):
+            assert r.set(f"order:{i}", i)  # acknowledged by Redis
+        assert r.config_get("appendfsync") == {"appendfsync": "everysec"}
+    await asyncio.sleep(1.2)  # past the documented fsync window (docs/durability.md)
+
+    os.kill(pid, signal.SIGKILL)  # the real redis-server the local provisioner started
+    for _ in range(200):  # the provisioner restarts it on the same endpoint
+        await asyncio.sleep(0.05)
+        got = (await api.get(path, token=token)).body
+        try:
+            with direct(backend) as r:
+                if got["status"] == "running" and r.info("server")["process_id"] != pid:
+                    break
+        except redis.ConnectionError:
+            continue
+    else:
+        raise AssertionError(f"the instance did not come back: {got}")
+    with direct(backend) as r:
+        assert r.dbsize() == 500
+        assert [r.get(f"order:{i}") for i in (0, 250, 499)] == [b"0", b"250", b"499"]
+
+
+async def test_persistence_false_is_a_cache_and_patch_turns_persistence_on(
+    api: Api, settings: Settings
+) -> None:
+    user = await api.register()
+    org, token = user["org"]["id"], user["access_token"]
+    created = await new_instance(api, token, org, persistence=False)
+    assert created["persistence"] is False
+    backend = await backend_of(settings, created["id"])
+    with direct(backend) as r:
+        assert r.config_get("appendonly") == {"appendonly": "no"}
+        assert r.config_get("save") == {"save": ""}
+        pid = r.info("server")["process_id"]
+    path = f"/v1/orgs/{org}/instances/{created['id']}"
+    patched = await api.patch(path, token=token, json={"persistence": True})
+    assert patched.status == 200 and patched.body["persistence"] is True, patched.body
+    with direct(backend) as r:
+        assert r.info("server")["process_id"] == pid  # applied live
+        assert r.config_get("appendonly") == {"appendonly": "yes"}
+    audit = await api.get(f"/v1/orgs/{org}/audit", token=token)
+    update = audit.body["items"][0]
+    assert update["action"] == "instance.update"
+    assert (update["before"]["persistence"], update["after"]["persistence"]) == (False, True)
 
 
 async def test_validation_quotas_and_other_orgs(api: Api, settings: Settings) -> None:
