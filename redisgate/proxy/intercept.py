@@ -26,7 +26,7 @@ from redisgate.proxy.resp import (
     encode_map,
 )
 from redisgate.proxy.resp_reply import parse_int
-from redisgate.proxy.routes import Route
+from redisgate.proxy.routes import SERVER_WIDE, Route
 from redisgate.scopes import Scope
 
 
@@ -183,15 +183,18 @@ def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
     return kind, elements
 
 
-@functools.lru_cache(maxsize=16)  # one entry per command table
-def allowed_names(table: CommandTable) -> frozenset[bytes]:
+@functools.lru_cache(maxsize=32)  # two entries per command table
+def allowed_names(table: CommandTable, shared: bool = True) -> frozenset[bytes]:
     """Names a tenant can run through the gateway: commands, and subcommands by full name
-    (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does."""
-    names = {spec.name.encode() for spec in table.walk() if spec.route is not Route.DENIED}
+    (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does.
+    Where the instance owns its server (`shared` false) the `SERVER_WIDE` ones count too."""
+
+    def runs(spec: CommandSpec) -> bool:
+        return spec.route is not Route.DENIED or (not shared and spec.name in SERVER_WIDE)
+
+    names = {spec.name.encode() for spec in table.walk() if runs(spec)}
     names.update(
-        spec.name.encode()
-        for spec in table
-        if any(sub.route is not Route.DENIED for sub in spec.subcommands.values())
+        spec.name.encode() for spec in table if any(map(runs, spec.subcommands.values()))
     )
     return frozenset(names)
 

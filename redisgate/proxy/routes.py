@@ -62,12 +62,14 @@ DATA_GROUPS = frozenset(
 
 _ACL = "ACL users belong to the backend operator; API-key scopes replace them"
 _CLUSTER = "the gateway presents a standalone server; cluster topology is the operator's"
-_PERSIST = "server-wide persistence is the operator's business"
+_PERSIST = "persistence is the platform's: it schedules saves and sizes the disk for them"
 _REPL = "replication topology is the operator's business"
 _LATENCY = "server-wide latency data covers every tenant"
 _SLOWLOG = "the slow log shows every tenant's commands and arguments"
 _OWN_CLIENTS = "answered from the gateway's own connections of this instance, never other tenants'"
-_MODULE = "loading code into the server is the operator's business"
+_MODULE = (
+    "loading code into the server is the operator's business; INFO modules lists what is loaded"
+)
 _CONFIG = "server configuration is the operator's business"
 _FUNCTION = "functions live server-wide, not per database: this touches other tenants' libraries"
 _PUBSUB_LIST = "pub/sub is server-wide, not per database: this lists other tenants' channels"
@@ -228,8 +230,12 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "lolwut": (FORWARD, ""),
     "time": (FORWARD, ""),
     "debug": (DENIED, "can crash, stall or reconfigure the server"),
-    "monitor": (DENIED, "streams every tenant's commands"),
-    "shutdown": (DENIED, "stops the server for every tenant"),
+    "monitor": (
+        DENIED,
+        "streams every command of the server, other tenants' or the gateway's own, with "
+        "its connections' addresses; SLOWLOG and LATENCY answer the same questions",
+    ),
+    "shutdown": (DENIED, "stopping and restarting servers is the platform's"),
     "failover": (DENIED, _REPL),
     "replicaof": (DENIED, _REPL),
     "slaveof": (DENIED, _REPL),
@@ -238,7 +244,7 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "psync": (DENIED, "replication protocol: streams every database"),
     "role": (INTERCEPTED, "replicas' and masters' addresses withheld"),
     "restore-asking": (DENIED, "cluster-internal variant of RESTORE"),
-    "save": (DENIED, "blocks the whole server while it writes the dataset"),
+    "save": (DENIED, "blocks the whole server while it writes the dataset; " + _PERSIST),
     "bgsave": (DENIED, _PERSIST),
     "bgrewriteaof": (DENIED, _PERSIST),
     "lastsave": (DENIED, _PERSIST),
@@ -321,7 +327,7 @@ SERVER_WIDE: dict[str, tuple[Route, str]] = {
     "slowlog|help": (FORWARD, ""),
     "config|get": (
         INTERCEPTED,
-        "host paths, addresses and secrets withheld (the list under Notes)",
+        "host paths, addresses and secrets withheld (see What inspection withholds)",
     ),
     "config|help": (FORWARD, ""),
     "config|resetstat": (FORWARD, "resets the INFO statistics of the instance's own server"),

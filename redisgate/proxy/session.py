@@ -590,7 +590,8 @@ class Session:
         )
 
     def _command(self, args: list[bytes]) -> Decision:
-        allowed = intercept.allowed_names(self.table)
+        assert self.principal is not None
+        allowed = intercept.allowed_names(self.table, self.principal.instance.backend.shared)
         sub = args[1].lower() if len(args) > 1 else b""
         kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
         raw = encode_command(args)
