@@ -209,8 +209,8 @@ def test_info_on_a_shared_server_shows_only_the_instances_own(gw: RunningGateway
 
 def test_redis_cli_stat_shows_real_numbers(gw: RunningGateway) -> None:
     cli = [  # stdbuf: redis-cli buffers a pipe's output, which a killed process loses
-        "stdbuf", "-oL", "redis-cli", "-p", str(gw.port), "--user", "default", "--pass", gw.tokens["own"],
-        "--no-auth-warning", "--stat", "-i", "0.2",
+        "stdbuf", "-oL", "redis-cli", "-p", str(gw.port), "--user", "default",
+        "--pass", gw.tokens["own"], "--no-auth-warning", "--stat", "-i", "0.2",
     ]  # fmt: skip
     with direct(gw) as backend:
         backend.set("stat:1", "x")
