@@ -193,9 +193,7 @@ def allowed_names(table: CommandTable, shared: bool = True) -> frozenset[bytes]:
         return spec.route is not Route.DENIED or (not shared and spec.name in SERVER_WIDE)
 
     names = {spec.name.encode() for spec in table.walk() if runs(spec)}
-    names.update(
-        spec.name.encode() for spec in table if any(map(runs, spec.subcommands.values()))
-    )
+    names.update(spec.name.encode() for spec in table if any(map(runs, spec.subcommands.values())))
     return frozenset(names)
 
 
