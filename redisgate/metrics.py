@@ -194,7 +194,7 @@ LIMITED: dict[str, int] = dict.fromkeys(LIMIT_KINDS, 0)
 # shutdown (blocked or subscribed at shutdown).
 CUT_REASONS = (
     "left_blocked", "slow_reader", "anonymous_evicted", "request_memory", "reply_memory",
-    "shutdown",
+    "shutdown", "client_kill",
 )  # fmt: skip
 CLIENTS_CUT: dict[str, int] = dict.fromkeys(CUT_REASONS, 0)
 # Fair-share holds: ticks (5 ms) for which the instance moving the most bytes had its upstream

@@ -91,6 +91,7 @@ WHOLE_INSTANCE: Mapping[str, str] = {
     "function|kill": "stops the function running now, which may be another key's",
     "function|stats": "shows the function running now, which may be another key's, with its "
     "arguments",
+    "slowlog|get": "shows every key's slow commands with their arguments (keys, values, channels)",
 }
 
 MAX_SCOPE_CHARS = 8192

@@ -21,7 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from redisgate.proxy.commands import CommandSpec, CommandTable, Route, arity_ok  # noqa: E402
+from redisgate.proxy.introspection import (  # noqa: E402
+    REPLACED_INFO,
+    SHARED_INFO,
+    WITHHELD_CONFIG,
+    WITHHELD_INFO,
+)
 from redisgate.proxy.policy import Need, need  # noqa: E402
+from redisgate.proxy.routes import SERVER_WIDE  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "commands.md"
 REGENERATE = "python scripts/gen_commands_doc.py"
@@ -79,7 +86,10 @@ file). The table describes an instance that owns its server. On a shared server,
 marked *denied on shared servers* are refused whatever the scope: what acts on the whole
 server (FLUSHALL, FUNCTION …, SCRIPT FLUSH/KILL, MEMORY STATS/DOCTOR, PUBSUB CHANNELS …)
 reaches other tenants there, a script could SELECT another tenant's db, and pub/sub channels
-are server-wide. No CONFIG-like command is forwarded anywhere.
+are server-wide. Where the instance owns its server, a tenant may ask it every read-only
+question (INFO, CONFIG GET, SLOWLOG, LATENCY, MEMORY, LASTSAVE, ROLE …), less what exposes the
+host (see "What inspection withholds"); CONFIG SET, persistence, replication and module
+commands stay the operator's everywhere.
 
 A container alone (`CONFIG`, `CLIENT` …) is not a command: a missing or unknown subcommand gets
 Redis's own error. Commands this table does not know are answered with Redis's own `ERR
@@ -130,8 +140,11 @@ class Claim:
     def route(self) -> Route:
         if self.own is Need.DENIED:
             return Route.DENIED
-        # a SERVER_WIDE command is routed DENIED in the table and forwarded where allowed
-        return Route.FORWARD if self.spec.route is Route.DENIED else self.spec.route
+        # a SERVER_WIDE command is routed DENIED in the table and as SERVER_WIDE says where
+        # the instance owns its server
+        if self.spec.route is Route.DENIED:
+            return SERVER_WIDE[self.spec.name][0]
+        return self.spec.route
 
 
 def is_container_alone(spec: CommandSpec) -> bool:
@@ -163,7 +176,8 @@ def row(spec: CommandSpec, claim: Claim | None, indent: str = "") -> str:
         if claim.shared is not claim.own:
             scope += ON_SHARED
         if claim.own is not Need.DENIED and spec.route is Route.DENIED:
-            reason = ""  # the reason it is denied on shared servers: said by ON_SHARED
+            # why it is denied on shared servers is said by ON_SHARED; this is the owned route's
+            reason = SERVER_WIDE[spec.name][1]
     reason = reason.replace("|", "\\|")
     if reason and route != "forwarded":
         summary = f"{summary} — *{reason}*" if summary else f"*{reason}*"
@@ -197,7 +211,62 @@ def render(table: CommandTable) -> str:
             out.append(row(spec, by_claim.get(spec.name)))
             out.extend(row(sub, by_claim.get(sub.name), "↳ ") for sub in spec.subcommands.values())
         out.append("")
+    out.append(withheld())
     return "\n".join(out)
+
+
+def withheld() -> str:
+    """The section naming what INFO and CONFIG GET leave out, from the lists the gateway uses."""
+    lines = [
+        "## What inspection withholds\n",
+        "From `redisgate/proxy/introspection.py`, the lists the gateway applies. A tenant never",
+        "sees the host's paths, addresses or processes, another server's address, or a backend",
+        "password. **INFO** (every section Redis has, with Redis's own section arguments) on an",
+        "instance owning its server shows the server's own figures less these fields:",
+        "",
+        "| Section | Field | Why |",
+        "| --- | --- | --- |",
+    ]
+    for section, fields in WITHHELD_INFO.items():
+        lines += [f"| {section} | `{name}` | {why} |" for name, why in fields.items()]
+    lines += [
+        "",
+        "and with these values replaced:",
+        "",
+        "| Field | Shows |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{name}` | {what} |" for name, what in REPLACED_INFO.items()]
+    lines += [
+        "",
+        "The keyspace section has the instance's own database only, as `db0`. On a **shared",
+        "server** INFO shows only these fields (the instance's own, and static facts about the",
+        "Redis it talks to); other sections are left out:",
+        "",
+    ]
+    for section, names in SHARED_INFO.items():
+        shown = ", ".join(f"`{n}`" for n in sorted(names)) or "the instance's own line, as `db0`"
+        lines.append(f"- {section}: {shown}")
+    lines += [
+        "",
+        "**CONFIG GET** (instances owning their server) answers every parameter but these:",
+        "",
+        "| Parameter | Why |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{name}` | {why} |" for name, why in sorted(WITHHELD_CONFIG.items())]
+    lines += [
+        "",
+        "**SLOWLOG GET** entries have an empty client address and name: the client there is",
+        "the gateway's backend connection. **ROLE** shows no replica's or master's address.",
+        "**CLIENT LIST / KILL / UNBLOCK / INFO** see the instance's own connections to the",
+        "gateway, with the ids CLIENT ID gives, on every server (the gateway's backend",
+        "connections are never listed); buffer and memory fields show 0, `cmd` is `NULL` for",
+        "another connection, and CLIENT UNBLOCK of a client blocked on its dedicated connection",
+        "unblocks that connection on the backend.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,7 @@ class RedisServer:
             "save": '"3600 1 300 100 60 10000"' if self.persistent else '""',
             "appendonly": "no",
             "logfile": '""',
+            "sanitize-dump-payload": "yes",  # as the local provisioner's servers
             **self.extra_config,
         }
         path = self.data_dir / "redis.conf"

@@ -73,7 +73,7 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-DISABLED_COMMANDS = ("MIGRATE", "RESTORE", "RESTORE-ASKING")
+DISABLED_COMMANDS = ("MIGRATE", "RESTORE-ASKING")
 
 
 def render_config(spec: InstanceSpec, *, host: str, port: int, password: str, folder: Path) -> str:
@@ -87,6 +87,9 @@ def render_config(spec: InstanceSpec, *, host: str, port: int, password: str, fo
         "pidfile": str(folder / PID_FILE),
         "logfile": "",  # stdout, which the launcher appends to redis.log
         "requirepass": password,
+        # RESTORE (and a script's redis.call('RESTORE')) checks every payload in depth: a
+        # crafted DUMP payload is refused instead of loaded (docs/commands.md).
+        "sanitize-dump-payload": "yes",
         **live_settings(spec),
         "appendfsync": "everysec",
         "proc-title-template": PROC_TITLE,
@@ -96,7 +99,7 @@ def render_config(spec: InstanceSpec, *, host: str, port: int, password: str, fo
         "# provisioner and rewritten on every change: edits here are lost.\n"
     )
     # The gateway refuses these, but a Lua script's redis.call() reaches the server directly:
-    # MIGRATE would connect anywhere from this host, RESTORE loads raw payloads.
+    # MIGRATE would connect anywhere from this host; RESTORE-ASKING is cluster-internal.
     disabled = "".join(f'rename-command {name} ""\n' for name in DISABLED_COMMANDS)
     return header + "".join(f"{key} {quote(value)}\n" for key, value in lines.items()) + disabled
 

@@ -34,6 +34,7 @@ from redisgate import metrics
 from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavailable
 from redisgate.proxy import backend_acl
 from redisgate.proxy.keyevents import PRE_AUTH_LIMITS, KeyEventsMixin
+from redisgate.proxy.peers import PeerInfo
 from redisgate.proxy.pool import InstancePool
 from redisgate.proxy.resp import (
     REQUEST_TOO_BIG_PREFIX,
@@ -181,6 +182,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             server_version=self.gateway.server_version,
         )
         self.session.redirect_target = self._backend_id_of
+        self.session.peers = self.gateway
         self.session.queued = self.framer.queued
         if not self.gateway.admit(self):
             self.transport.write(encode_error("ERR", "max number of clients reached"))
@@ -711,6 +713,27 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             for request in owed:
                 request.fail(REPLY_SHUTTING_DOWN)
         self.shutdown()
+
+    def describe(self) -> PeerInfo | None:
+        """This connection as CLIENT LIST shows it, once authenticated (else None)."""
+        session = self.session
+        if session is None or session.principal is None or self.closing:
+            return None
+        idle = int(self.loop.time() - self.last_activity)
+        backend_id = self.dedicated.server_client_id if self.dedicated is not None else None
+        return session.peer_info(idle, backend_id)
+
+    def kill(self) -> None:
+        """CLIENT KILL from another connection of its instance: closed at once, as Redis
+        closes a killed client; what it was owed is dropped, and a command it had blocked on
+        its dedicated connection ends with that connection."""
+        if self.closed or self.closing:
+            return
+        metrics.CLIENTS_CUT["client_kill"] += 1
+        self.closing = True
+        self._drop_owed()
+        if self.transport is not None:
+            self.transport.close()
 
     def check_timeouts(self, now: float) -> None:
         """Close a connection that never authenticated in time, or sat idle too long."""

@@ -1,15 +1,16 @@
 """Replies the gateway writes itself, and filters for replies a tenant may only partly see.
 
-Sans-IO helpers for the session: the HELLO reply, CLIENT INFO, ACL CAT, and reply transforms
-for INFO (server-wide sections describe every tenant and the host) and COMMAND (only what the
-gateway allows). Transforms work on the frame's bytes and keep untouched elements byte for
-byte: aggregates are split with the same `ReplyFramer` that frames upstream replies.
+Sans-IO helpers for the session: the HELLO reply, ACL CAT, and reply transforms for COMMAND
+(only what the gateway allows) and PUBSUB listings; INFO, CONFIG GET, SLOWLOG and ROLE are
+`introspection.py`'s, CLIENT LIST/KILL/UNBLOCK `peers.py`'s. Transforms work on the frame's
+bytes and keep untouched elements byte for byte: aggregates are split with the same
+`ReplyFramer` that frames upstream replies.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redisgate.proxy.commands import CommandSpec, CommandTable
@@ -26,31 +27,8 @@ from redisgate.proxy.resp import (
     encode_map,
 )
 from redisgate.proxy.resp_reply import parse_int
-from redisgate.proxy.routes import Route
+from redisgate.proxy.routes import SERVER_WIDE, Route
 from redisgate.scopes import Scope
-
-# INFO fields a client may see: what clients read to gate features, nothing about the host or
-# other tenants. Everything else, and every other section, is dropped.
-INFO_SERVER_FIELDS = frozenset(
-    {
-        b"redis_version",
-        b"redis_git_sha1",
-        b"redis_git_dirty",
-        b"redis_build_id",
-        b"redis_mode",
-        b"arch_bits",
-        b"multiplexing_api",
-        b"gcc_version",
-        b"server_time_usec",
-        b"uptime_in_seconds",
-        b"uptime_in_days",
-        b"hz",
-        b"configured_hz",
-        b"lru_clock",
-        b"io_threads_active",
-    }
-)
-INFO_REPLICATION_FIELDS = frozenset({b"role"})
 
 
 def unknown_command(args: list[bytes]) -> bytes:
@@ -182,66 +160,9 @@ def hello_reply(*, protocol: int, client_id: int, version: str, resp3: bool) -> 
     )
 
 
-def client_info_line(fields: Iterable[tuple[str, object]]) -> bytes:
-    """A CLIENT INFO / CLIENT LIST style line: `k=v k=v ...\\n`."""
-    return (" ".join(f"{k}={v}" for k, v in fields) + "\n").encode()
-
-
 def valid_client_name(name: bytes) -> bool:
     """Redis's rule: printable ASCII from '!' to '~' (no spaces or newlines)."""
     return all(33 <= c <= 126 for c in name)
-
-
-# --- INFO ----------------------------------------------------------------------------------
-
-
-def _bulk_payload(frame: bytes) -> tuple[bytes, bytes] | None:
-    """(prefix, text) of a `$` bulk or `=` verbatim frame; the prefix is `txt:` for verbatim."""
-    first = frame[:1]
-    if first not in (b"$", b"="):
-        return None
-    header_end = frame.index(b"\r\n")
-    body = frame[header_end + 2 : -2]
-    if first == b"=":
-        return body[:4], body[4:]
-    return b"", body
-
-
-def filter_info(db: int) -> Callable[[bytes], bytes]:
-    """A transform for INFO replies: only allowed fields, and the instance's db shown as db0."""
-    own_db = b"db%d:" % db
-
-    def transform(frame: bytes) -> bytes:
-        payload = _bulk_payload(frame)
-        if payload is None:
-            return frame
-        prefix, text = payload
-        out: list[bytes] = []
-        section = b""
-        for line in text.split(b"\r\n"):
-            if line.startswith(b"#"):
-                section = line[1:].strip().lower()
-                if section in (b"server", b"replication", b"keyspace"):
-                    out.append(line)
-                continue
-            if not line or b":" not in line:
-                if not line and out and out[-1] != b"":
-                    out.append(b"")
-                continue
-            name = line.split(b":", 1)[0]
-            if (section == b"server" and name in INFO_SERVER_FIELDS) or (
-                section == b"replication" and name in INFO_REPLICATION_FIELDS
-            ):
-                out.append(line)
-            elif section == b"keyspace" and line.startswith(own_db):
-                out.append(b"db0:" + line[len(own_db) :])
-        while out and out[-1] == b"":
-            out.pop()
-        body = prefix + b"\r\n".join(out) + (b"\r\n" if out else b"")
-        kind = frame[:1]
-        return kind + b"%d\r\n" % len(body) + body + b"\r\n"
-
-    return transform
 
 
 # --- COMMAND -------------------------------------------------------------------------------
@@ -263,16 +184,17 @@ def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
     return kind, elements
 
 
-@functools.lru_cache(maxsize=16)  # one entry per command table
-def allowed_names(table: CommandTable) -> frozenset[bytes]:
+@functools.lru_cache(maxsize=32)  # two entries per command table
+def allowed_names(table: CommandTable, shared: bool = True) -> frozenset[bytes]:
     """Names a tenant can run through the gateway: commands, and subcommands by full name
-    (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does."""
-    names = {spec.name.encode() for spec in table.walk() if spec.route is not Route.DENIED}
-    names.update(
-        spec.name.encode()
-        for spec in table
-        if any(sub.route is not Route.DENIED for sub in spec.subcommands.values())
-    )
+    (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does.
+    Where the instance owns its server (`shared` false) the `SERVER_WIDE` ones count too."""
+
+    def runs(spec: CommandSpec) -> bool:
+        return spec.route is not Route.DENIED or (not shared and spec.name in SERVER_WIDE)
+
+    names = {spec.name.encode() for spec in table.walk() if runs(spec)}
+    names.update(spec.name.encode() for spec in table if any(map(runs, spec.subcommands.values())))
     return frozenset(names)
 
 

@@ -8,7 +8,7 @@ Every command (and subcommand) gets one `Route`:
 - `INTERCEPTED`: answered or rewritten by the gateway (authentication, db selection, connection
   identity, server introspection filtered to what a tenant may see).
 - `DENIED`: admin or cross-tenant; refused whatever the API key's scopes allow (`SERVER_WIDE`
-  ones only on shared servers).
+  ones only on shared servers: an instance owning its server gets the route named there).
 
 Classification order (`classify`): an entry in `ROUTES` for the full name (`config|get`); else a
 family wildcard (`config|*`) for subcommands; else, in a data-type group (`DATA_GROUPS`), the
@@ -62,11 +62,14 @@ DATA_GROUPS = frozenset(
 
 _ACL = "ACL users belong to the backend operator; API-key scopes replace them"
 _CLUSTER = "the gateway presents a standalone server; cluster topology is the operator's"
-_PERSIST = "server-wide persistence is the operator's business"
+_PERSIST = "persistence is the platform's: it schedules saves and sizes the disk for them"
 _REPL = "replication topology is the operator's business"
 _LATENCY = "server-wide latency data covers every tenant"
 _SLOWLOG = "the slow log shows every tenant's commands and arguments"
-_MODULE = "loading code into the server is the operator's business"
+_OWN_CLIENTS = "answered from the gateway's own connections of this instance, never other tenants'"
+_MODULE = (
+    "loading code into the server is the operator's business; INFO modules lists what is loaded"
+)
 _CONFIG = "server configuration is the operator's business"
 _FUNCTION = "functions live server-wide, not per database: this touches other tenants' libraries"
 _PUBSUB_LIST = "pub/sub is server-wide, not per database: this lists other tenants' channels"
@@ -101,12 +104,22 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "client|trackinginfo": (PINNED, _TRACKING),
     "client|reply": (PINNED, "OFF/SKIP suppress replies, which would desync a shared FIFO"),
     "client|no-touch": (PINNED, "a per-connection mode that must not leak to other clients"),
-    "client|kill": (DENIED, _CLIENT_ADMIN),
-    "client|list": (DENIED, "lists every client of the server, i.e. other tenants'"),
-    "client|pause": (DENIED, "pauses every client of the server"),
-    "client|unpause": (DENIED, "resumes every client of the server"),
-    "client|unblock": (DENIED, _CLIENT_ADMIN),
-    "client|no-evict": (DENIED, "exempts a connection from the operator's memory limits"),
+    "client|kill": (INTERCEPTED, _OWN_CLIENTS),
+    "client|list": (INTERCEPTED, _OWN_CLIENTS),
+    "client|unblock": (
+        INTERCEPTED,
+        _OWN_CLIENTS + "; sent to the backend for the blocked client's own connection",
+    ),
+    "client|no-evict": (
+        INTERCEPTED,
+        "kept in the session: gateway connections are never evicted by the backend's "
+        "maxmemory-clients (their backend connections are the gateway's)",
+    ),
+    "client|pause": (
+        DENIED,
+        "pauses the gateway's shared connections too, whose commands would time out",
+    ),
+    "client|unpause": (DENIED, "CLIENT PAUSE is refused; there is nothing to resume"),
     # --- transactions -------------------------------------------------------------------
     "multi": (PINNED, "a transaction queues on one connection until EXEC"),
     "watch": (PINNED, "watched keys belong to one connection until EXEC or UNWATCH"),
@@ -182,7 +195,11 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "unlink": (FORWARD, ""),
     "migrate": (DENIED, "ships keys to an arbitrary host (exfiltration, server-side requests)"),
     "move": (DENIED, "moves a key into another database, i.e. another tenant's instance"),
-    "restore": (DENIED, "unsanitised DUMP payloads can crash a shared server"),
+    "restore": (
+        DENIED,
+        "a crafted DUMP payload can crash a server the platform does not configure "
+        "with sanitize-dump-payload",
+    ),
     "wait": (PINNED, "blocks its connection until replicas acknowledge"),
     "waitaof": (PINNED, "blocks its connection until the AOF is fsynced"),
     # --- server -------------------------------------------------------------------------
@@ -200,25 +217,34 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "command|help": (FORWARD, ""),
     "config": (DENIED, _CONFIG),
     "config|*": (DENIED, _CONFIG),
+    "config|get": (DENIED, "server configuration is the operator's business"),
     "dbsize": (FORWARD, "counts the selected database only"),
     "flushdb": (FORWARD, "empties the selected database only"),
     "flushall": (DENIED, "empties every database of the server (use FLUSHDB)"),
     "swapdb": (DENIED, "swaps two databases, i.e. two tenants' instances"),
-    "info": (INTERCEPTED, "filtered: server-wide sections describe every tenant"),
+    "info": (
+        INTERCEPTED,
+        "rewritten: host details withheld, clients counted on the gateway, and on a shared "
+        "server only the instance's own figures",
+    ),
     "lolwut": (FORWARD, ""),
     "time": (FORWARD, ""),
     "debug": (DENIED, "can crash, stall or reconfigure the server"),
-    "monitor": (DENIED, "streams every tenant's commands"),
-    "shutdown": (DENIED, "stops the server for every tenant"),
+    "monitor": (
+        DENIED,
+        "streams every command of the server, other tenants' or the gateway's own, with "
+        "its connections' addresses; SLOWLOG and LATENCY answer the same questions",
+    ),
+    "shutdown": (DENIED, "stopping and restarting servers is the platform's"),
     "failover": (DENIED, _REPL),
     "replicaof": (DENIED, _REPL),
     "slaveof": (DENIED, _REPL),
     "replconf": (DENIED, "replication protocol, internal"),
     "sync": (DENIED, "replication protocol: streams every database"),
     "psync": (DENIED, "replication protocol: streams every database"),
-    "role": (DENIED, "reveals replication topology and addresses"),
+    "role": (INTERCEPTED, "replicas' and masters' addresses withheld"),
     "restore-asking": (DENIED, "cluster-internal variant of RESTORE"),
-    "save": (DENIED, "blocks the whole server while it writes the dataset"),
+    "save": (DENIED, "blocks the whole server while it writes the dataset; " + _PERSIST),
     "bgsave": (DENIED, _PERSIST),
     "bgrewriteaof": (DENIED, _PERSIST),
     "lastsave": (DENIED, _PERSIST),
@@ -257,31 +283,60 @@ ROUTES: dict[str, tuple[Route, str]] = {
 }
 
 
-# Denied above because they act on the whole server. An instance whose backend is not shared
-# (`Backend.shared` is false: the instance owns its server, e.g. one provisioned for it) may
-# run them, since there "the whole server" is the instance itself; what several keys of that
-# instance share (functions, the script cache) still needs the whole instance in the key's
-# scope (`scopes.WHOLE_INSTANCE`, `scopes.KEYSPACE_WIDE`; `policy.need` says which).
-SERVER_WIDE: frozenset[str] = frozenset(
-    {
-        "flushall",
-        "function|load",
-        "function|delete",
-        "function|flush",
-        "function|restore",
-        "function|dump",
-        "function|list",
-        "function|stats",
-        "function|kill",
-        "script|flush",
-        "script|kill",
-        "pubsub|channels",
-        "pubsub|shardchannels",
-        "pubsub|numpat",
-        "memory|stats",
-        "memory|doctor",
-    }
-)
+# Denied above because they act on (or show) the whole server. An instance whose backend is not
+# shared (`Backend.shared` is false: the instance owns its server, e.g. one provisioned for it)
+# gets the route named here instead, since there "the whole server" is the instance itself;
+# what several keys of that instance share (functions, the script cache, the slow log) still
+# needs the whole instance in the key's scope (`scopes.WHOLE_INSTANCE`, `scopes.KEYSPACE_WIDE`;
+# `policy.need` says which). Name -> (route on an owned server, reason shown there).
+_OWN_SERVER = "the instance's own server"
+SERVER_WIDE: dict[str, tuple[Route, str]] = {
+    **{
+        name: (FORWARD, "")
+        for name in (
+            "flushall",
+            "function|load",
+            "function|delete",
+            "function|flush",
+            "function|restore",
+            "function|dump",
+            "function|list",
+            "function|stats",
+            "function|kill",
+            "script|flush",
+            "script|kill",
+            "pubsub|channels",
+            "pubsub|shardchannels",
+            "pubsub|numpat",
+            "memory|stats",
+            "memory|doctor",
+        )
+    },
+    "memory|malloc-stats": (FORWARD, _OWN_SERVER),
+    "memory|purge": (FORWARD, _OWN_SERVER),
+    **{
+        f"latency|{sub}": (FORWARD, _OWN_SERVER)
+        for sub in ("doctor", "graph", "help", "histogram", "history", "latest", "reset")
+    },
+    "slowlog|get": (
+        INTERCEPTED,
+        "each entry's client address and name (the gateway's backend connection) withheld",
+    ),
+    "slowlog|len": (FORWARD, _OWN_SERVER),
+    "slowlog|reset": (FORWARD, _OWN_SERVER),
+    "slowlog|help": (FORWARD, ""),
+    "config|get": (
+        INTERCEPTED,
+        "host paths, addresses and secrets withheld (see What inspection withholds)",
+    ),
+    "config|help": (FORWARD, ""),
+    "config|resetstat": (FORWARD, "resets the INFO statistics of the instance's own server"),
+    "lastsave": (FORWARD, _OWN_SERVER),
+    "restore": (
+        FORWARD,
+        "servers the platform runs check every payload (sanitize-dump-payload yes)",
+    ),
+}
 
 
 def classify(name: str, flags: frozenset[str], group: str) -> Decision:
@@ -376,7 +431,11 @@ _SUBSCRIBING = frozenset(
 )
 PUBSUB = _SUBSCRIBING | {b"publish", b"spublish", b"pubsub"}
 # Not queueable in MULTI through the gateway (it answers them itself, or they pin).
-NOT_IN_MULTI = _SUBSCRIBING | {b"info", b"hello", b"auth", b"command"}
+# INFO, CONFIG, SLOWLOG and ROLE replies are rewritten (`introspection`), which EXEC's array
+# would escape.
+NOT_IN_MULTI = _SUBSCRIBING | {
+    b"info", b"hello", b"auth", b"command", b"config", b"slowlog", b"role"
+}  # fmt: skip
 # Redis runs these at once inside MULTI instead of queueing them.
 RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
 

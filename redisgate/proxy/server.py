@@ -34,6 +34,7 @@ from redisgate.proxy.client import ClientConnection
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.keyevents import KeyEventsMixin
 from redisgate.proxy.live import LivePolicy
+from redisgate.proxy.peers import PeerInfo
 from redisgate.proxy.pg_source import PostgresSource
 from redisgate.proxy.policy import AuthThrottle, LimitRegistry
 from redisgate.proxy.pool import InstancePool, PoolRegistry
@@ -153,6 +154,26 @@ class Gateway:
 
     def client_by_id(self, client_id: int) -> ClientConnection | None:
         return self._by_id.get(client_id)
+
+    # PeerRegistry interface (the session's view of its instance's other connections)
+
+    def peers(self, instance_id: str) -> list[PeerInfo]:
+        """Every authenticated client connection of the instance (one pass over the
+        clients: CLIENT LIST and INFO are not on the hot path)."""
+        found = []
+        for client in self.clients:
+            session = client.session
+            principal = session.principal if session is not None else None
+            if principal is not None and principal.instance.id == instance_id:
+                info = client.describe()
+                if info is not None:
+                    found.append(info)
+        return found
+
+    def kill(self, client_id: int) -> None:
+        client = self._by_id.get(client_id)
+        if client is not None:
+            client.kill()
 
     def next_client_id(self) -> int:
         self._next_id += 1

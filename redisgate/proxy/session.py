@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from redisgate import metrics
-from redisgate.proxy import intercept
+from redisgate.proxy import intercept, introspection, peers
 from redisgate.proxy.backend_acl import runs_as_key_user
 from redisgate.proxy.commands import CommandSpec, CommandTable, arity_ok
+from redisgate.proxy.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.pinning import DedicatedTracker
 from redisgate.proxy.policy import KeyPlan, RateGate, ScopeCheck, bind_scope
 from redisgate.proxy.principals import Principal
@@ -139,6 +140,10 @@ class Session:
         # gateway client id -> backend id of that client's dedicated connection (set by the
         # transport, which knows the other clients); None: REDIRECT is refused
         self.redirect_target: Callable[[int], int | None] | None = None
+        # The instance's other client connections (CLIENT LIST/KILL/UNBLOCK, INFO clients),
+        # set by the transport; None: this session alone is known.
+        self.peers: PeerRegistry | None = None
+        self.no_evict = False  # CLIENT NO-EVICT: shown in its flags (see routes.py)
         self._check: ScopeCheck | None = None
         self.denied = self.limited = 0  # -NOPERM and rate-limit replies (usage per key)
         self._fast: frozenset[bytes] = frozenset()
@@ -298,7 +303,7 @@ class Session:
         route = decision.route
         shared_server = self.principal.instance.backend.shared
         if route is Route.DENIED and spec.name in SERVER_WIDE and not shared_server:
-            route = Route.FORWARD
+            route = SERVER_WIDE[spec.name][0]
         elif route is Route.DENIED or not decision.classified:
             metrics.COMMANDS_DENIED["gateway"] += 1
             self.denied += 1
@@ -367,12 +372,23 @@ class Session:
         if base == b"select":
             return (Kind.LOCAL, intercept.select_reply(args), None)
         if base == b"client":
+            sub = args[1].lower()
+            if sub == b"list":
+                return self._client_list(args)
+            if sub == b"kill":
+                return self._client_kill(args)
+            if sub == b"unblock":
+                return self._client_unblock(args)
             return (Kind.LOCAL, self._client(args), None)
+        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
         if base == b"info":
-            assert self.principal is not None
-            transform = intercept.filter_info(self.principal.instance.backend.db)
-            kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
-            return (kind, encode_command(args), transform)
+            return (kind, encode_command(args), self._info_transform())
+        if base == b"config":  # CONFIG GET, on an instance owning its server
+            return (kind, encode_command(args), introspection.config_get_transform)
+        if base == b"slowlog":  # SLOWLOG GET, likewise
+            return (kind, encode_command(args), introspection.slowlog_transform)
+        if base == b"role":
+            return (kind, encode_command(args), introspection.role_transform)
         if base == b"command":
             return self._command(args)
         if base == b"acl":
@@ -440,6 +456,7 @@ class Session:
         self.protocol = 2
         self.name = None
         self.lib_name = self.lib_ver = b""
+        self.no_evict = False
         return (Kind.LOCAL, REPLY_RESET, None)
 
     def _not_while_pinned(self, what: str) -> bytes:
@@ -461,6 +478,12 @@ class Session:
             if not intercept.valid_client_name(args[2]):
                 return intercept.BAD_NAME
             self.name = args[2] or None
+            return REPLY_OK
+        if sub == b"no-evict":
+            mode = args[2].lower()
+            if mode not in (b"on", b"off"):
+                return encode_error("ERR", "syntax error")
+            self.no_evict = mode == b"on"
             return REPLY_OK
         if sub == b"setinfo":
             if len(args) != 4:
@@ -486,32 +509,129 @@ class Session:
         return encode_bulk(info)
 
     def client_info(self) -> bytes:
+        return self.peer_info(0, None, cmd="client|info").line()
+
+    def peer_info(self, idle: int, backend_id: int | None, cmd: str = "NULL") -> PeerInfo:
+        """This connection as CLIENT LIST shows it (`idle` and the backend id of its dedicated
+        connection come from the transport; `cmd`: the last command, when known)."""
         tracker = self.tracker
         subs = tracker.subscriptions if tracker else {"channels": (), "patterns": (), "shard": ()}
-        user = self.principal.key_id if self.principal else "default"  # as ACL WHOAMI
-        return intercept.client_info_line(
-            [
-                ("id", self.client_id),
-                ("addr", self.peer),
-                ("laddr", self.local),
-                ("name", (self.name or b"").decode(errors="replace")),
-                ("age", int(self.clock() - self.connected_at)),
-                ("db", 0),
-                ("sub", len(subs["channels"])),
-                ("psub", len(subs["patterns"])),
-                ("ssub", len(subs["shard"])),
-                ("multi", 0 if tracker and tracker.in_multi else -1),
-                ("cmd", "client|info"),
-                ("user", user),
-                ("redir", -1),
-                ("resp", self.protocol),
-                ("lib-name", self.lib_name.decode(errors="replace")),
-                ("lib-ver", self.lib_ver.decode(errors="replace")),
-            ]
+        in_multi = tracker is not None and tracker.in_multi
+        blocked = tracker is not None and tracker.blocked
+        tracking = tracker is not None and tracker.tracking
+        return PeerInfo(
+            client_id=self.client_id,
+            addr=self.peer,
+            laddr=self.local,
+            name=(self.name or b"").decode(errors="replace"),
+            age=int(self.clock() - self.connected_at),
+            idle=idle,
+            flags=peers.flags_of(
+                multi=in_multi,
+                blocked=blocked,
+                subscribed=tracker is not None and tracker.subscribed,
+                tracking=tracking,
+                no_evict=self.no_evict,
+            ),
+            sub=len(subs["channels"]),
+            psub=len(subs["patterns"]),
+            ssub=len(subs["shard"]),
+            multi=0 if in_multi else -1,
+            cmd=cmd,
+            user=self.principal.key_id if self.principal else "default",  # as ACL WHOAMI
+            resp=self.protocol,
+            lib_name=self.lib_name.decode(errors="replace"),
+            lib_ver=self.lib_ver.decode(errors="replace"),
+            blocked=blocked,
+            tracking=tracking,
+            backend_id=backend_id,
+        )
+
+    # --- The instance's other connections -------------------------------------------------
+
+    def _peers(self) -> list[PeerInfo]:
+        """Every client connection of this instance (this one included), from the registry."""
+        assert self.principal is not None
+        if self.peers is None:
+            return [self.peer_info(0, None)]
+        return self.peers.peers(self.principal.instance.id)
+
+    def _verbatim(self, text: bytes) -> bytes:
+        """A text reply as Redis sends CLIENT LIST/INFO: verbatim in RESP3, bulk in RESP2."""
+        if self.protocol == 3:
+            return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+        return encode_bulk(text)
+
+    def _client_list(self, args: list[bytes]) -> Decision:
+        chosen = peers.parse_list(args)
+        if isinstance(chosen, bytes):
+            return (Kind.LOCAL, chosen, None)
+        shown = []
+        for peer in self._peers():
+            if peer.client_id == self.client_id:
+                peer = self.peer_info(0, peer.backend_id, cmd="client|list")
+            if peers.matches(peer, chosen, self.client_id):
+                shown.append(peer)
+        return (Kind.LOCAL, self._verbatim(peers.render_list(shown)), None)
+
+    def _client_kill(self, args: list[bytes]) -> Decision:
+        parsed = peers.parse_kill(args)
+        if isinstance(parsed, bytes):
+            return (Kind.LOCAL, parsed, None)
+        chosen, old_form = parsed
+        killed, myself = 0, False
+        for peer in self._peers():
+            if not peers.matches(peer, chosen, self.client_id):
+                continue
+            killed += 1
+            if peer.client_id == self.client_id:
+                myself = True
+            elif self.peers is not None:
+                self.peers.kill(peer.client_id)
+        if old_form:
+            reply = REPLY_OK if killed else encode_error("ERR", "No such client")
+        else:
+            reply = encode_int(killed)
+        if myself:  # as Redis: the reply is written, then the connection closes
+            self.state = State.CLOSING
+            return (Kind.CLOSE, reply, None)
+        return (Kind.LOCAL, reply, None)
+
+    def _client_unblock(self, args: list[bytes]) -> Decision:
+        """Redis unblocks the blocked client's dedicated connection, named by its backend id;
+        `:0` for a client of another instance, unknown, or not blocked, as Redis answers."""
+        parsed = peers.parse_unblock(args)
+        if isinstance(parsed, bytes):
+            return (Kind.LOCAL, parsed, None)
+        wanted, mode = parsed
+        for peer in self._peers():
+            if peer.client_id == wanted and peer.blocked and peer.backend_id is not None:
+                kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+                command = encode_command([b"CLIENT", b"UNBLOCK", b"%d" % peer.backend_id, mode])
+                return (kind, command, None)
+        return (Kind.LOCAL, encode_int(0), None)
+
+    def _info_transform(self) -> Transform:
+        assert self.principal is not None
+        instance = self.principal.instance
+        found = self._peers()
+        counts = introspection.ClientCounts(
+            connected=len(found),
+            blocked=sum(1 for peer in found if peer.blocked),
+            tracking=sum(1 for peer in found if peer.tracking),
+        )
+        port = self.local.rpartition(":")[2]
+        return introspection.info_transform(
+            db=instance.backend.db,
+            shared=instance.backend.shared,
+            clients=counts,
+            run_id=introspection.instance_run_id(instance.id),
+            port=int(port) if port.isdigit() else 0,
         )
 
     def _command(self, args: list[bytes]) -> Decision:
-        allowed = intercept.allowed_names(self.table)
+        assert self.principal is not None
+        allowed = intercept.allowed_names(self.table, self.principal.instance.backend.shared)
         sub = args[1].lower() if len(args) > 1 else b""
         kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
         raw = encode_command(args)

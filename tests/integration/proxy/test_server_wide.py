@@ -152,6 +152,7 @@ SAMPLES: dict[str, Callable[[redis.Redis], Args]] = {
     "flushdb": lambda _: ["FLUSHDB"],
     "flushall": lambda _: ["FLUSHALL"],
     "memory|stats": lambda _: ["MEMORY", "STATS"],
+    "slowlog|get": lambda _: ["SLOWLOG", "GET", "1"],
 }
 # What Redis answers a KILL when nothing runs: the command ran.
 RAN = re.compile(r"^(NOTBUSY )?No scripts in execution right now\.$")

@@ -1,4 +1,4 @@
-"""Replies the gateway writes itself, and the INFO and COMMAND reply filters (bytes in, out)."""
+"""Replies the gateway writes itself, and the COMMAND reply filters (bytes in, out)."""
 
 from __future__ import annotations
 
@@ -34,112 +34,6 @@ def one_frame(frame: bytes) -> bytes:
     """The frame, checked to be exactly one well-formed reply (lengths included)."""
     assert ReplyFramer().feed(frame) == [frame]
     return frame
-
-
-# --- INFO ----------------------------------------------------------------------------------
-
-INFO_TEXT = (
-    b"# Server\r\n"
-    b"redis_version:7.0.15\r\n"
-    b"redis_git_sha1:00000000\r\n"
-    b"redis_mode:standalone\r\n"
-    b"os:Linux 6.1.0 x86_64\r\n"
-    b"arch_bits:64\r\n"
-    b"process_id:4242\r\n"
-    b"run_id:0123456789abcdef\r\n"
-    b"tcp_port:6379\r\n"
-    b"uptime_in_seconds:99\r\n"
-    b"executable:/usr/bin/redis-server\r\n"
-    b"config_file:/etc/redis/redis.conf\r\n"
-    b"\r\n"
-    b"# Clients\r\n"
-    b"connected_clients:12\r\n"
-    b"\r\n"
-    b"# Memory\r\n"
-    b"used_memory:100000\r\n"
-    b"\r\n"
-    b"# Replication\r\n"
-    b"role:master\r\n"
-    b"connected_slaves:1\r\n"
-    b"slave0:ip=10.0.0.9,port=6380,state=online,offset=1,lag=0\r\n"
-    b"master_replid:abc\r\n"
-    b"\r\n"
-    b"# Keyspace\r\n"
-    b"db0:keys=1,expires=0,avg_ttl=0\r\n"
-    b"db1:keys=2,expires=0,avg_ttl=0\r\n"
-    b"db3:keys=5,expires=1,avg_ttl=77\r\n"
-    b"db13:keys=9,expires=0,avg_ttl=0\r\n"
-)
-
-FILTERED_DB3 = (
-    b"# Server\r\n"
-    b"redis_version:7.0.15\r\n"
-    b"redis_git_sha1:00000000\r\n"
-    b"redis_mode:standalone\r\n"
-    b"arch_bits:64\r\n"
-    b"uptime_in_seconds:99\r\n"
-    b"\r\n"
-    b"# Replication\r\n"
-    b"role:master\r\n"
-    b"\r\n"
-    b"# Keyspace\r\n"
-    b"db0:keys=5,expires=1,avg_ttl=77\r\n"
-)
-
-
-def test_info_bulk_keeps_only_allowed_fields_and_shows_own_db_as_db0() -> None:
-    out = intercept.filter_info(3)(bulk(INFO_TEXT))
-    assert out == one_frame(bulk(FILTERED_DB3))
-    assert parse(out) == FILTERED_DB3
-
-
-def test_info_verbatim_resp3() -> None:
-    out = intercept.filter_info(3)(verbatim(INFO_TEXT))
-    assert out == one_frame(verbatim(FILTERED_DB3))
-    assert out[:1] == b"="
-    assert out.startswith(b"=%d\r\ntxt:# Server\r\n" % (len(FILTERED_DB3) + 4))
-
-
-@pytest.mark.parametrize(
-    ("db", "line"),
-    [
-        (0, b"db0:keys=1,expires=0,avg_ttl=0"),
-        (1, b"db0:keys=2,expires=0,avg_ttl=0"),  # not db13, which also starts with "db1"
-        (13, b"db0:keys=9,expires=0,avg_ttl=0"),
-    ],
-)
-def test_info_other_dbs_are_dropped(db: int, line: bytes) -> None:
-    out = parse(intercept.filter_info(db)(bulk(INFO_TEXT)))
-    assert isinstance(out, bytes)
-    keyspace = out.split(b"# Keyspace\r\n", 1)[1]
-    assert keyspace == line + b"\r\n"
-
-
-def test_info_own_db_empty_leaves_an_empty_keyspace_section() -> None:
-    out = intercept.filter_info(7)(bulk(INFO_TEXT))
-    text = parse(out)
-    assert isinstance(text, bytes)
-    assert text.endswith(b"role:master\r\n\r\n# Keyspace\r\n")
-    assert out == one_frame(out)
-
-
-def test_info_single_section() -> None:
-    text = b"# Clients\r\nconnected_clients:12\r\nblocked_clients:0\r\n"
-    assert intercept.filter_info(0)(bulk(text)) == b"$0\r\n\r\n"
-    assert intercept.filter_info(0)(verbatim(text)) == b"=4\r\ntxt:\r\n"
-
-
-def test_info_non_ascii_values_keep_byte_lengths() -> None:
-    text = b"# Server\r\nredis_version:7.0.15-\xc3\xa9t\xc3\xa9\r\nos:x\r\n"
-    kept = b"# Server\r\nredis_version:7.0.15-\xc3\xa9t\xc3\xa9\r\n"
-    assert intercept.filter_info(0)(bulk(text)) == bulk(kept)
-
-
-@pytest.mark.parametrize(
-    "frame", [b"-NOPERM no\r\n", b"-ERR syntax error\r\n", b":1\r\n", b"*0\r\n"]
-)
-def test_info_other_frames_pass_unchanged(frame: bytes) -> None:
-    assert intercept.filter_info(3)(frame) == frame
 
 
 # --- split_aggregate -----------------------------------------------------------------------
@@ -228,7 +122,7 @@ def test_command_list_filter_keeps_nulls_and_unparsable_frames() -> None:
 
 
 def test_command_list_keeps_allowed_subcommands() -> None:
-    names = [b"client|id", b"object|encoding", b"config|get", b"client|kill"]
+    names = [b"client|id", b"object|encoding", b"config|set", b"client|pause"]
     reply = b"*4\r\n" + b"".join(bulk(n) for n in names)
     out = intercept.filter_command_list(ALLOWED)(reply)
     assert out == b"*2\r\n" + bulk(b"client|id") + bulk(b"object|encoding")
@@ -271,7 +165,14 @@ def test_allowed_names_and_count() -> None:
         assert name not in ALLOWED
     top_level = [name for name in ALLOWED if b"|" not in name]
     assert intercept.command_count_reply(ALLOWED) == b":%d\r\n" % len(top_level)
-    assert b"client|id" in ALLOWED and b"client|kill" not in ALLOWED  # as COMMAND LIST names
+    assert b"client|id" in ALLOWED and b"client|pause" not in ALLOWED  # as COMMAND LIST names
+
+
+def test_allowed_names_on_an_instance_owning_its_server() -> None:
+    owned = intercept.allowed_names(TABLE, shared=False)
+    assert owned > ALLOWED
+    assert {b"flushall", b"slowlog", b"slowlog|get", b"config|get", b"latency"} <= owned
+    assert not {b"config|set", b"monitor", b"shutdown", b"debug"} & owned
 
 
 def test_allowed_names_leave_out_containers_with_nothing_allowed() -> None:
@@ -317,11 +218,6 @@ def test_hello_reply_resp3_is_a_map() -> None:
     out = intercept.hello_reply(protocol=3, client_id=9001, version="7.2.4a", resp3=True)
     assert out == b"%7\r\n" + HELLO_FIELDS % 3
     assert out == one_frame(out)
-
-
-def test_client_info_line() -> None:
-    line = intercept.client_info_line([("id", 7), ("name", ""), ("cmd", "client|info")])
-    assert line == b"id=7 name= cmd=client|info\n"
 
 
 @pytest.mark.parametrize(

@@ -464,13 +464,22 @@ def test_unknown_subcommand_uses_redis_wording(args: tuple[str, ...], reply: byt
 @pytest.mark.parametrize(
     ("args", "display", "reason"),
     [
-        (("CONFIG", "GET", "x"), "CONFIG GET", "server configuration is the operator's business"),
-        (("monitor",), "MONITOR", "streams every tenant's commands"),
-        (("SHUTDOWN",), "SHUTDOWN", "stops the server for every tenant"),
         (
-            ("CLIENT", "KILL", "ID", "1"),
-            "CLIENT KILL",
-            "acts on other clients of the server, i.e. on other tenants",
+            ("CONFIG", "SET", "x", "y"),
+            "CONFIG SET",
+            "server configuration is the operator's business",
+        ),
+        (
+            ("monitor",),
+            "MONITOR",
+            "streams every command of the server, other tenants' or the gateway's own, with its "
+            "connections' addresses; SLOWLOG and LATENCY answer the same questions",
+        ),
+        (("SHUTDOWN",), "SHUTDOWN", "stopping and restarting servers is the platform's"),
+        (
+            ("CLIENT", "PAUSE", "10"),
+            "CLIENT PAUSE",
+            "pauses the gateway's shared connections too, whose commands would time out",
         ),
         (
             ("acl", "setuser", "x"),
@@ -706,8 +715,10 @@ def test_client_info_describes_the_gateway_connection() -> None:
     local(session, "CLIENT", "SETNAME", "app")
     clock.now = 112.9
     line = (
-        b"id=42 addr=10.0.0.1:5000 laddr=10.0.0.2:6379 name=app age=12 db=0 sub=0 psub=0 "
-        b"ssub=0 multi=-1 cmd=client|info user=abcdefghijkl redir=-1 resp=2 lib-name= lib-ver=\n"
+        b"id=42 addr=10.0.0.1:5000 laddr=10.0.0.2:6379 fd=-1 name=app age=12 idle=0 flags=N "
+        b"db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 "
+        b"rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=abcdefghijkl "
+        b"redir=-1 resp=2 lib-name= lib-ver=\n"
     )
     assert local(session, "CLIENT", "INFO") == b"$%d\r\n%s\r\n" % (len(line), line)
 
@@ -886,7 +897,10 @@ def entry(name: str) -> bytes:
 
 def test_command_count_is_answered_locally() -> None:
     top_level = [name for name in ALLOWED if b"|" not in name]
-    assert local(ready(), "COMMAND", "COUNT") == b":%d\r\n" % len(top_level)
+    assert local(ready(shared=True), "COMMAND", "COUNT") == b":%d\r\n" % len(top_level)
+    owned = [name for name in intercept.allowed_names(TABLE, False) if b"|" not in name]
+    assert local(ready(), "COMMAND", "COUNT") == b":%d\r\n" % len(owned)
+    assert set(owned) > set(top_level)
     assert b"get" in ALLOWED and b"flushall" not in ALLOWED and b"monitor" not in ALLOWED
 
 
