@@ -16,10 +16,11 @@ key's own, so that Redis checks every call inside the script against the key's p
   gateway (Redis keeps only its SHA-256), and whoever could derive it already holds the
   server's own password. The API key's secret is never involved;
 - its rules: the key's scope in its canonical form (which is Redis ACL syntax), followed by
-  what the gateway refuses outside scripts and Redis would not refuse inside one: commands
-  the gateway never forwards (`policy.Need.DENIED`), keyspace-wide commands for a key without
-  `allkeys`, server-wide state for a key without `allkeys allchannels`, and SELECT of any db
-  but the instance's own.
+  what the gateway refuses or rewrites outside scripts and Redis would run as they are inside
+  one: commands the gateway never forwards (`policy.Need.DENIED`), commands it answers or
+  rewrites itself (INFO and SLOWLOG GET, whose host details it withholds, CLIENT …),
+  keyspace-wide commands for a key without `allkeys`, server-wide state for a key without
+  `allkeys allchannels`, and SELECT of any db but the instance's own.
 
 `ACL SETUSER <name> reset on ><password> <rules>` makes the user exactly this, whether or not
 it existed, so applying it is idempotent and the same from every gateway.
@@ -34,6 +35,7 @@ import hmac
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.policy import Need, need
 from redisgate.proxy.resp_encode import encode_command
+from redisgate.proxy.routes import SERVER_WIDE, Route
 from redisgate.scopes import SCRIPT_RUNNERS, Scope
 
 USER_PREFIX = "rg-key-"
@@ -78,8 +80,12 @@ def user_rules(scope: Scope, table: CommandTable, db: int) -> str:
         if not scope.command_allowed(spec.name, spec.container, spec.acl_categories):
             continue  # denied by the scope's own rules already
         required = need(spec, shared=False)
+        route = spec.decision.route
+        if route is Route.DENIED and spec.name in SERVER_WIDE:
+            route = SERVER_WIDE[spec.name][0]
         if (
-            required is Need.DENIED
+            route is Route.INTERCEPTED  # answered or rewritten by the gateway (INFO …)
+            or required is Need.DENIED
             or (required is Need.ALL_KEYS and not scope.allkeys)
             or (required is Need.WHOLE_INSTANCE and not whole)
         ):

@@ -154,6 +154,10 @@ def test_the_gateways_refusals_hold_inside_scripts(gw: RunningGateway, db: redis
             "return redis.call('DBSIZE')",
             "return redis.call('SELECT', '9')",
             "return redis.call('SWAPDB', '0', '9')",
+            # what the gateway rewrites to withhold the host (paths, process, addresses)
+            "return redis.call('INFO')",
+            "return redis.call('INFO', 'server')",
+            "return redis.call('SLOWLOG', 'GET')",
         ):
             with pytest.raises(redis.ResponseError, match=CANNOT_RUN):
                 r.eval(script, 0)
