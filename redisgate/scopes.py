@@ -372,10 +372,14 @@ class _Parser:
 # --- Presets ---------------------------------------------------------------------------------
 
 # `full` is what a tenant gets by default: every command but the server administration ones,
-# with the dangerous commands that only touch the tenant's own data given back. Scripting is
-# opt-in (`full` plus `+@scripting`): a script's redis.call() reaches the backend directly.
+# with the dangerous commands that only touch the tenant's own data given back, and the
+# inspection the gateway answers about the instance's own server and connections (CLIENT
+# LIST/KILL/UNBLOCK/NO-EVICT, CONFIG GET, SLOWLOG GET/LEN, LATENCY, LASTSAVE, ROLE) and
+# RESTORE (payloads sanitized by the server). Scripting is opt-in (`full` plus `+@scripting`).
 _FULL_COMMANDS = (
-    "+@all -@admin -@dangerous +flushdb +flushall +keys +info +sort +sort_ro -@scripting"
+    "+@all -@admin -@dangerous +flushdb +flushall +keys +info +sort +sort_ro"
+    " +client|list +client|kill +client|unblock +client|no-evict +config|get"
+    " +slowlog|get +slowlog|len +latency +lastsave +role +restore -@scripting"
 )
 PRESETS: dict[str, str] = {
     "full": f"{_FULL_COMMANDS} allkeys allchannels",

@@ -231,7 +231,7 @@ def test_a_refused_command_inside_multi_aborts_the_transaction(gw: RunningGatewa
     r = gw.client()
     r.set("k", "before")
     pipe = r.pipeline()
-    pipe.set("k", "after").execute_command("CONFIG", "GET", "maxmemory")
+    pipe.set("k", "after").execute_command("CONFIG", "SET", "maxmemory", "0")
     with pytest.raises(redis.ResponseError, match=r"EXECABORT|no permissions"):
         pipe.execute()
     assert r.get("k") == b"before"  # as on Redis: nothing of the transaction ran

@@ -263,6 +263,6 @@ def test_scripting_denials_say_how_to_opt_in() -> None:
     assert denial is not None
     assert denial.startswith(b"-NOPERM this user has no permissions to run the 'eval' command: ")
     assert b"add +@scripting to its scope (docs/scopes.md)" in denial
-    assert check(PRESETS["full"], "CONFIG", "GET", "x") == (
-        b"-NOPERM this user has no permissions to run the 'config|get' command\r\n"
+    assert check(PRESETS["full"], "CONFIG", "SET", "x", "y") == (
+        b"-NOPERM this user has no permissions to run the 'config|set' command\r\n"
     )
