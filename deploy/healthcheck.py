@@ -39,7 +39,9 @@ def answers(port_variable: str, default_port: str) -> bool:
 def main() -> int:
     command = command_of_pid1()
     checks = []
-    if command in ("proxy", "serve") and os.environ.get("REDISGATE_METRICS_ENABLED", "true").lower() in (
+    if command in ("proxy", "serve") and os.environ.get(
+        "REDISGATE_METRICS_ENABLED", "true"
+    ).lower() in (
         "true",
         "1",
         "yes",
