@@ -39,8 +39,8 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check redisgate tests benchmarks scripts
-	$(BIN)/ruff format --check redisgate tests benchmarks scripts
+	$(BIN)/ruff check redisgate tests benchmarks scripts deploy
+	$(BIN)/ruff format --check redisgate tests benchmarks scripts deploy
 	$(BIN)/mypy redisgate
 
 # Direct Redis vs the gateway vs twemproxy (benchmarks/README.md); about 5-7 minutes on 2 cores.
