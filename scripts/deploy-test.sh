@@ -5,9 +5,10 @@
 #
 #  1. As root, install Debian's docker.io and docker-compose when missing; start dockerd when
 #     it is not running (and stop it again at the end).
-#  2. Images: `debian:bookworm-slim` from debootstrap when it cannot be pulled; RedisGate's from
-#     deploy/Dockerfile with a host-built wheelhouse; PostgreSQL and Prometheus look-alikes from
-#     Debian packages (deploy/images/) when the upstream images cannot be pulled.
+#  2. Images (deploy/images/build-images.sh): `debian:bookworm-slim` from debootstrap when it
+#     cannot be pulled; RedisGate's from deploy/Dockerfile with a host-built wheelhouse;
+#     PostgreSQL and Prometheus look-alikes from Debian packages when the upstream images
+#     cannot be pulled.
 #  3. `docker-compose up` with throwaway secrets and free host ports, the checks, `down -v`.
 #
 # DEPLOY_TEST_KEEP=1 leaves the stack running (tear down: the printed command).
@@ -74,33 +75,11 @@ cleanup() {
 trap cleanup EXIT
 
 # --- 2. Images -----------------------------------------------------------------------------
-# An upstream image when the registry answers, else a look-alike built here from Debian.
-pullable() { timeout 60 docker pull -q "$1" >/dev/null 2>&1; }
-
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1 && ! pullable debian:bookworm-slim; then
-  log "no registry: building debian:bookworm-slim with debootstrap"
-  deploy/images/build-debian-base.sh debian:bookworm-slim
-fi
-log "wheelhouse (host pip, the image installs with --no-index)"
-deploy/images/build-wheelhouse.sh "$python"
-revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-log "building redisgate:0.1.0 (deploy/Dockerfile)"
-nice -n 10 docker build -q --network host -f deploy/Dockerfile --build-arg REVISION="$revision" \
-  -t redisgate:0.1.0 . >/dev/null
+# Upstream images where the registry answers, else look-alikes built here from Debian; the
+# image variables go into the stack's env file below.
+: >"$work/images.env"
+PYTHON="$python" deploy/images/build-images.sh "$work/images.env"
 image_size=$(docker image inspect -f '{{.Size}}' redisgate:0.1.0)
-
-postgres_image=postgres:15-bookworm
-prometheus_image=prom/prometheus:v2.53.0
-if ! docker image inspect "$postgres_image" >/dev/null 2>&1 && ! pullable "$postgres_image"; then
-  postgres_image=redisgate-local/postgres:15
-  log "no registry: building $postgres_image from Debian's postgresql-15"
-  nice -n 10 docker build -q --network host -t "$postgres_image" deploy/images/postgres >/dev/null
-fi
-if ! docker image inspect "$prometheus_image" >/dev/null 2>&1 && ! pullable "$prometheus_image"; then
-  prometheus_image=redisgate-local/prometheus:2.42
-  log "no registry: building $prometheus_image from Debian's prometheus"
-  nice -n 10 docker build -q --network host -t "$prometheus_image" deploy/images/prometheus >/dev/null
-fi
 
 # --- 3. The stack --------------------------------------------------------------------------
 secret() { "$python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
@@ -120,9 +99,7 @@ GATEWAY_1_PORT=${ports[0]}
 GATEWAY_2_PORT=${ports[1]}
 CONTROL_PORT=${ports[2]}
 PROMETHEUS_PORT=${ports[3]}
-REDISGATE_IMAGE=redisgate:0.1.0
-POSTGRES_IMAGE=$postgres_image
-PROMETHEUS_IMAGE=$prometheus_image
+$(cat "$work/images.env")
 ENV
 chmod 600 "$work/env"
 
