@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint bench bench-attacks fuzz clean system-deps
+.PHONY: install run test lint bench bench-attacks fuzz clean system-deps deploy-test
 
 install: system-deps $(STAMP)
 
@@ -32,12 +32,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/redisgate dev
 
+# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml; its tests fail,
+# saying so, where it cannot be installed.
 test: install
+	@scripts/install-system-deps.sh --optional prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check redisgate tests benchmarks scripts
-	$(BIN)/ruff format --check redisgate tests benchmarks scripts
+	$(BIN)/ruff check redisgate tests benchmarks scripts deploy
+	$(BIN)/ruff format --check redisgate tests benchmarks scripts deploy
 	$(BIN)/mypy redisgate
 
 # Direct Redis vs the gateway vs twemproxy (benchmarks/README.md); about 5-7 minutes on 2 cores.
@@ -57,6 +60,11 @@ bench-attacks: install
 fuzz: install
 	@if echo "$(FUZZ_ARGS)" | grep -q atheris; then $(BIN)/python -m pip install -q -e '.[test,fuzz]'; fi
 	$(BIN)/python -m tests.fuzz.run $(FUZZ_ARGS)
+
+# The Compose stack of deploy/ on this machine, for real (as root: installs docker.io and
+# docker-compose, starts dockerd, builds the images; docs/deploy.md, "The local proof").
+deploy-test: install
+	scripts/deploy-test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz-artifacts

@@ -1,6 +1,10 @@
 """Serving the metrics registry over HTTP: the gateway's own `/metrics` port, and the response
 the control API's `/metrics` route returns.
 
+The gateway's port also answers `GET /healthz` (`{"status": "ok"}`), for container health checks
+and Kubernetes probes: the endpoint starts after the RESP listeners do, so an answer means the
+gateway accepts clients (docs/deploy.md).
+
 The registry is per process, so in `redisgate serve` (both planes in one process) both
 endpoints show the same samples. Under `redisgate proxy --workers N` each worker serves its
 registry on a private Unix socket and the supervisor's port serves the fleet's merged numbers
@@ -33,19 +37,24 @@ async def _metrics(request: web.Request) -> web.Response:
     return metrics_response()
 
 
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 async def _runner(handler: Handler) -> web.AppRunner:
     app = web.Application()
     app.router.add_get("/metrics", handler)
+    app.router.add_get("/healthz", _healthz)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     return runner
 
 
 class MetricsEndpoint:
-    """A one-route HTTP server (`GET /metrics`) on metrics_host:metrics_port."""
+    """A small HTTP server (`GET /metrics`, `GET /healthz`) on metrics_host:metrics_port."""
 
     def __init__(self, runner: web.AppRunner) -> None:
         self.runner = runner

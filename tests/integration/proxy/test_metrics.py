@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -82,6 +83,15 @@ def test_commands_connections_bytes_and_latency(
         assert after[key] > before.get(key, 0)
     count = ("redisgate_command_latency_seconds_count", (("part", "backend"),))
     assert after[count] - before.get(count, 0) >= 8  # 7 single commands and 1 run (at least)
+
+
+def test_healthz_answers_next_to_metrics(running: tuple[RunningGateway, Scraper]) -> None:
+    """The probe container health checks and Kubernetes use (deploy/): same port, JSON."""
+    _gw, scrape = running
+    url = scrape.url.removesuffix("/metrics") + "/healthz"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "ok"}
 
 
 def test_auth_failures_and_denials(running: tuple[RunningGateway, Scraper]) -> None:
