@@ -77,7 +77,8 @@ def _convert(spec: SettingSpec, raw: Any, from_text: bool) -> Any:
 
 # REDISGATE_* variables that are not settings but are read or written elsewhere: the lines
 # `redisgate dev` prints (users export them), `admin create-user`'s password, and the
-# overrides scripts/install-system-deps.sh takes for its tests.
+# overrides scripts/install-system-deps.sh takes for its tests, and the image deploy/compose.yaml
+# runs (its .env file is often exported whole).
 OTHER_ENV = (
     CONFIG_ENV,
     "REDISGATE_URL",
@@ -87,6 +88,7 @@ OTHER_ENV = (
     "REDISGATE_ADMIN_PASSWORD",
     "REDISGATE_POLICY_RC",
     "REDISGATE_CREATECLUSTER_DIR",
+    "REDISGATE_IMAGE",
 )
 
 

@@ -9,7 +9,6 @@ bytes and keep untouched elements byte for byte: aggregates are split with the s
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +17,6 @@ from redisgate.proxy.resp import (
     REPLY_NOPROTO,
     REPLY_OK,
     REPLY_SYNTAX_ERROR,
-    ReplyFramer,
     encode_array,
     encode_bulk,
     encode_command,
@@ -26,7 +24,7 @@ from redisgate.proxy.resp import (
     encode_int,
     encode_map,
 )
-from redisgate.proxy.resp_reply import parse_int
+from redisgate.proxy.resp_reply import parse_int, scalar_text, split_aggregate
 from redisgate.proxy.routes import SERVER_WIDE, Route
 from redisgate.scopes import Scope
 
@@ -168,23 +166,6 @@ def valid_client_name(name: bytes) -> bool:
 # --- COMMAND -------------------------------------------------------------------------------
 
 
-def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
-    """(type byte, element frames) of an array/map/set frame, each element byte for byte."""
-    kind = frame[:1]
-    if kind not in (b"*", b"%", b"~"):
-        return None
-    header_end = frame.index(b"\r\n")
-    count = int(frame[1:header_end])
-    if count <= 0:
-        return kind, []
-    elements = ReplyFramer().feed(frame[header_end + 2 :])
-    expected = count * 2 if kind == b"%" else count
-    if len(elements) != expected:
-        return None
-    return kind, elements
-
-
-@functools.lru_cache(maxsize=32)  # two entries per command table
 def allowed_names(table: CommandTable, shared: bool = True) -> frozenset[bytes]:
     """Names a tenant can run through the gateway: commands, and subcommands by full name
     (`client|id`, as COMMAND LIST shows them); a container counts if any subcommand does.
@@ -202,15 +183,7 @@ def _first_bulk(frame: bytes) -> bytes | None:
     parts = split_aggregate(frame)
     if parts is None or not parts[1]:
         return None
-    return _bulk_text(parts[1][0])
-
-
-def _bulk_text(frame: bytes) -> bytes | None:
-    if frame[:1] == b"$":
-        return frame[frame.index(b"\r\n") + 2 : -2]
-    if frame[:1] == b"+":
-        return frame[1:-2]
-    return None
+    return scalar_text(parts[1][0])
 
 
 def filter_command_list(
@@ -228,7 +201,7 @@ def filter_command_list(
         kind, elements = parts
         kept = []
         for element in elements:
-            name = _bulk_text(element) if element[:1] in (b"$", b"+") else _first_bulk(element)
+            name = scalar_text(element) if element[:1] in (b"$", b"+") else _first_bulk(element)
             if name is None or name.lower() in allowed:
                 kept.append(element)
             elif keep_positions:
@@ -248,7 +221,7 @@ def filter_command_docs(allowed: frozenset[bytes]) -> Callable[[bytes], bytes]:
         kind, elements = parts
         kept: list[bytes] = []
         for i in range(0, len(elements) - 1, 2):
-            name = _bulk_text(elements[i])
+            name = scalar_text(elements[i])
             if name is None or name.lower() in allowed:
                 kept += elements[i : i + 2]
         count = len(kept) // 2 if kind == b"%" else len(kept)
@@ -275,7 +248,7 @@ def filter_channel_list(allowed: Callable[[bytes], bool]) -> Callable[[bytes], b
         if parts is None:
             return frame
         kind, elements = parts
-        kept = [e for e in elements if (name := _bulk_text(e)) is not None and allowed(name)]
+        kept = [e for e in elements if (name := scalar_text(e)) is not None and allowed(name)]
         return kind + b"%d\r\n" % len(kept) + b"".join(kept)
 
     return transform

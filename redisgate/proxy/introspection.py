@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redisgate.proxy.resp import ReplyFramer
+from redisgate.proxy.resp_reply import scalar_text, split_aggregate
 
 # --- INFO ------------------------------------------------------------------------------------
 
@@ -242,40 +242,16 @@ WITHHELD_CONFIG: dict[str, str] = {
 _WITHHELD_CONFIG = frozenset(name.encode() for name in WITHHELD_CONFIG)
 
 
-def _split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
-    """(type byte, element frames) of an array/map/set frame, each element byte for byte."""
-    kind = frame[:1]
-    if kind not in (b"*", b"%", b"~"):
-        return None
-    header_end = frame.index(b"\r\n")
-    count = int(frame[1:header_end])
-    if count <= 0:
-        return kind, []
-    elements = ReplyFramer().feed(frame[header_end + 2 :])
-    if len(elements) != (count * 2 if kind == b"%" else count):
-        return None
-    return kind, elements
-
-
-def _text(frame: bytes) -> bytes | None:
-    if frame[:1] in (b"$", b"="):
-        payload = _bulk_payload(frame)
-        return payload[1] if payload is not None else None
-    if frame[:1] == b"+":
-        return frame[1:-2]
-    return None
-
-
 def config_get_transform(frame: bytes) -> bytes:
     """CONFIG GET's reply (a flat name/value array in RESP2, a map in RESP3) without the
     withheld parameters."""
-    parts = _split_aggregate(frame)
+    parts = split_aggregate(frame)
     if parts is None:
         return frame
     kind, elements = parts
     kept: list[bytes] = []
     for i in range(0, len(elements) - 1, 2):
-        name = _text(elements[i])
+        name = scalar_text(elements[i])
         if name is None or name.lower() not in _WITHHELD_CONFIG:
             kept += elements[i : i + 2]
     count = len(kept) // 2 if kind == b"%" else len(kept)
@@ -291,13 +267,13 @@ def slowlog_transform(frame: bytes) -> bytes:
     """SLOWLOG GET's entries (id, time, duration, arguments, client address, client name)
     with the client address and name blanked: the client there is the gateway's backend
     connection, shared by the instance's clients, and its address is the gateway's."""
-    parts = _split_aggregate(frame)
+    parts = split_aggregate(frame)
     if parts is None:
         return frame
     kind, entries = parts
     out = []
     for entry in entries:
-        fields = _split_aggregate(entry)
+        fields = split_aggregate(entry)
         if fields is None or len(fields[1]) != 6:
             out.append(entry)
             continue
@@ -312,11 +288,11 @@ def slowlog_transform(frame: bytes) -> bytes:
 def role_transform(frame: bytes) -> bytes:
     """ROLE without other servers' addresses: a master's replica list is emptied (its
     replicas are the operator's), a replica's master shows as "?" port 0."""
-    parts = _split_aggregate(frame)
+    parts = split_aggregate(frame)
     if parts is None or not parts[1]:
         return frame
     kind, elements = parts
-    role = _text(elements[0])
+    role = scalar_text(elements[0])
     if role == b"master" and len(elements) == 3:
         return kind + b"3\r\n" + elements[0] + elements[1] + kind + b"0\r\n"
     if role == b"slave" and len(elements) >= 3:

@@ -36,7 +36,7 @@ from operator import eq
 
 from redisgate.errors import RemoteProtocolError
 
-__all__ = ["ReplyFramer", "is_error", "is_push"]
+__all__ = ["ReplyFramer", "is_error", "is_push", "scalar_text", "split_aggregate"]
 
 # Canonical small numbers, the way Redis writes them (no sign, no leading zero): one dict
 # lookup both parses and validates the common lengths and counts.
@@ -348,3 +348,34 @@ def is_error(frame: bytes) -> bool:
     if first == _ATTRIBUTE:
         first = frame[_value_start(frame)]
     return first in (_ERROR, _BLOB_ERROR)
+
+
+def split_aggregate(frame: bytes) -> tuple[bytes, list[bytes]] | None:
+    """(type byte, element frames) of an array/map/set frame, each element byte for byte;
+    None for any other frame (for the transforms that rewrite a reply the gateway filters)."""
+    kind = frame[:1]
+    if kind not in (b"*", b"%", b"~"):
+        return None
+    header_end = frame.index(b"\r\n")
+    count = int(frame[1:header_end])
+    if count <= 0:
+        return kind, []
+    elements = ReplyFramer().feed(frame[header_end + 2 :])
+    if len(elements) != (count * 2 if kind == b"%" else count):
+        return None
+    return kind, elements
+
+
+def scalar_text(frame: bytes) -> bytes | None:
+    """The text of a simple string, bulk or verbatim frame (without the verbatim `txt:`
+    prefix); None for a null or any other frame."""
+    first = frame[:1]
+    if first == b"+":
+        return frame[1:-2]
+    if first not in (b"$", b"="):
+        return None
+    header_end = frame.index(b"\r\n")
+    if frame[1:header_end] == b"-1":
+        return None
+    body = frame[header_end + 2 : -2]
+    return body[4:] if first == b"=" else body

@@ -8,6 +8,7 @@ import pytest
 from redisgate.proxy import intercept
 from redisgate.proxy.commands import CommandTable
 from redisgate.proxy.resp import ReplyFramer
+from redisgate.proxy.resp_reply import split_aggregate
 
 TABLE = CommandTable.from_snapshot()
 ALLOWED = intercept.allowed_names(TABLE)
@@ -56,7 +57,7 @@ def one_frame(frame: bytes) -> bytes:
     ],
 )
 def test_split_aggregate(frame: bytes, expected: tuple[bytes, list[bytes]]) -> None:
-    assert intercept.split_aggregate(frame) == expected
+    assert split_aggregate(frame) == expected
 
 
 @pytest.mark.parametrize(
@@ -72,7 +73,7 @@ def test_split_aggregate(frame: bytes, expected: tuple[bytes, list[bytes]]) -> N
     ],
 )
 def test_split_aggregate_refuses_what_it_cannot_split(frame: bytes) -> None:
-    assert intercept.split_aggregate(frame) is None
+    assert split_aggregate(frame) is None
 
 
 # --- COMMAND -------------------------------------------------------------------------------
