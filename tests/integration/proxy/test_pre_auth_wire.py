@@ -19,6 +19,7 @@ import pytest
 
 from redisgate.launcher.redis import RedisServer
 from tests.integration.proxy.conftest import RunningGateway
+from tests.integration.proxy.test_limits import read_until_closed
 
 CASES: dict[str, bytes] = {
     "ping": b"PING\r\n",
@@ -76,13 +77,7 @@ def exchange(port: int, payload: bytes) -> bytes:
     """Send `payload` then QUIT; everything read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(payload + b"QUIT\r\n")
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
-        return data
+        return read_until_closed(sock)
 
 
 @pytest.mark.parametrize("payload", list(CASES.values()), ids=list(CASES))
