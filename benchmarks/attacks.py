@@ -73,8 +73,8 @@ from targets import pid_of, start_gateway
 
 from redisgate.launcher.process import ManagedProcess
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.static_source import add_key, set_instance
+from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.keys.static import add_key, set_instance
 
 HOST = "127.0.0.1"
 MB = 1024 * 1024

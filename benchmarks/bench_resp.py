@@ -32,13 +32,9 @@ import hiredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redisgate.proxy.resp import (
-    Command,
-    ReplyFramer,
-    RequestFramer,
-    encode_command,
-)
-from redisgate.proxy.resp_reply import parse_int
+from redisgate.proxy.wire.encode import encode_command
+from redisgate.proxy.wire.replies import ReplyFramer, parse_int
+from redisgate.proxy.wire.requests import Command, RequestFramer
 
 _bulk_item = b"$%d\r\n%s\r\n".__mod__
 

@@ -18,8 +18,8 @@ from mixed import prepare
 
 from redisgate.launcher.process import ManagedProcess, free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.static_source import add_key, set_instance
+from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.keys.static import add_key, set_instance
 
 BIG_KEY, BIG_SIZE = "bench:big", 100 * 1024
 KEYSPACE = 100_000  # redis-benchmark -r: keys key:000000000000 … key:000000099999

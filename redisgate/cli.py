@@ -75,10 +75,10 @@ def cmd_proxy(settings: Settings, args: argparse.Namespace) -> int:
     import uvloop
 
     if settings.proxy_workers > 1:
-        from redisgate.proxy.supervisor import supervise
+        from redisgate.proxy.workers.supervisor import supervise
 
         return uvloop.run(supervise(settings))
-    from redisgate.proxy.server import serve
+    from redisgate.proxy.clients.gateway import serve
 
     return uvloop.run(serve(settings))
 
@@ -90,8 +90,8 @@ def _keys_file(settings: Settings) -> Path:
 
 
 def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.proxy.principals import Backend
-    from redisgate.proxy.static_source import set_instance
+    from redisgate.proxy.keys.principals import Backend
+    from redisgate.proxy.keys.static import set_instance
 
     backend = Backend(
         host=args.backend_host,
@@ -108,7 +108,7 @@ def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.proxy.static_source import add_key
+    from redisgate.proxy.keys.static import add_key
     from redisgate.scopes import parse_scope, prefix_scope, preset_scope
 
     if args.prefix is not None and args.scopes is not None:
@@ -136,7 +136,7 @@ def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     """The keys of the keys file: name, id, instance, expiry and scopes; never a secret (the
     file holds only digests, and those are not shown either)."""
-    from redisgate.proxy.static_source import parse_keys_file
+    from redisgate.proxy.keys.static import parse_keys_file
 
     path = _keys_file(settings)
     records = sorted(
@@ -165,7 +165,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.proxy.static_source import remove_key
+    from redisgate.proxy.keys.static import remove_key
 
     remove_key(_keys_file(settings), args.key_id)
     print(f"key {args.key_id} revoked (new connections with it are refused)")
@@ -174,7 +174,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_keys_limits(settings: Settings, args: argparse.Namespace) -> int:
     from redisgate.limits import FIELDS
-    from redisgate.proxy.static_source import set_limits
+    from redisgate.proxy.keys.static import set_limits
 
     values: dict[str, int | None] = {}
     for item in args.limits:

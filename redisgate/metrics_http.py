@@ -8,7 +8,7 @@ gateway accepts clients (docs/deploy.md).
 The registry is per process, so in `redisgate serve` (both planes in one process) both
 endpoints show the same samples. Under `redisgate proxy --workers N` each worker serves its
 registry on a private Unix socket and the supervisor's port serves the fleet's merged numbers
-(its own handler, `proxy/supervisor.py`).
+(its own handler, `proxy/workers/supervisor.py`).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ KEYSPACE_WIDE = frozenset(
 # Commands that run a script: `redis.call()` inside may touch any key or channel, declared or
 # not, out of the gateway's sight. On an instance owning its server, a key limited to patterns
 # runs them as a backend ACL user of its own, so Redis checks every call inside
-# (`redisgate.proxy.backend_acl`); on a shared server they are refused.
+# (`redisgate.proxy.backend.key_user_rules`); on a shared server they are refused.
 SCRIPT_RUNNERS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
 # Commands that need the whole instance (`allkeys` and `allchannels`), with why: what
 # changes (or shows) the state every key of a server shares beyond its keys: the

@@ -20,8 +20,8 @@ from redisgate.config import Settings
 from redisgate.control.app import create_app
 from redisgate.errors import ServiceError
 from redisgate.metrics_http import MetricsEndpoint
-from redisgate.proxy.server import Gateway, drain
-from redisgate.proxy.sources import open_source
+from redisgate.proxy.clients.gateway import Gateway, drain
+from redisgate.proxy.keys.sources import open_source
 from redisgate.signals import StopSignals
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@
 It sends `COMMAND INFO` and `COMMAND DOCS` over a bare redis-py connection in RESP2 and reads
 the replies without redis-py's response callbacks (its `COMMAND` callback reshapes the reply
 into dicts), so the parser sees exactly what the gateway will see from a live backend. The
-normalisation is `redisgate.proxy.commands.normalize`, the same code the gateway runs.
+normalisation is `redisgate.proxy.commands.table.normalize`, the same code the gateway runs.
 """
 
 # redis-py leaves its Connection classes untyped.
@@ -26,7 +26,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from redisgate.proxy.commands import normalize, snapshot_document  # noqa: E402
+from redisgate.proxy.commands.table import normalize, snapshot_document  # noqa: E402
 
 
 def connect(args: argparse.Namespace) -> redis.Connection | redis.UnixDomainSocketConnection:

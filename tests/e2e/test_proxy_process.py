@@ -27,8 +27,8 @@ from redis.retry import Retry
 
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.static_source import add_key, set_instance
+from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.keys.static import add_key, set_instance
 from tests.conftest import TEST_SECRET_KEY
 
 LISTENING = re.compile(r"gateway listening on \('127\.0\.0\.1', (\d+)\)")

@@ -24,7 +24,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from redisgate.store import db
 from tests.e2e.test_proxy_process import (  # noqa: F401  (fixtures)
     QUEUE,
@@ -159,8 +159,8 @@ def test_two_workers_share_the_port_and_one_scrape_sums_them(
     assert per_worker(after, "redisgate_workers_up") == {"0": 1, "1": 1}
     starts = per_worker(after, "process_start_time_seconds")
     assert set(starts) == {"0", "1"}  # labelled, not summed
-    assert "worker 0 redisgate.proxy.server: gateway listening on" in fleet.proxy.log
-    assert "worker 1 redisgate.proxy.server: gateway listening on" in fleet.proxy.log
+    assert "worker 0 redisgate.proxy.clients.gateway: gateway listening on" in fleet.proxy.log
+    assert "worker 1 redisgate.proxy.clients.gateway: gateway listening on" in fleet.proxy.log
 
     for sock in clients:
         sock.close()

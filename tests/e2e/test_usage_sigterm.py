@@ -15,7 +15,7 @@ from collections.abc import Callable
 import redis
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from redisgate.store import db
 from tests.e2e.test_proxy_process import Proxy, start_proxy, wait_for
 from tests.integration.proxy.test_pg_source import DB_INDEX, backend_of, new_instance, new_key

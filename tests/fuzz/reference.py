@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from redisgate.proxy import resp_limits as words
+from redisgate.proxy.wire import limits as words
 
 # Redis's string2ll ----------------------------------------------------------------------------
 

@@ -42,11 +42,11 @@ from collections.abc import Callable
 import hiredis
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy import resp_limits as words
-from redisgate.proxy.resp import Command, RequestFramer, Run, split_commands
-from redisgate.proxy.resp_inline import split_inline_args
-from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push
-from redisgate.proxy.resp_runs import Forwardable
+from redisgate.proxy.wire import limits as words
+from redisgate.proxy.wire.inline import split_inline_args
+from redisgate.proxy.wire.replies import ReplyFramer, is_error, is_push
+from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
+from redisgate.proxy.wire.runs import Forwardable, Run
 from tests.fuzz import generate, reference
 from tests.fuzz.reference import Limits
 

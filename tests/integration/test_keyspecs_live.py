@@ -25,8 +25,8 @@ import redis
 from redis.exceptions import ResponseError
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.commands import CommandTable, KeyAccess
-from redisgate.proxy.keyspecs import keys
+from redisgate.proxy.commands.keyspecs import keys
+from redisgate.proxy.commands.table import CommandTable, KeyAccess
 from tests.unit.proxy.test_keyspecs_golden import KNOWN_DIFFERENCES
 
 ROOT = Path(__file__).resolve().parents[2]

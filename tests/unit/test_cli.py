@@ -209,7 +209,7 @@ def test_config_reference_is_markdown(capsys: pytest.CaptureFixture[str]) -> Non
 def test_keys_new_with_scopes_presets_and_prefix(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from redisgate.proxy.static_source import parse_keys_file
+    from redisgate.proxy.keys.static import parse_keys_file
 
     keys = str(tmp_path / "keys.toml")
     assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
@@ -256,7 +256,7 @@ def test_keys_limits_sets_and_clears_limits(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from redisgate.limits import Limits
-    from redisgate.proxy.static_source import parse_keys_file
+    from redisgate.proxy.keys.static import parse_keys_file
 
     keys = str(tmp_path / "keys.toml")
     assert main(["keys", "add-instance", "c", "--keys-file", keys]) == 0
@@ -278,7 +278,7 @@ def test_keys_limits_sets_and_clears_limits(
 def test_keys_list_shows_names_ids_instances_scopes_and_no_secret(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from redisgate.proxy.static_source import parse_keys_file
+    from redisgate.proxy.keys.static import parse_keys_file
 
     keys = str(tmp_path / "keys.toml")
     assert main(["keys", "add-instance", "cache", "--keys-file", keys]) == 0

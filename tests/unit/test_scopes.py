@@ -233,7 +233,7 @@ def test_prefix_helper() -> None:
 
 def test_categories_match_the_command_table() -> None:
     """Every category the packaged Redis table uses is one we accept, and nothing more."""
-    from redisgate.proxy.commands import CommandTable
+    from redisgate.proxy.commands.table import CommandTable
 
     used = {c for spec in CommandTable.from_snapshot().walk() for c in spec.acl_categories}
     assert used == CATEGORIES

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from redisgate.config import Settings
 from redisgate.limits import FIELDS, Limits
-from redisgate.proxy.pg_source import _record
-from redisgate.proxy.policy import LimitRegistry
+from redisgate.proxy.keys.postgres import _record
+from redisgate.proxy.policy.rates import LimitRegistry
 from redisgate.store import api_keys, db
 from tests.integration.control.conftest import Api
 from tests.integration.control.test_instances import new_instance

@@ -25,9 +25,9 @@ import uvloop
 from redisgate.apikeys import key_id_of
 from redisgate.config_load import load_settings
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.server import Gateway
-from redisgate.proxy.static_source import StaticSource, add_key, set_instance, set_limits
+from redisgate.proxy.clients.gateway import Gateway
+from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.keys.static import StaticSource, add_key, set_instance, set_limits
 
 T = TypeVar("T")
 _dbs = itertools.count()

@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from redisgate import apikeys
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import ReplyFramer
+from redisgate.proxy.wire.replies import ReplyFramer
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 

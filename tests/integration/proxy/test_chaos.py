@@ -16,7 +16,7 @@ import hiredis
 import redis
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from tests.integration.proxy.test_hostile import open_fds, rss_mb, wait_for
 
 CLIENTS = 200

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend, Instance
+from redisgate.proxy.keys.principals import Backend, Instance
 from tests.integration.proxy.conftest import RunningGateway
 
 

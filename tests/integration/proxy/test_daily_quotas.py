@@ -15,7 +15,7 @@ import redis
 
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from redisgate.store import limits as limit_store
 from tests.integration.proxy.test_pg_source import (
     PgGateway,

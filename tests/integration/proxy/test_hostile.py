@@ -17,7 +17,7 @@ import redis
 
 from redisgate import metrics
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.introspection import WITHHELD_CONFIG, WITHHELD_INFO
+from redisgate.proxy.commands.introspection import WITHHELD_CONFIG, WITHHELD_INFO
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 SECTIONS = [

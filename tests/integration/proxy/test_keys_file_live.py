@@ -14,7 +14,7 @@ from redis.retry import Retry
 
 from redisgate import apikeys
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.static_source import _dump, _load_raw, remove_key
+from redisgate.proxy.keys.static import _dump, _load_raw, remove_key
 from tests.integration.proxy.conftest import run_gateway
 
 

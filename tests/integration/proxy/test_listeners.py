@@ -23,9 +23,9 @@ from redisgate.config_load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.principals import Backend
-from redisgate.proxy.server import Gateway
-from redisgate.proxy.static_source import StaticSource, add_key, set_instance
+from redisgate.proxy.clients.gateway import Gateway
+from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.keys.static import StaticSource, add_key, set_instance
 from tests.integration.proxy.conftest import run_gateway
 
 NO_RETRY = Retry(NoBackoff(), 0)

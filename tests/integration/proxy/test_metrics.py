@@ -18,10 +18,10 @@ from redisgate import metrics
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.metrics_http import MetricsEndpoint
-from redisgate.proxy.client import ClientConnection
-from redisgate.proxy.pool import InstancePool
-from redisgate.proxy.principals import Backend, Instance
-from redisgate.proxy.upstream import PendingRequest
+from redisgate.proxy.backend.pool import InstancePool
+from redisgate.proxy.backend.upstream import PendingRequest
+from redisgate.proxy.clients.connection import ClientConnection
+from redisgate.proxy.keys.principals import Backend, Instance
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

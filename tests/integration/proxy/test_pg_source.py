@@ -33,11 +33,11 @@ from redisgate.config_load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits as LimitValues
-from redisgate.proxy.pg_source import PostgresSource
-from redisgate.proxy.principals import Backend as ProxyBackend
-from redisgate.proxy.server import Gateway
-from redisgate.proxy.sources import open_source
-from redisgate.proxy.static_source import StaticSource, set_instance
+from redisgate.proxy.clients.gateway import Gateway
+from redisgate.proxy.keys.postgres import PostgresSource
+from redisgate.proxy.keys.principals import Backend as ProxyBackend
+from redisgate.proxy.keys.sources import open_source
+from redisgate.proxy.keys.static import StaticSource, set_instance
 from redisgate.scopes import PRESETS, parse_scope
 from redisgate.store import api_keys, db, instances, orgs, users
 from redisgate.store import limits as limit_store

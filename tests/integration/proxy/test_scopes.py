@@ -21,7 +21,7 @@ import redis
 
 from redisgate import apikeys
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from redisgate.scopes import PRESETS, parse_scope, prefix_scope
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 

@@ -23,8 +23,8 @@ import redis
 from redisgate import apikeys
 from redisgate.apikeys import key_id_of
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy import backend_acl
-from redisgate.proxy.static_source import remove_key, store_key
+from redisgate.proxy.backend import key_user_rules
+from redisgate.proxy.keys.static import remove_key, store_key
 from redisgate.scopes import PRESETS
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
@@ -76,7 +76,7 @@ def key_id(gw: RunningGateway, label: str) -> str:
 
 
 def acl_user(direct: redis.Redis, key: str) -> dict[str, Any] | None:
-    reply: dict[str, Any] | None = direct.acl_getuser(backend_acl.user_name(key))
+    reply: dict[str, Any] | None = direct.acl_getuser(key_user_rules.user_name(key))
     return reply
 
 
@@ -182,7 +182,7 @@ def test_the_backend_user_mirrors_the_scope_and_its_password_is_derived(
     )
     token = gw.scoped["app"]
     # Redis keeps the SHA-256 of the password: the derived one, never the API key
-    derived = backend_acl.user_password(gw.backend.password, key_id(gw, "app"))
+    derived = key_user_rules.user_password(gw.backend.password, key_id(gw, "app"))
     assert user["passwords"] == [hashlib.sha256(derived.encode()).hexdigest()]
     assert hashlib.sha256(token.encode()).hexdigest() not in user["passwords"]
 
@@ -318,7 +318,7 @@ def test_connections_per_key_user_are_bounded(gw: RunningGateway, db: redis.Redi
         assert counts["key_user"] <= pool.key_users.max_open_users * 2
         key_conns = gw.call(lambda: [c for c in pool.key_users.connections() if c.backend.username])
         names = [c.backend.username for c in key_conns]
-        assert names.count(backend_acl.user_name(key_id(gw, "app"))) == 1
+        assert names.count(key_user_rules.user_name(key_id(gw, "app"))) == 1
     finally:
         for c in clients:
             c.close()

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.commands.table import CommandTable
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 from tests.unit.proxy.test_commands_doc import load_generator
 

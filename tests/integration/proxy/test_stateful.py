@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import ReplyFramer
+from redisgate.proxy.wire.replies import ReplyFramer
 from redisgate.scopes import PRESETS
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 from tests.integration.proxy.test_basics import gateway_and_redis, raw_exchange

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.resp import encode_command
+from redisgate.proxy.wire.encode import encode_command
 from redisgate.store import db, instances, usage
 from tests.integration.control.conftest import api_for, control_settings
 from tests.integration.proxy.test_pg_source import (

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from redisgate.proxy.commands import CommandTable
+from redisgate.proxy.commands.table import CommandTable
 
 ROOT = Path(__file__).resolve().parents[3]
 

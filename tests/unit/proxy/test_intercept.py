@@ -5,13 +5,12 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from redisgate.proxy import intercept
-from redisgate.proxy.commands import CommandTable
-from redisgate.proxy.resp import ReplyFramer
-from redisgate.proxy.resp_reply import split_aggregate
+from redisgate.proxy.commands import answers
+from redisgate.proxy.commands.table import CommandTable
+from redisgate.proxy.wire.replies import ReplyFramer, split_aggregate
 
 TABLE = CommandTable.from_snapshot()
-ALLOWED = intercept.allowed_names(TABLE)
+ALLOWED = answers.allowed_names(TABLE)
 
 
 def bulk(text: bytes) -> bytes:
@@ -105,18 +104,18 @@ def test_command_list_filter_keeps_allowed_entries_byte_for_byte(resp3: bool) ->
     )
     monitor = command_entry(b"MONITOR", resp3=resp3)  # names compare case-insensitively
     reply = b"*5\r\n" + get + monitor + set_ + flushall + config
-    out = intercept.filter_command_list(ALLOWED)(reply)
+    out = answers.filter_command_list(ALLOWED)(reply)
     assert out == one_frame(b"*2\r\n" + get + set_)
 
 
 def test_command_list_filter_on_a_list_of_names() -> None:
     reply = b"*4\r\n" + bulk(b"get") + bulk(b"monitor") + bulk(b"SET") + b"+shutdown\r\n"
-    out = intercept.filter_command_list(ALLOWED)(reply)
+    out = answers.filter_command_list(ALLOWED)(reply)
     assert out == b"*2\r\n" + bulk(b"get") + bulk(b"SET")
 
 
 def test_command_list_filter_keeps_nulls_and_unparsable_frames() -> None:
-    f = intercept.filter_command_list(ALLOWED)
+    f = answers.filter_command_list(ALLOWED)
     assert f(b"*2\r\n*-1\r\n_\r\n") == b"*2\r\n*-1\r\n_\r\n"
     assert f(b"-ERR unknown\r\n") == b"-ERR unknown\r\n"
     assert f(b"*3\r\n$1\r\na\r\n") == b"*3\r\n$1\r\na\r\n"  # truncated: left alone
@@ -125,13 +124,13 @@ def test_command_list_filter_keeps_nulls_and_unparsable_frames() -> None:
 def test_command_list_keeps_allowed_subcommands() -> None:
     names = [b"client|id", b"object|encoding", b"config|set", b"client|pause"]
     reply = b"*4\r\n" + b"".join(bulk(n) for n in names)
-    out = intercept.filter_command_list(ALLOWED)(reply)
+    out = answers.filter_command_list(ALLOWED)(reply)
     assert out == b"*2\r\n" + bulk(b"client|id") + bulk(b"object|encoding")
 
 
 def test_command_info_keeps_one_element_per_name_asked() -> None:
     reply = b"*3\r\n" + command_entry(b"get") + command_entry(b"monitor") + command_entry(b"set")
-    out = intercept.filter_command_list(ALLOWED, keep_positions=True)(reply)
+    out = answers.filter_command_list(ALLOWED, keep_positions=True)(reply)
     assert out == b"*3\r\n" + command_entry(b"get") + b"*-1\r\n" + command_entry(b"set")
 
 
@@ -141,19 +140,19 @@ DOC3 = b"%2\r\n$7\r\nsummary\r\n$6\r\nx\r\ny z\r\n$5\r\nsince\r\n$5\r\n1.0.0\r\n
 
 def test_command_docs_filter_resp2_flat_array() -> None:
     reply = b"*6\r\n" + bulk(b"get") + DOC + bulk(b"monitor") + DOC + bulk(b"client") + DOC
-    out = intercept.filter_command_docs(ALLOWED)(reply)
+    out = answers.filter_command_docs(ALLOWED)(reply)
     assert out == b"*4\r\n" + bulk(b"get") + DOC + bulk(b"client") + DOC
 
 
 def test_command_docs_filter_resp3_map() -> None:
     reply = b"%3\r\n" + bulk(b"shutdown") + DOC3 + bulk(b"GET") + DOC3 + bulk(b"set") + DOC3
-    out = intercept.filter_command_docs(ALLOWED)(reply)
+    out = answers.filter_command_docs(ALLOWED)(reply)
     assert out == b"%2\r\n" + bulk(b"GET") + DOC3 + bulk(b"set") + DOC3
     assert out == one_frame(out)
 
 
 def test_command_docs_filter_leaves_errors_and_empty_replies() -> None:
-    f = intercept.filter_command_docs(ALLOWED)
+    f = answers.filter_command_docs(ALLOWED)
     assert f(b"-ERR x\r\n") == b"-ERR x\r\n"
     assert f(b"*0\r\n") == b"*0\r\n"
     assert f(b"%0\r\n") == b"%0\r\n"
@@ -165,12 +164,12 @@ def test_allowed_names_and_count() -> None:
     for name in [b"flushall", b"monitor", b"shutdown", b"debug", b"swapdb", b"move"]:
         assert name not in ALLOWED
     top_level = [name for name in ALLOWED if b"|" not in name]
-    assert intercept.command_count_reply(ALLOWED) == b":%d\r\n" % len(top_level)
+    assert answers.command_count_reply(ALLOWED) == b":%d\r\n" % len(top_level)
     assert b"client|id" in ALLOWED and b"client|pause" not in ALLOWED  # as COMMAND LIST names
 
 
 def test_allowed_names_on_an_instance_owning_its_server() -> None:
-    owned = intercept.allowed_names(TABLE, shared=False)
+    owned = answers.allowed_names(TABLE, shared=False)
     assert owned > ALLOWED
     assert {b"flushall", b"slowlog", b"slowlog|get", b"config|get", b"latency"} <= owned
     assert not {b"config|set", b"monitor", b"shutdown", b"debug"} & owned
@@ -183,8 +182,8 @@ def test_allowed_names_leave_out_containers_with_nothing_allowed() -> None:
 
 
 def test_acl_cat_reply() -> None:
-    assert intercept.acl_cat_reply(TABLE, b"no-such-category") is None
-    reply = intercept.acl_cat_reply(TABLE, b"pubsub")
+    assert answers.acl_cat_reply(TABLE, b"no-such-category") is None
+    reply = answers.acl_cat_reply(TABLE, b"pubsub")
     assert reply is not None
     names = parse(reply)
     assert isinstance(names, list)
@@ -207,7 +206,7 @@ HELLO_FIELDS = (
 
 
 def test_hello_reply_resp2_is_a_flat_array() -> None:
-    out = intercept.hello_reply(protocol=2, client_id=9001, version="7.2.4a", resp3=False)
+    out = answers.hello_reply(protocol=2, client_id=9001, version="7.2.4a", resp3=False)
     assert out == b"*14\r\n" + HELLO_FIELDS % 2
     assert parse(out) == [
         b"server", b"redis", b"version", b"7.2.4a", b"proto", 2, b"id", 9001,
@@ -216,7 +215,7 @@ def test_hello_reply_resp2_is_a_flat_array() -> None:
 
 
 def test_hello_reply_resp3_is_a_map() -> None:
-    out = intercept.hello_reply(protocol=3, client_id=9001, version="7.2.4a", resp3=True)
+    out = answers.hello_reply(protocol=3, client_id=9001, version="7.2.4a", resp3=True)
     assert out == b"%7\r\n" + HELLO_FIELDS % 3
     assert out == one_frame(out)
 
@@ -237,4 +236,4 @@ def test_hello_reply_resp3_is_a_map() -> None:
     ],
 )
 def test_valid_client_name(name: bytes, valid: bool) -> None:
-    assert intercept.valid_client_name(name) is valid
+    assert answers.valid_client_name(name) is valid

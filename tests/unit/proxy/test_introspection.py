@@ -8,9 +8,9 @@ from collections.abc import Callable
 import hiredis
 import pytest
 
-from redisgate.proxy import introspection
-from redisgate.proxy.introspection import ClientCounts
-from redisgate.proxy.resp import ReplyFramer
+from redisgate.proxy.commands import introspection
+from redisgate.proxy.commands.introspection import ClientCounts
+from redisgate.proxy.wire.replies import ReplyFramer
 
 
 def encode_reply(value: object) -> bytes:

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redisgate.proxy.commands import CommandTable, KeyAccess
-from redisgate.proxy.keyspecs import (
+from redisgate.proxy.commands.keyspecs import (
     CHANNEL_SPECS,
     ChannelAccess,
     channels,
@@ -15,6 +14,7 @@ from redisgate.proxy.keyspecs import (
     keys_complete,
     sort_patterns,
 )
+from redisgate.proxy.commands.table import CommandTable, KeyAccess
 
 TABLE = CommandTable.from_snapshot()
 
@@ -268,7 +268,7 @@ WORDS = [b"streams", b"STORE", b"keys", b"get", b"by", b"limit", b"auth", b"auth
     st.lists(st.one_of(st.sampled_from(WORDS), st.binary(max_size=4)), max_size=10),
 )
 def test_extraction_never_raises_and_stays_in_bounds(spec: object, tail: list[bytes]) -> None:
-    from redisgate.proxy.commands import CommandSpec
+    from redisgate.proxy.commands.table import CommandSpec
 
     assert isinstance(spec, CommandSpec)
     args = [spec.name.encode().partition(b"|")[0], *tail]

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from redisgate.proxy.commands import CommandTable, KeyAccess
-from redisgate.proxy.keyspecs import keys
+from redisgate.proxy.commands.keyspecs import keys
+from redisgate.proxy.commands.table import CommandTable, KeyAccess
 
 TABLE = CommandTable.from_snapshot()
 CORPUS = json.loads((Path(__file__).parent / "data" / "golden_keys.json").read_text())

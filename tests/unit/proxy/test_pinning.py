@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redisgate.proxy.pinning import DedicatedTracker, Frame
+from redisgate.proxy.backend.pinning import DedicatedTracker, Frame
 
 REPLY, PASS = Frame.REPLY, Frame.PASS
 OK = b"+OK\r\n"

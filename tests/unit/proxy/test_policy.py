@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from redisgate.proxy.policy import AuthThrottle
+from redisgate.proxy.policy.throttle import AuthThrottle
 
 
 def throttle(**overrides: float) -> AuthThrottle:

@@ -6,16 +6,16 @@ import pytest
 
 from redisgate import metrics
 from redisgate.limits import Limits
-from redisgate.proxy.policy import (
+from redisgate.proxy.clients.session import Kind, Session
+from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.policy.rates import (
     Admission,
     LimitRegistry,
     RateGate,
     TokenBucket,
     bucket_shape,
 )
-from redisgate.proxy.principals import Backend, Instance, Principal
-from redisgate.proxy.resp import Command, RequestFramer
-from redisgate.proxy.session import Kind, Session
+from redisgate.proxy.wire.requests import Command, RequestFramer
 
 INSTANCE = Instance("i1", "cache", Backend("127.0.0.1", 6379))
 LIMITED = b"-ERR max requests limit exceeded (limit 10 commands per second, burst 3)\r\n"
@@ -155,8 +155,8 @@ def cmd(*args: bytes) -> Command:
 
 @pytest.fixture
 def session() -> Session:
-    from redisgate.proxy.commands import CommandTable
-    from redisgate.proxy.session import AuthRequest
+    from redisgate.proxy.clients.session import AuthRequest
+    from redisgate.proxy.commands.table import CommandTable
 
     now = [0.0]
     s = Session(CommandTable.from_snapshot(), client_id=1, clock=lambda: now[0])
@@ -174,7 +174,7 @@ def test_session_refuses_commands_over_the_rate_locally_and_in_order(session: Se
 
 def test_session_over_the_rate_inside_multi_dooms_the_transaction(session: Session) -> None:
     assert session.handle(cmd(b"MULTI"))[0] is Kind.DEDICATED
-    from redisgate.proxy.pinning import DedicatedTracker
+    from redisgate.proxy.backend.pinning import DedicatedTracker
 
     session.tracker = DedicatedTracker(2)
     session.tracker.in_multi = True

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from redisgate.proxy.commands import CommandTable
-from redisgate.proxy.policy import (
-    NOPERM_CHANNEL,
-    NOPERM_KEY,
-    ScopeCheck,
-    bind_scope,
-)
+from redisgate.proxy.commands.table import CommandTable
+from redisgate.proxy.policy.scope_check import NOPERM_CHANNEL, NOPERM_KEY, ScopeCheck, bind_scope
 from redisgate.scopes import KEYSPACE_WIDE, PRESETS, SCRIPT_RUNNERS, WHOLE_INSTANCE, parse_scope
 
 TABLE = CommandTable.from_snapshot()

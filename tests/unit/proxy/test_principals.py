@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import pytest
 
 from redisgate import apikeys
-from redisgate.proxy.principals import (
+from redisgate.proxy.keys.principals import (
     Authenticator,
     Backend,
     Instance,

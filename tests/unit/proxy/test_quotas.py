@@ -7,9 +7,9 @@ from datetime import date
 
 from redisgate import metrics
 from redisgate.limits import Limits
-from redisgate.proxy.policy import Admission, LimitRegistry, RateGate
-from redisgate.proxy.principals import Backend, Instance, Principal
-from redisgate.proxy.quotas import QuotaBook
+from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.policy.quotas import QuotaBook
+from redisgate.proxy.policy.rates import Admission, LimitRegistry, RateGate
 
 DAY = date(2026, 11, 26)
 INSTANCE = Instance("i1", "cache", Backend("127.0.0.1", 6379))

@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy import resp, resp_encode, resp_inline, resp_reply
-from redisgate.proxy.resp import (
-    Command,
-    ReplyFramer,
-    RequestFramer,
+from redisgate.proxy.wire import encode as wire_encode
+from redisgate.proxy.wire import inline as wire_inline
+from redisgate.proxy.wire import limits as wire_limits
+from redisgate.proxy.wire import replies as wire_replies
+from redisgate.proxy.wire import requests as wire_requests
+from redisgate.proxy.wire import runs as wire_runs
+from redisgate.proxy.wire.encode import (
     encode_array,
     encode_bulk,
     encode_command,
@@ -26,6 +28,8 @@ from redisgate.proxy.resp import (
     encode_push,
     encode_simple,
 )
+from redisgate.proxy.wire.replies import ReplyFramer
+from redisgate.proxy.wire.requests import Command, RequestFramer
 
 
 class SlowRequestFramer(RequestFramer):
@@ -445,23 +449,23 @@ def test_encode_command() -> None:
 
 
 def test_simple_replies() -> None:
-    assert encode_simple("OK") == resp.REPLY_OK
-    assert encode_simple(b"PONG") == resp.REPLY_PONG
+    assert encode_simple("OK") == wire_encode.REPLY_OK
+    assert encode_simple(b"PONG") == wire_encode.REPLY_PONG
     assert encode_simple("a\r\nb") == b"+a  b\r\n"
     assert encode_error("ERR", "bad\r\nthing") == b"-ERR bad  thing\r\n"
-    assert encode_error("NOAUTH", "Authentication required.") == resp.REPLY_NOAUTH
+    assert encode_error("NOAUTH", "Authentication required.") == wire_encode.REPLY_NOAUTH
     assert encode_error("ERR", "") == b"-ERR\r\n"
     assert encode_int(-7) == b":-7\r\n"
-    assert encode_int(0) == resp.REPLY_ZERO
+    assert encode_int(0) == wire_encode.REPLY_ZERO
 
 
 def test_null_encodings_depend_on_protocol() -> None:
-    assert encode_bulk(None) == b"$-1\r\n" == resp.REPLY_NULL_BULK
-    assert encode_bulk(None, resp3=True) == b"_\r\n" == resp.REPLY_NULL
-    assert encode_array(None) == resp.REPLY_NULL_ARRAY
-    assert encode_array(None, resp3=True) == resp.REPLY_NULL
+    assert encode_bulk(None) == b"$-1\r\n" == wire_encode.REPLY_NULL_BULK
+    assert encode_bulk(None, resp3=True) == b"_\r\n" == wire_encode.REPLY_NULL
+    assert encode_array(None) == wire_encode.REPLY_NULL_ARRAY
+    assert encode_array(None, resp3=True) == wire_encode.REPLY_NULL
     assert encode_bulk("é") == b"$2\r\n\xc3\xa9\r\n"
-    assert encode_array([]) == resp.REPLY_EMPTY_ARRAY
+    assert encode_array([]) == wire_encode.REPLY_EMPTY_ARRAY
 
 
 def hello(resp3: bool) -> bytes:
@@ -503,19 +507,19 @@ def test_push_encoding() -> None:
 
 
 def test_canned_replies_are_single_frames() -> None:
-    canned = {name: value for name, value in vars(resp).items() if name.startswith("REPLY_")}
+    canned = {name: value for name, value in vars(wire_encode).items() if name.startswith("REPLY_")}
     assert canned["REPLY_NOAUTH"] == b"-NOAUTH Authentication required.\r\n"
     assert canned["REPLY_WRONGPASS"] == (
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
     )
     for name, value in canned.items():
         assert ReplyFramer().feed(value) == [value], name
-        assert set(resp.__all__) >= {name}
+        assert set(wire_encode.__all__) >= {name}
 
 
 def test_sans_io() -> None:
     """The RESP modules never touch sockets, the event loop, the clock or Postgres."""
-    for module in (resp, resp_encode, resp_inline, resp_reply):
+    for module in (wire_requests, wire_encode, wire_inline, wire_replies, wire_runs, wire_limits):
         tree = ast.parse(inspect.getsource(module))
         imported = {
             name.split(".")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redisgate.proxy.resp_inline import split_inline_args
+from redisgate.proxy.wire.inline import split_inline_args
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.resp_reply import ReplyFramer, is_error, is_push
+from redisgate.proxy.wire.replies import ReplyFramer, is_error, is_push
 
 CRLF = b"\r\n"
 

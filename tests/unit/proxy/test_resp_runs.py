@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redisgate.proxy.resp import Command, RequestFramer, Run, split_commands
-from redisgate.proxy.resp_runs import Forwardable
+from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
+from redisgate.proxy.wire.runs import Forwardable, Run
 from tests.unit.proxy.test_resp import ref_encode, requests, split_at
 
 GETS = Forwardable(frozenset({b"GET"}))

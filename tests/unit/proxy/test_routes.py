@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from redisgate.proxy.commands import CommandTable, Route
-from redisgate.proxy.routes import DATA_GROUPS, ROUTES, classify, decide, route, token
+from redisgate.proxy.commands.routing import (
+    DATA_GROUPS,
+    ROUTES,
+    classify,
+    decide,
+    route,
+    token,
+)
+from redisgate.proxy.commands.table import CommandTable, Route
 
 TABLE = CommandTable.from_snapshot()
 F, P, I, D = Route.FORWARD, Route.PINNED, Route.INTERCEPTED, Route.DENIED  # noqa: E741

@@ -8,12 +8,12 @@ from importlib import resources
 
 import pytest
 
-from redisgate.proxy import intercept
-from redisgate.proxy.commands import CommandTable
-from redisgate.proxy.pinning import DedicatedTracker
-from redisgate.proxy.principals import Backend, Instance, Principal
-from redisgate.proxy.resp import Command, RequestFramer
-from redisgate.proxy.session import AuthRequest, Kind, Session, State
+from redisgate.proxy.backend.pinning import DedicatedTracker
+from redisgate.proxy.clients.session import AuthRequest, Kind, Session, State
+from redisgate.proxy.commands import answers
+from redisgate.proxy.commands.table import CommandTable
+from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.wire.requests import Command, RequestFramer
 from redisgate.scopes import PRESETS, compile_scope
 
 TABLE = CommandTable.from_snapshot()
@@ -887,7 +887,7 @@ def test_info_goes_to_the_dedicated_connection_while_pinned() -> None:
     assert transform is not None
 
 
-ALLOWED = intercept.allowed_names(TABLE)
+ALLOWED = answers.allowed_names(TABLE)
 
 
 def entry(name: str) -> bytes:
@@ -898,7 +898,7 @@ def entry(name: str) -> bytes:
 def test_command_count_is_answered_locally() -> None:
     top_level = [name for name in ALLOWED if b"|" not in name]
     assert local(ready(shared=True), "COMMAND", "COUNT") == b":%d\r\n" % len(top_level)
-    owned = [name for name in intercept.allowed_names(TABLE, False) if b"|" not in name]
+    owned = [name for name in answers.allowed_names(TABLE, False) if b"|" not in name]
     assert local(ready(), "COMMAND", "COUNT") == b":%d\r\n" % len(owned)
     assert set(owned) > set(top_level)
     assert b"get" in ALLOWED and b"flushall" not in ALLOWED and b"monitor" not in ALLOWED

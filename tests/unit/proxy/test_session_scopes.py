@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from redisgate.proxy.commands import CommandTable
-from redisgate.proxy.principals import Backend, Instance, Principal
-from redisgate.proxy.resp import Command, RequestFramer, encode_command
-from redisgate.proxy.session import AuthRequest, Kind, Session
+from redisgate.proxy.clients.session import AuthRequest, Kind, Session
+from redisgate.proxy.commands.table import CommandTable
+from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.wire.encode import encode_command
+from redisgate.proxy.wire.requests import Command, RequestFramer
 from redisgate.scopes import compile_scope
 
 TABLE = CommandTable.from_snapshot()
@@ -68,7 +69,7 @@ def test_fast_path_respects_the_scope() -> None:
 
 
 def test_denied_inside_multi_aborts_the_transaction() -> None:
-    from redisgate.proxy.pinning import DedicatedTracker
+    from redisgate.proxy.backend.pinning import DedicatedTracker
 
     session = session_with("+@all ~app:*")
     session.tracker = tracker = DedicatedTracker(2)

@@ -13,8 +13,8 @@ import pytest
 from redisgate import apikeys
 from redisgate.errors import ConfigError
 from redisgate.limits import Limits
-from redisgate.proxy.principals import Backend, Instance, KeyRecord, Principal
-from redisgate.proxy.static_source import (
+from redisgate.proxy.keys.principals import Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.static import (
     StaticSource,
     add_key,
     parse_keys_file,

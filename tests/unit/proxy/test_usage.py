@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from redisgate.proxy.usage import UsageMeter
+from redisgate.proxy.policy.usage_meter import UsageMeter
 
 DAY, NEXT = date(2026, 11, 25), date(2026, 11, 26)
 INSTANCE, ORG = uuid.uuid4(), uuid.uuid4()

@@ -1,0 +1,3 @@
+"""Client connections: the gateway (listeners, registry, timers, shutdown), one connection, its
+session.
+"""

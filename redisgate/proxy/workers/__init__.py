@@ -1,0 +1,1 @@
+"""`redisgate proxy --workers N`: the supervisor and one worker process."""
