@@ -49,10 +49,8 @@ from redisgate.proxy.commands.routing import (
     SCRIPTING,
     SERVER_WIDE,
     Route,
-    decide,
-    fast_forward,
 )
-from redisgate.proxy.commands.table import CommandSpec, CommandTable, arity_ok
+from redisgate.proxy.commands.table import CommandSpec, CommandTable, arity_ok, decide, fast_forward
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.policy.rates import RateGate
 from redisgate.proxy.policy.scope_check import KeyPlan, ScopeCheck, bind_scope

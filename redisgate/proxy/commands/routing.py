@@ -17,22 +17,17 @@ Anything else is *unclassified* (a newer backend's command we have not reviewed)
 flag-based route but `classified=False`, and the policy refuses it unless the scope allows
 everything (DESIGN.md, "Scopes"). Every command of Redis 7.0 is classified; a test enforces it.
 
-Three commands are routed by their arguments (`ARG_RULES`, used by `route`): XREAD and
+Three commands are routed by their arguments (`ARG_RULES`, applied by `table.route`): XREAD and
 XREADGROUP are PINNED only with BLOCK; COPY with a DB option is DENIED.
 
-This module is sans-IO and imports nothing of the gateway at run time.
+This module is sans-IO and imports nothing of the gateway: the table (`table.py`) applies it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from redisgate.proxy.commands.table import CommandSpec, CommandTable
 
 
 class Route(Enum):
@@ -402,24 +397,6 @@ ARG_RULES: dict[str, Callable[[Sequence[bytes]], Decision | None]] = {
 }
 
 
-def decide(spec: CommandSpec, args: Sequence[bytes]) -> Decision:
-    """The route and reason for this exact invocation of `spec`."""
-    if spec.has_arg_rule:
-        decision = ARG_RULES[spec.name](args)
-        if decision is not None:
-            return decision
-    return spec.decision
-
-
-def route(spec: CommandSpec, args: Sequence[bytes]) -> Route:
-    """The route for this invocation: the precomputed one unless an argument rule applies."""
-    if spec.has_arg_rule:
-        decision = ARG_RULES[spec.name](args)
-        if decision is not None:
-            return decision.route
-    return spec.decision.route
-
-
 # --- Command families the session treats alike -------------------------------------------
 
 # Scripts and pub/sub cross databases: refused on shared servers, never on the fast path.
@@ -438,20 +415,3 @@ NOT_IN_MULTI = _SUBSCRIBING | {
 }  # fmt: skip
 # Redis runs these at once inside MULTI instead of queueing them.
 RUN_AT_ONCE_IN_MULTI = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
-
-
-@functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client
-def fast_forward(table: CommandTable) -> frozenset[bytes]:
-    """Names (as clients send them) of commands that always go to a shared connection.
-
-    The common case, checked with one set lookup: no subcommands, no argument-dependent route.
-    """
-    names: set[bytes] = set()
-    for spec in table:
-        if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
-            continue
-        if not spec.decision.classified or spec.name.encode() in SCRIPTING | PUBSUB:
-            continue
-        raw = spec.name.encode()
-        names.update({raw, raw.upper()})
-    return frozenset(names)

@@ -22,6 +22,7 @@ Sans-IO: this module reads a JSON file when asked to, and never touches sockets 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,11 @@ from typing import Any
 
 from redisgate.proxy.commands.routing import (
     ARG_RULES,
+    PUBSUB,
+    SCRIPTING,
     Decision,
     Route,
     classify,
-    decide,
-    route,
 )
 
 __all__ = [
@@ -205,7 +206,7 @@ class CommandSpec:
 
     @property
     def route(self) -> Route:
-        """The static route; use `routes.route(spec, args)` for argument-dependent ones."""
+        """The static route; use `route(spec, args)` for argument-dependent ones."""
         return self.decision.route
 
     @property
@@ -488,3 +489,41 @@ def _str(raw: Any) -> str:
 def _at(items: list[Any], i: int, default: Any) -> Any:
     """Redis 6 replies stop after 7 fields; missing ones take `default`."""
     return items[i] if i < len(items) else default
+
+
+# --- Routes of invocations (the table's data applied to arguments) ------------------------
+
+
+def decide(spec: CommandSpec, args: Sequence[bytes]) -> Decision:
+    """The route and reason for this exact invocation of `spec`."""
+    if spec.has_arg_rule:
+        decision = ARG_RULES[spec.name](args)
+        if decision is not None:
+            return decision
+    return spec.decision
+
+
+def route(spec: CommandSpec, args: Sequence[bytes]) -> Route:
+    """The route for this invocation: the precomputed one unless an argument rule applies."""
+    if spec.has_arg_rule:
+        decision = ARG_RULES[spec.name](args)
+        if decision is not None:
+            return decision.route
+    return spec.decision.route
+
+
+@functools.lru_cache(maxsize=16)  # one entry per command table: computed once, not per client
+def fast_forward(table: CommandTable) -> frozenset[bytes]:
+    """Names (as clients send them) of commands that always go to a shared connection.
+
+    The common case, checked with one set lookup: no subcommands, no argument-dependent route.
+    """
+    names: set[bytes] = set()
+    for spec in table:
+        if spec.subcommands or spec.has_arg_rule or spec.route is not Route.FORWARD:
+            continue
+        if not spec.decision.classified or spec.name.encode() in SCRIPTING | PUBSUB:
+            continue
+        raw = spec.name.encode()
+        names.update({raw, raw.upper()})
+    return frozenset(names)

@@ -8,11 +8,9 @@ from redisgate.proxy.commands.routing import (
     DATA_GROUPS,
     ROUTES,
     classify,
-    decide,
-    route,
     token,
 )
-from redisgate.proxy.commands.table import CommandTable, Route
+from redisgate.proxy.commands.table import CommandTable, Route, decide, route
 
 TABLE = CommandTable.from_snapshot()
 F, P, I, D = Route.FORWARD, Route.PINNED, Route.INTERCEPTED, Route.DENIED  # noqa: E741
