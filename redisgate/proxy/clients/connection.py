@@ -28,23 +28,44 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from redisgate import metrics
 from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavailable
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
-from redisgate.proxy.clients.keyevents import PRE_AUTH_LIMITS, KeyEventsMixin
+from redisgate.proxy.clients.keyevents import PRE_AUTH_LIMITS, KeyEventsHost, KeyEventsMixin
 from redisgate.proxy.clients.session import Decision, Kind, Session, State
-from redisgate.proxy.commands.peers import PeerInfo
+from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.wire.encode import encode_error
 from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
 from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
 from redisgate.proxy.wire.runs import Run
 
 if TYPE_CHECKING:
-    from redisgate.proxy.clients.gateway import Gateway
+    from redisgate.config import Settings
+    from redisgate.proxy.commands.table import CommandTable
+
+
+class ClientHost(KeyEventsHost, PeerRegistry, Protocol):
+    """What a client connection needs of the gateway: the registry that admits, counts and
+    forgets it, the memory caps it reports to, the session's view of the instance's other
+    connections (`PeerRegistry`), and what its parts need (`KeyEventsHost`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def table(self) -> CommandTable: ...
+    @property
+    def server_version(self) -> str: ...
+    def next_client_id(self) -> int: ...
+    def admit(self, client: ClientConnection) -> bool: ...
+    def authenticated(self, client: ClientConnection) -> None: ...
+    def forget(self, client: ClientConnection) -> None: ...
+    def requests_held(self, delta: int) -> None: ...
+    def replies_held(self, delta: int) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +137,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, gateway: Gateway) -> None:
+    gateway: ClientHost
+
+    def __init__(self, gateway: ClientHost) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
         self.loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from redisgate import metrics
 from redisgate.errors import UpstreamUnavailable
@@ -21,9 +21,24 @@ from redisgate.proxy.wire.encode import encode_command, encode_error
 
 if TYPE_CHECKING:
     from redisgate.proxy.backend.pool import InstancePool
-    from redisgate.proxy.clients.gateway import Gateway
     from redisgate.proxy.clients.session import Session, Transform
     from redisgate.proxy.wire.requests import Command
+
+
+class DedicatedPeer(Protocol):
+    """Another client connection, as CLIENT TRACKING REDIRECT needs to see it."""
+
+    @property
+    def session(self) -> Session | None: ...
+    @property
+    def dedicated(self) -> UpstreamConnection | None: ...
+
+
+class DedicatedHost(Protocol):
+    """What this part of a client connection needs of the gateway."""
+
+    def client_by_id(self, client_id: int) -> DedicatedPeer | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +69,7 @@ class DedicatedConnectionMixin:
     __slots__ = ("_reset_pending", "_unblock_tries", "dedicated", "dedicated_pool", "inflight")
 
     # Provided by ClientConnection.
-    gateway: Gateway
+    gateway: DedicatedHost
     session: Session | None
     pool: InstancePool | None
     dedicated: UpstreamConnection | None

@@ -17,17 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate.errors import StoreError
 from redisgate.proxy.backend.upstream import PendingRequest
-from redisgate.proxy.clients.dedicated import DedicatedConnectionMixin
+from redisgate.proxy.clients.dedicated import DedicatedConnectionMixin, DedicatedHost
 from redisgate.proxy.clients.session import AuthRequest
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.wire.encode import encode_error
 
 if TYPE_CHECKING:
     from redisgate.config import Settings
+    from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
+    from redisgate.proxy.commands.table import CommandTable
+    from redisgate.proxy.keys.principals import Authenticator
+    from redisgate.proxy.policy.rates import LimitRegistry
+    from redisgate.proxy.policy.throttle import AuthThrottle
     from redisgate.proxy.wire.requests import RequestFramer
 
 log = logging.getLogger("redisgate.proxy.clients.connection")
@@ -48,6 +55,23 @@ REPLY_AUTH_UNAVAILABLE = encode_error(
 )
 
 
+class KeyEventsHost(DedicatedHost, Protocol):
+    """What this part of a client connection needs of the gateway (and the dedicated part)."""
+
+    @property
+    def authenticator(self) -> Authenticator: ...
+    @property
+    def throttle(self) -> AuthThrottle: ...
+    @property
+    def limits(self) -> LimitRegistry: ...
+    @property
+    def pools(self) -> PoolRegistry: ...
+    async def command_table(self, pool: InstancePool) -> CommandTable: ...
+    def harvest(self, client: KeyEventsMixin, today: date | None = None) -> None: ...
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None: ...
+    async def sync_quotas(self, unseeded_only: bool = False) -> None: ...
+
+
 class KeyEventsMixin(DedicatedConnectionMixin):
     """Slotted classes combine only in a line, hence the base (it is ClientConnection's too)."""
 
@@ -63,6 +87,7 @@ class KeyEventsMixin(DedicatedConnectionMixin):
     )
 
     # Provided by ClientConnection.
+    gateway: KeyEventsHost
     closing: bool
     loop: asyncio.AbstractEventLoop
     framer: RequestFramer

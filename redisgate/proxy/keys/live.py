@@ -27,16 +27,25 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from redisgate import metrics
+from redisgate.proxy.keys.principals import Authenticator
 from redisgate.store import changes
 from redisgate.store.db import CONNECT_TIMEOUT_S
 
-if TYPE_CHECKING:
-    from redisgate.proxy.clients.gateway import Gateway
+
+class KeyHolder(Protocol):
+    """What the live policy needs of the gateway: the key cache, and the keys its sessions
+    (and backend users) use, read again and applied."""
+
+    @property
+    def authenticator(self) -> Authenticator: ...
+    def live_keys(self, instance_id: str | None = None, org_id: str | None = None) -> set[str]: ...
+    async def refresh_keys(self, keys: set[str], instance_id: str | None = None) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +149,7 @@ class LivePolicy:
     and on every (re)connection each key with live sessions is read again.
     """
 
-    def __init__(self, gateway: Gateway, dsn: str, cache_ttl_s: float) -> None:
+    def __init__(self, gateway: KeyHolder, dsn: str, cache_ttl_s: float) -> None:
         self.gateway = gateway
         self.cache_ttl_s = cache_ttl_s
         self.listener = ChangeListener(dsn, self._on_change, self._on_state)
