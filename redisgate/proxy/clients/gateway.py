@@ -36,10 +36,8 @@ from redisgate.proxy.clients.keyevents import KeyEventsMixin
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.live import LivePolicy
-from redisgate.proxy.keys.postgres import PostgresSource
-from redisgate.proxy.keys.principals import Authenticator, Instance, Principal, PrincipalSource
+from redisgate.proxy.keys.principals import Authenticator, Instance, KeySource, Principal
 from redisgate.proxy.keys.sources import open_source
-from redisgate.proxy.keys.static import StaticSource
 from redisgate.proxy.policy.rates import LimitRegistry
 from redisgate.proxy.policy.throttle import AuthThrottle
 from redisgate.proxy.policy.usage_meter import UsageMeter
@@ -63,7 +61,7 @@ class Gateway:
     def __init__(
         self,
         settings: Settings,
-        source: PrincipalSource,
+        source: KeySource,
         table: CommandTable | None = None,
     ) -> None:
         self.settings = settings
@@ -71,8 +69,8 @@ class Gateway:
         self.table = table or CommandTable.from_snapshot()
         self.server_version = self.table.redis_version or "7.0.0"
         self.live: LivePolicy | None = None
-        self.usage = UsageMeter() if isinstance(source, PostgresSource) else None
-        if isinstance(source, PostgresSource) and settings.database_url:
+        self.usage = UsageMeter() if source.fleet_wide else None
+        if source.fleet_wide and settings.database_url:
             # Cached only while change notices arrive (LivePolicy sets the TTL then).
             self.authenticator = Authenticator(
                 source,
@@ -82,7 +80,7 @@ class Gateway:
             )
             self.live = LivePolicy(self, settings.database_url, settings.key_cache_ttl_s)
         else:
-            self.authenticator = Authenticator(source)
+            self.authenticator = Authenticator(source, negative_ttl_s=source.negative_ttl_s)
         self.throttle = AuthThrottle()
         self.limits = LimitRegistry(default_limits(settings))
         self.pools = PoolRegistry(self._new_pool)
@@ -372,9 +370,8 @@ class Gateway:
         self.limits.sweep(now, today)
         for pool in self.pools:
             pool.key_users.sweep(now)
-        if isinstance(self.source, StaticSource) and self.source.maybe_reload(time.monotonic()):
+        if self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
-            log.info("keys file %s reloaded", self.source.path)
             # Removed keys close their sessions, as with NOTIFY.
             self.in_background(self.refresh_keys(self.live_keys()))
         if now >= self._next_usage_flush and self._usage_flush is None:
@@ -534,11 +531,10 @@ class Gateway:
         self.usage.add(today or self.today(), principal.key_id, instance_id, org_id, counts)
 
     async def flush_usage(self) -> None:
-        """Record the keys that authenticated since the last flush and the usage counted
-        (Postgres source only); on failure both are kept for the next try. Never raises."""
+        """Record the keys that authenticated since the last flush and the usage counted, where
+        the source keeps them (`KeySource.fleet_wide`); on failure both are kept for the next
+        try. Never raises."""
         try:
-            if not isinstance(self.source, PostgresSource):
-                return
             used = self.authenticator.take_used()
             if used and not await self.source.record_use(used):
                 metrics.USAGE_FLUSH_FAILURES["failures"] += 1
@@ -569,9 +565,6 @@ class Gateway:
         if not keys and not instances:
             return
         day = book.day
-        if not isinstance(self.source, PostgresSource):
-            book.apply(day, dict.fromkeys(book.quotas, (0, 0)))
-            return
         try:
             totals = await self.source.day_totals(day, keys, instances)
         except StoreError as exc:

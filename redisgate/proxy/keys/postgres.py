@@ -35,8 +35,9 @@ LOOKUP_TIMEOUT_S = 3.0
 
 
 class PostgresSource:
-    """A PrincipalSource over the control database (the pool is the caller's to close)."""
+    """A KeySource over the control database (the pool is the caller's to close)."""
 
+    fleet_wide = True
     negative_ttl_s = 1.0
 
     def __init__(self, pool: asyncpg.Pool, *, timeout_s: float = LOOKUP_TIMEOUT_S) -> None:
@@ -71,6 +72,10 @@ class PostgresSource:
                         return await api_keys.gateway_key(conn, key_id)
         except TimeoutError:
             raise StoreError(f"no answer from PostgreSQL within {self.timeout_s:g}s") from None
+
+    def maybe_reload(self, now: float) -> bool:
+        """Never: changes arrive as notices (`live`)."""
+        return False
 
     async def record_usage(self, gateway_id: str, seq: int, rows: list[UsageRow]) -> bool:
         """Store one usage batch (idempotent by `seq`); False (logged once per outage) when

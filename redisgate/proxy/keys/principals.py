@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import date
+from typing import TYPE_CHECKING, Protocol
 
 from redisgate import apikeys, metrics
 from redisgate.errors import StoreError
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
+
+if TYPE_CHECKING:
+    from redisgate.store.usage import UsageRow
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
 
@@ -81,6 +85,26 @@ class PrincipalSource(Protocol):
     """Where key records come from."""
 
     async def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+
+class KeySource(PrincipalSource, Protocol):
+    """A key source as the gateway uses it: the keys, and where what the gateway counts goes.
+
+    `fleet_wide` is true for a source every gateway of the fleet shares (PostgreSQL): usage is
+    metered and flushed there, daily quotas are read back from it, and keys are cached only
+    while change notices arrive (`live`). A source of one gateway's own (a keys file) keeps
+    nothing: its writes succeed at once and its totals are zero, so each gateway counts only
+    its own use. `maybe_reload` re-reads keys that change without notices (the file)."""
+
+    fleet_wide: bool
+    negative_ttl_s: float
+
+    def maybe_reload(self, now: float) -> bool: ...
+    async def record_use(self, key_ids: Collection[str]) -> bool: ...
+    async def record_usage(self, gateway_id: str, seq: int, rows: list[UsageRow]) -> bool: ...
+    async def day_totals(
+        self, day: date, key_ids: list[str], instance_ids: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int]]: ...
 
 
 class Authenticator:

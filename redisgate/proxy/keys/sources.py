@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from redisgate.config import Settings
 from redisgate.errors import ConfigError
 from redisgate.proxy.keys.postgres import LOOKUP_TIMEOUT_S, PostgresSource
-from redisgate.proxy.keys.principals import PrincipalSource
+from redisgate.proxy.keys.principals import KeySource
 from redisgate.proxy.keys.static import StaticSource
 from redisgate.store import db, sealing
 
@@ -23,7 +23,7 @@ _CLOSE_TIMEOUT_S = 5.0
 
 
 @contextlib.asynccontextmanager
-async def open_source(settings: Settings) -> AsyncIterator[PrincipalSource]:
+async def open_source(settings: Settings) -> AsyncIterator[KeySource]:
     """The source for `settings`, open for the duration of the block."""
     if settings.keys_file is not None:
         yield StaticSource(settings.keys_file)

@@ -32,14 +32,19 @@ import logging
 import os
 import re
 import tomllib
+from collections.abc import Collection
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redisgate import apikeys
 from redisgate.errors import ConfigError
 from redisgate.limits import FIELDS, MAXIMUM, Limits
 from redisgate.proxy.keys.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope, parse_scope
+
+if TYPE_CHECKING:
+    from redisgate.store.usage import UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +159,10 @@ def parse_keys_file(path: Path) -> dict[str, KeyRecord]:
 
 
 class StaticSource:
-    """A PrincipalSource over a keys file, reloaded when the file changes."""
+    """A KeySource over a keys file, reloaded when the file changes; it records nothing."""
+
+    fleet_wide = False
+    negative_ttl_s = 5.0
 
     def __init__(self, path: Path, *, recheck_s: float = 1.0) -> None:
         self.path = path
@@ -185,10 +193,28 @@ class StaticSource:
         except Exception as exc:  # a half-written or broken file must not lock clients out
             log.error("keeping the previous keys: %s", exc)
             return False
+        log.info("keys file %s reloaded", self.path)
         return True
 
     async def get_key(self, key_id: str) -> KeyRecord | None:
         return self._records.get(key_id)
+
+    # Nothing is recorded: without a shared store, each gateway counts only its own use.
+
+    async def record_use(self, key_ids: Collection[str]) -> bool:
+        return True
+
+    async def record_usage(self, gateway_id: str, seq: int, rows: list[UsageRow]) -> bool:
+        return True
+
+    async def day_totals(
+        self, day: date, key_ids: list[str], instance_ids: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        zero = (0, 0)
+        return {
+            **{("key", k): zero for k in key_ids},
+            **{("instance", i): zero for i in instance_ids},
+        }
 
 
 # --- Writing (redisgate keys …) ------------------------------------------------------------
