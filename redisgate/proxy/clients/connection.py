@@ -35,9 +35,12 @@ from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavail
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
-from redisgate.proxy.clients.keyevents import PRE_AUTH_LIMITS, KeyEventsHost, KeyEventsMixin
+from redisgate.proxy.clients.dedicated import DedicatedLink
+from redisgate.proxy.clients.key_binding import PRE_AUTH_LIMITS, KeyBinding, KeyHost
 from redisgate.proxy.clients.session import Decision, Kind, Session, State
 from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
+from redisgate.proxy.keys.principals import Principal
+from redisgate.proxy.policy.usage_meter import UsageCounters
 from redisgate.proxy.wire.encode import encode_error
 from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
 from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
@@ -48,10 +51,10 @@ if TYPE_CHECKING:
     from redisgate.proxy.commands.table import CommandTable
 
 
-class ClientHost(KeyEventsHost, PeerRegistry, Protocol):
+class ClientHost(KeyHost, PeerRegistry, Protocol):
     """What a client connection needs of the gateway: the registry that admits, counts and
     forgets it, the memory caps it reports to, the session's view of the instance's other
-    connections (`PeerRegistry`), and what its parts need (`KeyEventsHost`)."""
+    connections (`PeerRegistry`), and what its parts need (`KeyHost`)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -99,8 +102,10 @@ REPLY_EVICTED = encode_error(
 REPLY_SHUTTING_DOWN = encode_error("UNBLOCKED", "the gateway is shutting down; reconnect")
 
 
-class ClientConnection(KeyEventsMixin, asyncio.Protocol):
-    """The gateway side of one client's TCP, TLS or Unix connection."""
+class ClientConnection(asyncio.Protocol):
+    """The gateway side of one client's TCP, TLS or Unix connection: the transport, composed
+    of its session, its key binding (`KeyBinding`), its dedicated link (`DedicatedLink`) and
+    its usage counters."""
 
     # No per-instance dict: ten thousand idle clients are ten thousand of these.
     __slots__ = (
@@ -110,6 +115,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "_at_limit",
         "_backlog",
         "_backlog_pos",
+        "_blocked",
         "_eof",
         "_flush_handle",
         "_held",
@@ -120,21 +126,25 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         "_tasks",
         "_turn",
         "_write_paused",
+        "binding",
         "closed",
         "closing",
-        "dedicated_slots",
         "evicted",
         "framer",
         "gateway",
+        "inflight",
         "last_activity",
+        "link",
         "loop",
         "peer_host",
+        "pool",
         "reply_held",
         "request_held",
         "session",
         "settings",
         "slots",
         "transport",
+        "usage",
     )
 
     gateway: ClientHost
@@ -148,10 +158,10 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self.session: Session | None = None
         self.slots: deque[PendingRequest] = deque()
         self.inflight = 0
-        self.pool: InstancePool | None = None
-        self.dedicated: UpstreamConnection | None = None
-        self.dedicated_pool: InstancePool | None = None  # where `dedicated` goes back to
-        self.dedicated_slots: deque[PendingRequest] = deque()
+        self.pool: InstancePool | None = None  # its instance's, once authenticated
+        self.link = DedicatedLink(self)
+        self.binding = KeyBinding(self)
+        self.usage = UsageCounters()  # since the gateway last harvested it
         self.last_activity = self.loop.time()
         self.closing = False
         self.closed = False
@@ -164,8 +174,6 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self._shared_protocol = 2  # protocol of the shared connections last used
         self._at_limit = False
         self._eof = False
-        self._reset_pending = False
-        self._unblock_tries = 0
         self._aborted = False
         self._anonymous_left = PRE_AUTH_MAX_COMMANDS
         self._out: list[bytes] = []  # replies queued for the next write
@@ -176,7 +184,6 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reset_usage()  # usage since the gateway last harvested it (KeyEventsMixin)
         self._run_names: list[bytes] = []  # names of the commands in `_process`'s run
 
     def __repr__(self) -> str:
@@ -184,6 +191,28 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             f"<ClientConnection {self.session!r} [{self.inflight} in flight, "
             f"{len(self.slots)} slots]>"
         )
+
+    @property
+    def eof(self) -> bool:
+        """The client sent EOF: it sends nothing more (it may still read)."""
+        return self._eof
+
+    @property
+    def dedicated(self) -> UpstreamConnection | None:
+        """The upstream connection this client holds of its own, if any (`link`)."""
+        return self.link.conn
+
+    def take_usage(self) -> tuple[Principal | None, tuple[int, int, int, int, int]]:
+        """The key in use and what it used since the last call (commands, bytes in, bytes
+        out, denied, limited); the counters start again from zero."""
+        session = self.session
+        if session is None:
+            return None, self.usage.take(0, 0)
+        return session.principal, self.usage.take(session.denied, session.limited)
+
+    def apply_principal(self, principal: Principal | None) -> None:
+        """The key changed while this client used it (`KeyBinding.apply`)."""
+        self.binding.apply(principal)
 
     # --- asyncio.Protocol interface ---------------------------------------------------------
 
@@ -200,7 +229,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             clock=self.loop.time,
             server_version=self.gateway.server_version,
         )
-        self.session.redirect_target = self._backend_id_of
+        self.session.redirect_target = self.link.backend_id_of
         self.session.peers = self.gateway
         self.session.queued = self.framer.queued
         if not self.gateway.admit(self):
@@ -265,7 +294,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             return False  # the transport closes
         if not self._blocked:
             self._process()
-        self.leave_if_blocked()
+        self.link.leave_if_blocked()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -281,8 +310,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         self._update_reading()
-        if self.dedicated is not None:  # its replies wait in Redis, not in the gateway
-            self.dedicated.pause_reading()
+        if self.link.conn is not None:  # its replies wait in Redis, not in the gateway
+            self.link.conn.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -290,8 +319,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             self.gateway.replies_held(-self.reply_held)
             self.reply_held = 0
         self._update_reading()
-        if self.dedicated is not None:
-            self.dedicated.resume_reading()
+        if self.link.conn is not None:
+            self.link.conn.resume_reading()
 
     # --- Commands ---------------------------------------------------------------------------
 
@@ -309,6 +338,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         run: list[bytes] = []
         command: Command | Run | None
         budget = _TURN_COMMANDS
+        usage = self.usage
         if self._turn is not None:  # called before its turn came: this call is the turn
             self._turn.cancel()
             self._turn = None
@@ -339,8 +369,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 run = []
                 if str(exc).startswith(REQUEST_TOO_BIG_PREFIX):
                     metrics.LIMITED["max_request_bytes"] += 1
-                    self.used_limited += 1
-                self._finish_with(encode_error("ERR", str(exc)))
+                    self.usage.limited += 1
+                self.finish_with(encode_error("ERR", str(exc)))
                 break
             if command is None:
                 if self._backlog is not None:
@@ -361,11 +391,11 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             if session.principal is None:
                 self._anonymous_left -= 1
                 if self._anonymous_left < 0:  # nothing but NOAUTH to gain: stop working for it
-                    self._finish_with(REPLY_TOO_MANY_BEFORE_AUTH)
+                    self.finish_with(REPLY_TOO_MANY_BEFORE_AUTH)
                     break
             decision = session.handle(command)
-            self.used_commands += 1
-            self.used_in += len(command.raw)
+            usage.commands += 1
+            usage.bytes_in += len(command.raw)
             if (
                 decision[0] is Kind.SHARED
                 and decision[2] is None
@@ -407,8 +437,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if session.rate is not None and not session.take_run(len(names)):
             self.framer.requeue(split_commands(raw))
             return
-        self.used_commands += len(names)
-        self.used_in += len(raw)
+        usage = self.usage
+        usage.commands += len(names)
+        usage.bytes_in += len(raw)
         self.inflight += len(names)
         self._send_slot(raw, names, session)
 
@@ -445,17 +476,18 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             self.pool.send(request, payload, session.protocol)  # type: ignore[arg-type]
         elif kind is Kind.LOCAL:
             metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
-            self._local_reply(payload)  # type: ignore[arg-type]
+            self.local_reply(payload)  # type: ignore[arg-type]
             if session.principal is None and self.pool is not None:  # RESET
                 self._reset()
         elif kind is Kind.DEDICATED:
-            if self.dedicated is not None:
-                self._send_dedicated(command, payload, transform)  # type: ignore[arg-type]
+            if self.link.conn is not None:
+                self.link.send(command, payload, transform)  # type: ignore[arg-type]
             elif self.inflight:
                 self._hold(command, decision)  # shared requests first, then the switch
             else:
+                assert self.pool is not None
                 self._blocked = True
-                self._start(self._acquire_dedicated(command, payload, transform))  # type: ignore[arg-type]
+                self._start(self.link.acquire(self.pool, command, payload, transform))  # type: ignore[arg-type]
         elif kind is Kind.SCRIPT:
             if self.inflight:
                 self._hold(command, decision)  # what was sent before runs first
@@ -466,10 +498,10 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             self.slots.append(request)
             self.inflight += 1
             self._blocked = True
-            self._start(self._authenticate(payload, request))  # type: ignore[arg-type]
+            self._start(self.binding.authenticate(payload, request))  # type: ignore[arg-type]
         else:  # Kind.CLOSE
             metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
-            self._finish_with(payload)  # type: ignore[arg-type]
+            self.finish_with(payload)  # type: ignore[arg-type]
 
     def _send_script(self, command: Command, raw: bytes, session: Session) -> None:
         """Run a script as its key's backend ACL user; take nothing more until it is answered."""
@@ -508,7 +540,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
     def script_answered(self) -> None:
         """The reply to the script sent as the key's user is in: take commands again."""
         if not self.closed:
-            self._unblock()
+            self.resume()
 
     def _hold(self, command: Command, decision: Decision) -> None:
         """Stop taking commands until every in-flight one is answered, then run this one."""
@@ -523,17 +555,30 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if not self._blocked:
             self._process()
 
-    def _local_reply(self, reply: bytes) -> None:
+    def local_reply(self, reply: bytes) -> None:
         if not self.slots:
-            self._write(reply)
+            self.write(reply)
         else:
             self.slots.append(PendingRequest(self, reply))
 
-    def _finish_with(self, reply: bytes) -> None:
+    def finish_with(self, reply: bytes) -> None:
         """Answer `reply` after everything owed, then close (QUIT, protocol errors)."""
-        self._local_reply(reply)
+        self.local_reply(reply)
         self.closing = True
         self._close_when_flushed()
+
+    def _reset(self) -> None:
+        """After RESET: the instance and the key's limits go, and the dedicated connection
+        too, once the replies it owes are in (commands wait meanwhile: `upstream_frame`)."""
+        self.pool = None
+        self.binding.release()
+        link = self.link
+        if link.conn is None:
+            return
+        if link.slots:
+            self._blocked = link.reset_pending = True
+        else:
+            link.release(clean=False)
 
     def _start(self, coro: Coroutine[object, object, None]) -> None:
         task = self.loop.create_task(coro)
@@ -545,9 +590,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if not task.cancelled() and task.exception() is not None:
             # A bug, not a client error: this connection's state is unknown, so it ends.
             log.error("%r: internal error", self, exc_info=task.exception())
-            self._abort()
+            self.abort()
 
-    def _unblock(self) -> None:
+    def resume(self) -> None:
         self._blocked = False
         if not self.closing:
             self._process()
@@ -584,10 +629,10 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             done = len(parts)
             metrics.count_replies(names[:done], parts[:-1], parts[-1])
             request.names = names[done:]
-        self._write(b"".join(parts))
+        self.write(b"".join(parts))
         parts.clear()
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         """Queue bytes for the client; everything queued in one loop turn is one write."""
         self._out.append(data)
         if self._flush_handle is None:
@@ -601,7 +646,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        self.used_out += len(data)
+        self.usage.bytes_out += len(data)
         metrics.CLIENT_BYTES["out"] += len(data)
         transport.write(data)
         unsent = transport.get_write_buffer_size()
@@ -616,7 +661,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
                 self.settings.max_client_output_bytes,
             )
             metrics.CLIENTS_CUT["slow_reader"] += 1
-            self._abort()
+            self.abort()
 
     # --- Flow control and closing -----------------------------------------------------------
 
@@ -655,15 +700,12 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             transport.resume_reading()
-        self.loop.call_later(_LINGER_S, self._abort)
+        self.loop.call_later(_LINGER_S, self.abort)
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         self.closing = self._aborted = True
         if self.transport is not None and not self.closed:
             self.transport.abort()
-
-    def _on_authenticated(self) -> None:
-        self.gateway.authenticated(self)
 
     def cut_for_requests(self) -> None:
         """Disconnected because all clients' buffered requests passed their cap and this
@@ -679,7 +721,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         one held the most: a reset, which is what frees the bytes queued for it."""
         metrics.CLIENTS_CUT["reply_memory"] += 1
         self._release_held_bytes()  # the abort drops them; counted out now, not once closed
-        self._abort()
+        self.abort()
 
     def _release_held_bytes(self) -> None:
         if self.request_held:
@@ -693,7 +735,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         """Close at once with `reply`, dropping whatever it is still owed."""
         self.closing = True
         self._drop_owed()
-        self._write(reply)
+        self.write(reply)
         self._close_when_flushed()
 
     def _drop_owed(self) -> None:
@@ -701,9 +743,9 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         for slot in self.slots:
             slot.cancelled = True
         self.slots.clear()
-        self.dedicated_slots.clear()
-        if self.dedicated is not None:
-            self._release_dedicated(clean=False)
+        self.link.slots.clear()
+        if self.link.conn is not None:
+            self.link.release(clean=False)
 
     def evict(self) -> None:
         """Closed to make room for a newer connection (`Gateway.admit`): it never
@@ -723,14 +765,7 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         (BLPOP, XREAD BLOCK, WAIT) gets an error at once instead of being waited for, so a
         drain never waits on clients that could wait forever (subscribers hold no slot and
         close as soon as their replies are written)."""
-        tracker = self.session.tracker if self.session is not None else None
-        if tracker is not None and tracker.blocked and self.dedicated is not None:
-            metrics.CLIENTS_CUT["shutdown"] += 1
-            owed = list(self.dedicated_slots)
-            self.dedicated_slots.clear()
-            self._release_dedicated(clean=False)
-            for request in owed:
-                request.fail(REPLY_SHUTTING_DOWN)
+        self.link.fail_blocked(REPLY_SHUTTING_DOWN)
         self.shutdown()
 
     def describe(self) -> PeerInfo | None:
@@ -739,7 +774,8 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         if session is None or session.principal is None or self.closing:
             return None
         idle = int(self.loop.time() - self.last_activity)
-        backend_id = self.dedicated.server_client_id if self.dedicated is not None else None
+        conn = self.link.conn
+        backend_id = conn.server_client_id if conn is not None else None
         return session.peer_info(idle, backend_id)
 
     def kill(self) -> None:
@@ -762,14 +798,14 @@ class ClientConnection(KeyEventsMixin, asyncio.Protocol):
         idle = now - self.last_activity
         auth_timeout = self.settings.auth_timeout_s
         if session.state is State.AUTH and now - session.connected_at > auth_timeout:
-            self._finish_with(encode_error("ERR", "authentication timeout"))
+            self.finish_with(encode_error("ERR", "authentication timeout"))
         elif (
             self.settings.client_idle_timeout_s
             and idle > self.settings.client_idle_timeout_s
             and not self.inflight  # blocked clients wait on purpose
             and not (session.tracker is not None and session.tracker.subscribed)
         ):
-            self._abort()  # as Redis: only blocked and pub/sub clients are spared
+            self.abort()  # as Redis: only blocked and pub/sub clients are spared
 
 
 class _ScriptReply:

@@ -1,9 +1,10 @@
-"""The dedicated-connection half of a client connection (mixed into `ClientConnection`).
+"""A client connection's dedicated upstream connection, while it holds one (`DedicatedLink`).
 
 A client that starts a transaction, subscribes, blocks or tracks keys borrows an upstream
-connection of its own from its instance's pool. This part of the client takes it, sends on it,
-sorts what comes back (replies to slots, pub/sub and pushes straight through: see
-`pinning.DedicatedTracker`), gives it back when it is clean, and ends the session if it dies.
+connection of its own from its instance's pool. The link takes it, sends on it, sorts what
+comes back (replies to the client's slots, pub/sub and pushes straight through: see
+`pinning.DedicatedTracker`), gives it back when it is clean, ends the session if it dies, and
+after the client's EOF ends a command still blocked on the server (`leave_if_blocked`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from typing import TYPE_CHECKING, Protocol
 from redisgate import metrics
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.backend.pinning import DedicatedTracker, Frame
-from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
+from redisgate.proxy.backend.upstream import PendingRequest, ReplyOwner, UpstreamConnection
 from redisgate.proxy.wire.encode import encode_command, encode_error
 
 if TYPE_CHECKING:
     from redisgate.proxy.backend.pool import InstancePool
     from redisgate.proxy.clients.session import Session, Transform
     from redisgate.proxy.wire.requests import Command
+
+log = logging.getLogger(__name__)
+
+_UNBLOCK_TRIES = 8  # CLIENT UNBLOCKs for one command before its connection is closed
+_UNBLOCK_RETRY_S = 0.01  # times the try number: 0.01 s, 0.02 s … 0.36 s in all
 
 
 class DedicatedPeer(Protocol):
@@ -35,93 +41,98 @@ class DedicatedPeer(Protocol):
 
 
 class DedicatedHost(Protocol):
-    """What this part of a client connection needs of the gateway."""
+    """What the link needs of the gateway: the other clients, for REDIRECT."""
 
     def client_by_id(self, client_id: int) -> DedicatedPeer | None: ...
 
 
-log = logging.getLogger(__name__)
+class DedicatedClient(ReplyOwner, Protocol):
+    """What the link needs of its client connection: the session, the reply slots it shares
+    with the shared connections (in command order) and how to answer, resume or end."""
 
-_UNBLOCK_TRIES = 8  # CLIENT UNBLOCKs for one command before its connection is closed
-_UNBLOCK_RETRY_S = 0.01  # times the try number: 0.01 s, 0.02 s … 0.36 s in all
+    session: Session | None
+    slots: deque[PendingRequest]
+    inflight: int
+
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def gateway(self) -> DedicatedHost: ...
+    def write(self, data: bytes) -> None: ...
+    def local_reply(self, reply: bytes) -> None: ...
+    def resume(self) -> None: ...
+    def finish_with(self, reply: bytes) -> None: ...
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 class _Unblocking:
     """Receives the reply to a CLIENT UNBLOCK sent for a departed client."""
 
-    __slots__ = ("client",)
+    __slots__ = ("link",)
 
-    def __init__(self, client: DedicatedConnectionMixin) -> None:
-        self.client = client
+    def __init__(self, link: DedicatedLink) -> None:
+        self.link = link
 
     def reply_progress(self, request: PendingRequest) -> None:
         pass
 
     def reply_ready(self, request: PendingRequest) -> None:
         assert request.reply is not None
-        self.client.unblock_answered(request.reply)
+        self.link.unblock_answered(request.reply)
 
 
-class DedicatedConnectionMixin:
-    """Borrowing, using and returning the client's dedicated upstream connection."""
+class DedicatedLink:
+    """Borrowing, using and returning one client's dedicated upstream connection."""
 
-    # What this half assigns; ClientConnection declares the rest.
-    __slots__ = ("_reset_pending", "_unblock_tries", "dedicated", "dedicated_pool", "inflight")
+    __slots__ = ("_unblock_tries", "client", "conn", "pool", "reset_pending", "slots")
 
-    # Provided by ClientConnection.
-    gateway: DedicatedHost
-    session: Session | None
-    pool: InstancePool | None
-    dedicated: UpstreamConnection | None
-    dedicated_pool: InstancePool | None
-    dedicated_slots: deque[PendingRequest]
-    slots: deque[PendingRequest]
-    inflight: int
-    closed: bool
-    _eof: bool
-    _reset_pending: bool
+    def __init__(self, client: DedicatedClient) -> None:
+        self.client = client
+        self.conn: UpstreamConnection | None = None
+        self.pool: InstancePool | None = None  # where `conn` goes back to
+        self.slots: deque[PendingRequest] = deque()  # the client's slots answered on `conn`
+        self.reset_pending = False  # RESET: give `conn` back once `slots` are answered
+        self._unblock_tries = 0
 
-    def _write(self, data: bytes) -> None: ...
-    def _abort(self) -> None: ...
-    def _unblock(self) -> None: ...
-    def _local_reply(self, reply: bytes) -> None: ...
-    def _finish_with(self, reply: bytes) -> None: ...
-    def shutdown(self) -> None: ...
-    def reply_ready(self, request: PendingRequest) -> None: ...
-    def reply_progress(self, request: PendingRequest) -> None: ...
-
-    async def _acquire_dedicated(
-        self, command: Command, raw: bytes, transform: Transform | None
+    async def acquire(
+        self, pool: InstancePool, command: Command, raw: bytes, transform: Transform | None
     ) -> None:
-        session, pool = self.session, self.pool
-        assert session is not None and pool is not None
+        """Borrow a connection from `pool` and send the command that needs it; the client
+        takes no command meanwhile and resumes after."""
+        client = self.client
+        session = client.session
+        assert session is not None
         try:
             conn = await pool.acquire_dedicated(session.protocol, self)
         except UpstreamUnavailable as exc:
             metrics.count_failed([command.args[0]], [])
-            self._local_reply(encode_error("BACKEND", str(exc)))
-            self._unblock()
+            client.local_reply(encode_error("BACKEND", str(exc)))
+            client.resume()
             return
-        if self.closed:
+        if client.closed:
             pool.release_dedicated(conn, clean=True)
             return
-        self.dedicated, self.dedicated_pool = conn, pool
+        self.conn, self.pool = conn, pool
         self._unblock_tries = 0
         session.tracker = DedicatedTracker(session.protocol)
-        self._send_dedicated(command, raw, transform)
-        self._unblock()
+        self.send(command, raw, transform)
+        client.resume()
 
-    def _send_dedicated(self, command: Command, raw: bytes, transform: Transform | None) -> None:
-        session, conn = self.session, self.dedicated
+    def send(self, command: Command, raw: bytes, transform: Transform | None) -> None:
+        client, conn = self.client, self.conn
+        session = client.session
         assert session is not None and session.tracker is not None and conn is not None
         args = command.args
         if session.tracker.on_send(args[0].lower(), args):
-            request = PendingRequest(self, None, transform, 1, [args[0]])
+            request = PendingRequest(client, None, transform, 1, [args[0]])
+            client.slots.append(request)
             self.slots.append(request)
-            self.dedicated_slots.append(request)
-            self.inflight += 1
+            client.inflight += 1
         conn.write(raw)
-        if self._eof and not self._unblock_tries:
+        if client.eof and not self._unblock_tries:
             self.leave_if_blocked()
 
     def leave_if_blocked(self) -> None:
@@ -139,9 +150,10 @@ class DedicatedConnectionMixin:
             self._try_unblock()
 
     def _try_unblock(self) -> None:
-        tracker = self.session.tracker if self.session is not None else None
-        conn, pool = self.dedicated, self.dedicated_pool
-        if self.closed or tracker is None or conn is None or pool is None:
+        session = self.client.session
+        tracker = session.tracker if session is not None else None
+        conn, pool = self.conn, self.pool
+        if self.client.closed or tracker is None or conn is None or pool is None:
             return
         if not tracker.blocked:
             self._unblock_tries = 0
@@ -166,7 +178,7 @@ class DedicatedConnectionMixin:
     def unblock_answered(self, reply: bytes) -> None:
         """The backend's answer to our CLIENT UNBLOCK: `:1` unblocked (a later blocking
         command of the same pipeline may block next: look again), `:0` not blocked (yet)."""
-        if self.closed or self.dedicated is None:
+        if self.client.closed or self.conn is None:
             return
         if reply == b":1\r\n":
             self._unblock_tries = 1
@@ -177,24 +189,41 @@ class DedicatedConnectionMixin:
 
     def _drop_blocked(self) -> None:
         """Close the dedicated connection under a blocked command; its reply is dropped."""
-        abandoned = set(self.dedicated_slots)
+        client = self.client
+        abandoned = set(self.slots)
         for request in abandoned:
             request.cancelled = True
-        self.inflight -= len(abandoned)
-        self.dedicated_slots.clear()
-        kept = [slot for slot in self.slots if slot not in abandoned]
+        client.inflight -= len(abandoned)
         self.slots.clear()
-        self.slots.extend(kept)
-        self._release_dedicated(clean=False)
-        self.shutdown()  # what is still owed is written, then the connection closes
+        kept = [slot for slot in client.slots if slot not in abandoned]
+        client.slots.clear()
+        client.slots.extend(kept)
+        self.release(clean=False)
+        client.shutdown()  # what is still owed is written, then the connection closes
 
-    def _backend_id_of(self, client_id: int) -> int | None:
+    def fail_blocked(self, reply: bytes) -> bool:
+        """The gateway is stopping: a command waiting on the server gets `reply` now and the
+        connection goes (`ClientConnection.stop`); False when nothing was blocked."""
+        session = self.client.session
+        tracker = session.tracker if session is not None else None
+        if tracker is None or not tracker.blocked or self.conn is None:
+            return False
+        metrics.CLIENTS_CUT["shutdown"] += 1
+        owed = list(self.slots)
+        self.slots.clear()
+        self.release(clean=False)
+        for request in owed:
+            request.fail(reply)
+        return True
+
+    def backend_id_of(self, client_id: int) -> int | None:
         """The backend id of another client's dedicated connection, for CLIENT TRACKING
         REDIRECT: only a client of the same instance, holding a dedicated connection."""
-        target = self.gateway.client_by_id(client_id)
-        if target is None or target.dedicated is None or self.session is None:
+        target = self.client.gateway.client_by_id(client_id)
+        session = self.client.session
+        if target is None or target.dedicated is None or session is None:
             return None
-        mine = self.session.principal
+        mine = session.principal
         theirs = target.session.principal if target.session is not None else None
         if mine is None or theirs is None or mine.instance != theirs.instance:
             return None
@@ -203,35 +232,37 @@ class DedicatedConnectionMixin:
     # DedicatedOwner interface
 
     def upstream_frame(self, frame: bytes) -> None:
-        tracker = self.session.tracker if self.session else None
+        client = self.client
+        tracker = client.session.tracker if client.session else None
         if tracker is None:
             return
         if tracker.on_frame(frame) is Frame.PASS:
-            self._write(frame)
-        elif self.dedicated_slots:
-            self.dedicated_slots.popleft().complete(frame)
+            client.write(frame)
+        elif self.slots:
+            self.slots.popleft().complete(frame)
         else:
-            log.error("%r: a reply with no request on its dedicated connection", self)
-            self._abort()
+            log.error("%r: a reply with no request on its dedicated connection", client)
+            client.abort()
             return
-        if self.dedicated_slots:
+        if self.slots:
             return
-        if self._reset_pending:
-            self._reset_pending = False
-            self._release_dedicated(clean=False)
-            self._unblock()
+        if self.reset_pending:
+            self.reset_pending = False
+            self.release(clean=False)
+            client.resume()
         elif tracker.clean:
-            self._release_dedicated(clean=True)
+            self.release(clean=True)
 
     def upstream_lost(self, reason: str) -> None:
         """The dedicated connection died: its state is gone, so this client's session ends."""
-        self.dedicated = self.dedicated_pool = None
-        if self.session is not None:
-            self.session.tracker = None
+        self.conn = self.pool = None
+        client = self.client
+        if client.session is not None:
+            client.session.tracker = None
         error = encode_error("BACKEND", reason)
-        while self.dedicated_slots:
-            self.dedicated_slots.popleft().fail(error)
-        self._finish_with(
+        while self.slots:
+            self.slots.popleft().fail(error)
+        client.finish_with(
             encode_error(
                 "BACKEND",
                 "the connection holding this client's "
@@ -239,10 +270,11 @@ class DedicatedConnectionMixin:
             )
         )
 
-    def _release_dedicated(self, clean: bool) -> None:
-        conn, pool = self.dedicated, self.dedicated_pool
-        self.dedicated = self.dedicated_pool = None
-        if self.session is not None:
-            self.session.tracker = None
+    def release(self, clean: bool) -> None:
+        """Give the connection back (`clean`: reusable as it is; else it is reset or closed)."""
+        conn, pool = self.conn, self.pool
+        self.conn = self.pool = None
+        if self.client.session is not None:
+            self.client.session.tracker = None
         if conn is not None and pool is not None:
-            pool.release_dedicated(conn, clean=clean and not self.closed)
+            pool.release_dedicated(conn, clean=clean and not self.client.closed)

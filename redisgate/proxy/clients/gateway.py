@@ -32,7 +32,7 @@ from redisgate.metrics_http import MetricsEndpoint
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.clients.connection import ClientConnection
-from redisgate.proxy.clients.keyevents import KeyEventsMixin
+from redisgate.proxy.clients.key_binding import UsageHolder
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.live import LivePolicy
@@ -514,7 +514,7 @@ class Gateway:
         """The UTC day usage is counted under (and daily quotas run on)."""
         return datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
 
-    def harvest(self, client: KeyEventsMixin, today: date | None = None) -> None:
+    def harvest(self, client: UsageHolder, today: date | None = None) -> None:
         """Move a client's usage counters into the meter, under today's (UTC) date, and its
         bytes into its daily quotas (`today`: the sweep reads the clock once for all)."""
         principal, counts = client.take_usage()
@@ -602,7 +602,7 @@ class Gateway:
                 await asyncio.wait_for(self._all_gone.wait(), deadline - flush_s - loop.time())
         for client in list(self.clients):
             self.harvest(client)  # nothing counted is lost on SIGTERM
-            client._abort()
+            client.abort()
         await asyncio.sleep(0)
         self.pools.close()
         with contextlib.suppress(TimeoutError):

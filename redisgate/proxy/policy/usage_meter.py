@@ -1,13 +1,13 @@
 """Usage metering in the gateway: counted per client on the hot path, summed per key per UTC
 day once a second, flushed to PostgreSQL in idempotent batches (sans-IO: no clock, no I/O).
 
-Each client keeps five plain integers (commands, bytes in, bytes out, denied, limited) that
-the hot path bumps; the gateway's sweep `harvest`s them into this meter under the day it
-runs in (so a count lands at most one sweep, about a second, after midnight into the next
-day), and on disconnect. `batch()` hands out what is pending as a numbered batch; a batch
-stays the one handed out until `done()`, so a flush that failed (or whose commit was not
-seen) is retried with the same number, which the store recognises: nothing is counted twice,
-nothing is dropped, and counts that arrive meanwhile wait for the next batch.
+Each client keeps five plain integers (commands, bytes in, bytes out, denied, limited: its
+`UsageCounters`) that the hot path bumps; the gateway's sweep `harvest`s them into this meter
+under the day it runs in (so a count lands at most one sweep, about a second, after midnight
+into the next day), and on disconnect. `batch()` hands out what is pending as a numbered
+batch; a batch stays the one handed out until `done()`, so a flush that failed (or whose
+commit was not seen) is retried with the same number, which the store recognises: nothing is
+counted twice, nothing is dropped, and counts that arrive meanwhile wait for the next batch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,32 @@ from collections.abc import Sequence
 from datetime import date
 
 from redisgate.store.usage import UsageRow
+
+
+class UsageCounters:
+    """One client's use since the gateway last took it: bumped on the hot path (commands,
+    bytes in and out, rate and size refusals), the session's own denial and refusal totals
+    read at `take`."""
+
+    __slots__ = ("_denied_seen", "_limited_seen", "bytes_in", "bytes_out", "commands", "limited")
+
+    def __init__(self) -> None:
+        self.commands = self.bytes_in = self.bytes_out = self.limited = 0
+        self._denied_seen = self._limited_seen = 0
+
+    def take(self, denied: int, limited: int) -> tuple[int, int, int, int, int]:
+        """What was used since the last call (commands, bytes in, bytes out, denied, limited),
+        given the session's running totals of denials and refusals; the counters restart."""
+        counts = (
+            self.commands,
+            self.bytes_in,
+            self.bytes_out,
+            denied - self._denied_seen,
+            self.limited + limited - self._limited_seen,
+        )
+        self.commands = self.bytes_in = self.bytes_out = self.limited = 0
+        self._denied_seen, self._limited_seen = denied, limited
+        return counts
 
 
 class UsageMeter:

@@ -604,7 +604,7 @@ async def test_reset_leaves_nothing_behind(redis_server: RedisServer, tmp_path: 
     """RESET gives a clean connection: nothing of the old session reaches anyone afterwards.
 
     Bug in the working tree's client.py `_reset()`: it sets `self.pool = None` before
-    `_release_dedicated()`, which needs the pool, so the old dedicated connection is never
+    `DedicatedLink.release()`, which needs the pool, so the old dedicated connection is never
     released: it stays subscribed and still owned by this client. A message on it completes the
     new session's BLPOP slot, the tracker thinks the BLPOP connection clean and lends it out while
     still blocked, and the next client there gets this BLPOP's item as its MULTI reply. (The
