@@ -12,7 +12,7 @@ dedicated one. Before the first command goes to a dedicated connection, every co
 sent on a shared one must have been answered (and the dedicated connection is only given back
 once it has nothing outstanding), so Redis executes the client's commands in the order sent.
 While that is pending, or while AUTH is being checked, `_blocked` holds further commands in
-the framer, unread by the session. A script of a key limited to patterns (`Kind.SCRIPT`) runs
+the framer, unread by the session. A script of a key limited to patterns (`RunScript`) runs
 on a connection of the key's backend ACL user (`key_users`): it waits for every command sent
 before it to be answered, and the commands after it wait for its reply, in the same way.
 
@@ -35,9 +35,20 @@ from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavail
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
+from redisgate.proxy.clients.decisions import (
+    FORWARD,
+    Answer,
+    Authenticate,
+    Close,
+    Decision,
+    Forward,
+    Pin,
+    Reset,
+    RunScript,
+)
 from redisgate.proxy.clients.dedicated import DedicatedLink
 from redisgate.proxy.clients.key_binding import PRE_AUTH_LIMITS, KeyBinding, KeyHost
-from redisgate.proxy.clients.session import Decision, Kind, Session, State
+from redisgate.proxy.clients.session import Session, State
 from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.policy.usage_meter import UsageCounters
@@ -120,6 +131,7 @@ class ClientConnection(asyncio.Protocol):
         "_flush_handle",
         "_held",
         "_out",
+        "_plain",
         "_read_paused",
         "_run_names",
         "_shared_protocol",
@@ -172,6 +184,7 @@ class ClientConnection(asyncio.Protocol):
         # A command held until this client's in-flight commands are answered (see `_hold`).
         self._held: tuple[Command, Decision] | None = None
         self._shared_protocol = 2  # protocol of the shared connections last used
+        self._plain = FORWARD[2]  # a command forwarded as it is, in that protocol
         self._at_limit = False
         self._eof = False
         self._aborted = False
@@ -361,7 +374,7 @@ class ClientConnection(asyncio.Protocol):
                     command = framer.next_command()
                 else:  # a new parse: it may start with a run of plain forwarded commands
                     fast = session.forwardable()
-                    if session.protocol != self._shared_protocol:
+                    if session.forward is not self._plain:  # HELLO switched protocols
                         fast = None
                     command = framer.next_command(fast, limit - self.inflight)
             except RemoteProtocolError as exc:
@@ -396,12 +409,8 @@ class ClientConnection(asyncio.Protocol):
             decision = session.handle(command)
             usage.commands += 1
             usage.bytes_in += len(command.raw)
-            if (
-                decision[0] is Kind.SHARED
-                and decision[2] is None
-                and session.protocol == self._shared_protocol
-            ):
-                run.append(decision[1])  # type: ignore[arg-type]
+            if decision is self._plain:
+                run.append(command.raw)
                 self._run_names.append(command.args[0])
                 self.inflight += 1
                 continue
@@ -458,50 +467,55 @@ class ClientConnection(asyncio.Protocol):
         self.pool.send(request, raw, session.protocol)
 
     def _execute(self, command: Command, decision: Decision, session: Session) -> None:
-        kind, payload, transform = decision
-        if kind is Kind.SHARED:
-            if session.protocol != self._shared_protocol:
+        if isinstance(decision, Forward):
+            if decision.protocol != self._shared_protocol:
                 # HELLO switched protocols: RESP2 and RESP3 use different connections, so
                 # finish what runs on the old ones first, to keep the order Redis sees.
                 if self.inflight:
                     self._hold(command, decision)
                     return
-                self._shared_protocol = session.protocol
+                self._shared_protocol = decision.protocol
+                self._plain = FORWARD[decision.protocol]
             assert self.pool is not None
             request = PendingRequest(
-                self, None, transform, 1, [command.args[0]], self.last_activity
+                self, None, decision.transform, 1, [command.args[0]], self.last_activity
             )
             self.slots.append(request)
             self.inflight += 1
-            self.pool.send(request, payload, session.protocol)  # type: ignore[arg-type]
-        elif kind is Kind.LOCAL:
-            metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
-            self.local_reply(payload)  # type: ignore[arg-type]
-            if session.principal is None and self.pool is not None:  # RESET
-                self._reset()
-        elif kind is Kind.DEDICATED:
+            raw = command.raw if decision.raw is None else decision.raw
+            self.pool.send(request, raw, decision.protocol)
+        elif isinstance(decision, Answer):
+            metrics.count_local(command.args[0], decision.reply)
+            self.local_reply(decision.reply)
+        elif isinstance(decision, Pin):
+            raw = command.raw if decision.raw is None else decision.raw
             if self.link.conn is not None:
-                self.link.send(command, payload, transform)  # type: ignore[arg-type]
+                self.link.send(command, raw, decision.transform)
             elif self.inflight:
                 self._hold(command, decision)  # shared requests first, then the switch
             else:
                 assert self.pool is not None
                 self._blocked = True
-                self._start(self.link.acquire(self.pool, command, payload, transform))  # type: ignore[arg-type]
-        elif kind is Kind.SCRIPT:
+                self._start(self.link.acquire(self.pool, command, raw, decision.transform))
+        elif isinstance(decision, RunScript):
             if self.inflight:
                 self._hold(command, decision)  # what was sent before runs first
             else:
-                self._send_script(command, payload, session)  # type: ignore[arg-type]
-        elif kind is Kind.AUTHENTICATE:
+                self._send_script(command, decision.raw, session)
+        elif isinstance(decision, Authenticate):
             request = PendingRequest(self, names=[command.args[0]])
             self.slots.append(request)
             self.inflight += 1
             self._blocked = True
-            self._start(self.binding.authenticate(payload, request))  # type: ignore[arg-type]
-        else:  # Kind.CLOSE
-            metrics.count_local(command.args[0], payload)  # type: ignore[arg-type]
-            self.finish_with(payload)  # type: ignore[arg-type]
+            self._start(self.binding.authenticate(decision.request, request))
+        elif isinstance(decision, Reset):
+            metrics.count_local(command.args[0], decision.reply)
+            self.local_reply(decision.reply)
+            self._reset()
+        else:
+            assert isinstance(decision, Close)
+            metrics.count_local(command.args[0], decision.reply)
+            self.finish_with(decision.reply)
 
     def _send_script(self, command: Command, raw: bytes, session: Session) -> None:
         """Run a script as its key's backend ACL user; take nothing more until it is answered."""
@@ -606,8 +620,12 @@ class ClientConnection(asyncio.Protocol):
         if not slots or slots[0] is not request:
             return
         out = self._out
-        while slots and slots[0].reply is not None:
-            out.append(slots.popleft().reply)  # type: ignore[arg-type]
+        while slots:
+            reply = slots[0].reply
+            if reply is None:
+                break
+            slots.popleft()
+            out.append(reply)
         if self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
         if self._held is not None and not self.inflight:

@@ -22,7 +22,8 @@ from redisgate.proxy.wire.encode import encode_command, encode_error
 
 if TYPE_CHECKING:
     from redisgate.proxy.backend.pool import InstancePool
-    from redisgate.proxy.clients.session import Session, Transform
+    from redisgate.proxy.clients.decisions import Transform
+    from redisgate.proxy.clients.session import Session
     from redisgate.proxy.wire.requests import Command
 
 log = logging.getLogger(__name__)

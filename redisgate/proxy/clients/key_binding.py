@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate.errors import StoreError
 from redisgate.proxy.backend.upstream import PendingRequest
+from redisgate.proxy.clients.decisions import AuthRequest
 from redisgate.proxy.clients.dedicated import DedicatedHost
-from redisgate.proxy.clients.session import AuthRequest
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.wire.encode import encode_error
 

@@ -4,17 +4,10 @@ Theory of operation
 -------------------
 A session starts in AUTH: as on Redis, an unknown command or a wrong arity is told as such,
 AUTH, HELLO, QUIT and RESET are served, and anything else gets `-NOAUTH`. A good key moves it
-to READY, bound to one instance. `handle(command)` returns what to do with each command, as a
-`(Kind, payload, transform)` triple:
-
-- `SHARED`: send the raw bytes on one of the instance's shared upstream connections;
-- `DEDICATED`: send them on the client's own upstream connection (taking one if needed);
-- `LOCAL`: answer with these bytes, in order with the other replies;
-- `AUTHENTICATE`: look the key up (I/O), then call `auth_result`;
-- `CLOSE`: answer with these bytes, then close the connection;
-- `SCRIPT`: send the raw bytes on a connection authenticated as the key's own backend ACL
-  user (`backend_acl`): a script of a key limited to patterns, on an instance owning its
-  server, so that Redis checks every `redis.call()` inside it against the key's patterns.
+to READY, bound to one instance. `handle(command)` returns what to do with each command, as
+one of the typed decisions of `decisions` (`Forward`, `Pin`, `RunScript`, `Answer`,
+`Authenticate`, `Reset`, `Close`), which the transport carries out. A command forwarded as it
+is gets `forward`, one shared value per protocol, so the hot path allocates nothing.
 
 A client moves to a dedicated connection for commands the command table routes PINNED
 (MULTI, WATCH, SUBSCRIBE, blocking commands, CLIENT TRACKING/REPLY …) and stays there while
@@ -34,12 +27,25 @@ INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
-from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 
 from redisgate import metrics
 from redisgate.proxy.backend.key_user_rules import runs_as_key_user
 from redisgate.proxy.backend.pinning import DedicatedTracker
+from redisgate.proxy.clients.decisions import (
+    FORWARD,
+    PIN,
+    Answer,
+    Authenticate,
+    AuthRequest,
+    Close,
+    Decision,
+    Forward,
+    Pin,
+    Reset,
+    RunScript,
+    Transform,
+)
 from redisgate.proxy.commands import answers, introspection, peers
 from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.commands.routing import (
@@ -70,34 +76,12 @@ from redisgate.proxy.wire.requests import Command
 from redisgate.proxy.wire.runs import Forwardable
 from redisgate.scopes import SCRIPT_RUNNERS
 
-Transform = Callable[[bytes], bytes]
-
-
-class Kind(IntEnum):
-    SHARED = 0
-    DEDICATED = 1
-    LOCAL = 2
-    AUTHENTICATE = 3
-    CLOSE = 4
-    SCRIPT = 5
-
 
 class State(Enum):
     AUTH = "auth"
     READY = "ready"
     CLOSING = "closing"
 
-
-@dataclass(frozen=True, slots=True)
-class AuthRequest:
-    """An AUTH or HELLO … AUTH waiting for the key lookup."""
-
-    token: bytes
-    hello_protocol: int | None = None
-    setname: bytes | None = None
-
-
-Decision = tuple[Kind, object, Transform | None]
 
 # Redis 7's `no_auth` commands: the only ones it runs before AUTH.
 _PRE_AUTH = frozenset({b"auth", b"hello", b"quit", b"reset"})
@@ -131,7 +115,8 @@ class Session:
         self.server_version = server_version
         self.state = State.AUTH
         self.principal: Principal | None = None
-        self.protocol = 2
+        self._protocol = 2
+        self._forward = FORWARD[2]  # the plain shared-connection decision, in this protocol
         self.name: bytes | None = None
         self.lib_name = b""
         self.lib_ver = b""
@@ -147,6 +132,7 @@ class Session:
         self.denied = self.limited = 0  # -NOPERM and rate-limit replies (usage per key)
         self._fast: frozenset[bytes] = frozenset()
         self._keyed: dict[bytes, KeyPlan] = {}
+        self._keys_fit: Callable[[KeyPlan, list[bytes]], bool] = _no_keys_fit
         self._forwardable: Forwardable | None = None
         self.rate: RateGate | None = None  # the key's and instance's buckets (set on AUTH)
         # Commands `rate` let run ahead for the rest of this read (`settle` returns the unused).
@@ -166,16 +152,34 @@ class Session:
         """Bind the principal's scope to the table (shared, cached) after either changes."""
         if self.principal is None:
             self._check, self._fast, self._keyed = None, frozenset(), {}
+            self._keys_fit = _no_keys_fit
             self._forwardable = None
         else:
             check = bind_scope(self.principal.scope, self.table, fast_forward(self.table))
             self._check, self._fast, self._keyed = check, check.fast, check.keyed
+            self._keys_fit = check.keys_fit
             self._forwardable = Forwardable(check.fast, check.keyed, check.keys_fit)
 
     def replace_principal(self, principal: Principal) -> None:
         """The key was changed (re-scoped): the next command is judged by the new principal."""
         self.principal = principal
         self._bind()
+
+    @property
+    def protocol(self) -> int:
+        """The RESP version the client speaks (HELLO, RESET)."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, protocol: int) -> None:
+        self._protocol = protocol
+        self._forward = FORWARD[protocol]
+
+    @property
+    def forward(self) -> Forward:
+        """The decision for a command forwarded as it is, now (its protocol changes with
+        HELLO): the transport takes runs of commands only while it is the one it uses."""
+        return self._forward
 
     @property
     def authenticated(self) -> bool:
@@ -194,16 +198,16 @@ class Session:
                     self.credit -= 1
                 else:
                     granted = rate.take(self.clock(), 1 + len(self.queued))
-                    if granted.__class__ is int:
+                    if isinstance(granted, int):
                         self.credit = granted - 1
                     elif name.lower() not in _NEVER_LIMITED:
-                        return self._limited(granted)  # type: ignore[arg-type]
+                        return self._limited(granted)
             if self.tracker is None:
                 if name in self._fast:
-                    return (Kind.SHARED, command.raw, None)
+                    return self._forward
                 plan = self._keyed.get(name)
-                if plan is not None and self._check.keys_fit(plan, args):  # type: ignore[union-attr]
-                    return (Kind.SHARED, command.raw, None)
+                if plan is not None and self._keys_fit(plan, args):
+                    return self._forward
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
 
@@ -239,7 +243,7 @@ class Session:
         self.limited += 1
         if self.tracker is not None and self.tracker.in_multi:
             self.tracker.queue_error = True
-        return (Kind.LOCAL, reply, None)
+        return Answer(reply)
 
     def _handle_unauthenticated(self, command: Command, args: list[bytes]) -> Decision:
         """In Redis's order: an unknown command or subcommand and a wrong arity are told
@@ -248,16 +252,12 @@ class Session:
         if spec is None:
             return self._unknown(args)
         if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
-            return (Kind.LOCAL, answers.unknown_subcommand(spec, args), None)
+            return Answer(answers.unknown_subcommand(spec, args))
         if not arity_ok(spec, len(args)):
-            return (Kind.LOCAL, answers.wrong_arity(spec.name), None)
+            return Answer(answers.wrong_arity(spec.name))
         lowered = args[0].lower()
         if lowered not in _PRE_AUTH:
-            return (
-                Kind.LOCAL,
-                REPLY_EXECABORT_NOAUTH if lowered == b"exec" else REPLY_NOAUTH,
-                None,
-            )
+            return Answer(REPLY_EXECABORT_NOAUTH if lowered == b"exec" else REPLY_NOAUTH)
         return self._intercept(lowered, args)
 
     def _unknown(self, args: list[bytes]) -> Decision:
@@ -265,8 +265,8 @@ class Session:
             # Redis's guard against cross-protocol scripting (a web page made to send an HTTP
             # request to Redis): the connection is closed at once, unanswered.
             self.state = State.CLOSING
-            return (Kind.CLOSE, b"", None)
-        return (Kind.LOCAL, answers.unknown_command(args), None)
+            return Close(b"")
+        return Answer(answers.unknown_command(args))
 
     def _handle_ready(self, command: Command, args: list[bytes]) -> Decision:
         tracker = self.tracker
@@ -276,17 +276,16 @@ class Session:
         # gateway refuses (or would answer itself) cannot be queued, so, as with any error
         # while queueing on Redis, the transaction is doomed: EXEC answers -EXECABORT.
         decision = self._route(command, args)
-        kind, payload, _ = decision
         lowered = args[0].lower()
-        if lowered == b"exec" and tracker.queue_error and kind is Kind.DEDICATED:
-            return (Kind.DEDICATED, encode_command(["DISCARD"]), _execabort)
+        if lowered == b"exec" and tracker.queue_error and isinstance(decision, Pin):
+            return Pin(encode_command(["DISCARD"]), _execabort)
         if lowered in RUN_AT_ONCE_IN_MULTI:
             return decision
-        if kind is Kind.LOCAL:
-            if not (isinstance(payload, bytes) and payload[:1] == b"-"):
+        if isinstance(decision, Answer):
+            if decision.reply[:1] != b"-":
                 name = args[0].decode(errors="replace")
-                payload = encode_error("ERR", f"'{name}' cannot be queued in MULTI on RedisGate")
-                decision = (Kind.LOCAL, payload, None)
+                reply = encode_error("ERR", f"'{name}' cannot be queued in MULTI on RedisGate")
+                decision = Answer(reply)
             tracker.queue_error = True
         return decision
 
@@ -296,7 +295,7 @@ class Session:
             return self._unknown(args)
         if spec.subcommands and (len(args) > 1 or not arity_ok(spec, 1)):
             # resolve() fell back to the container: the subcommand is unknown or missing
-            return (Kind.LOCAL, answers.unknown_subcommand(spec, args), None)
+            return Answer(answers.unknown_subcommand(spec, args))
         assert self.principal is not None and self._check is not None
         decision = decide(spec, args)
         route = decision.route
@@ -306,13 +305,13 @@ class Session:
         elif route is Route.DENIED or not decision.classified:
             metrics.COMMANDS_DENIED["gateway"] += 1
             self.denied += 1
-            return (Kind.LOCAL, answers.denied(spec, decision.reason), None)
+            return Answer(answers.denied(spec, decision.reason))
         base = spec.container or spec.name
         base_b = base.encode()
         if shared_server:
             refused = answers.shared_server_refusal(base_b, SCRIPTING, PUBSUB)
             if refused is not None:
-                return (Kind.LOCAL, refused, None)
+                return Answer(refused)
         key_user = spec.name in SCRIPT_RUNNERS and runs_as_key_user(
             self._check.scope, shared=shared_server
         )
@@ -320,39 +319,43 @@ class Session:
         if denial is not None:
             metrics.COMMANDS_DENIED[denial[0]] += 1
             self.denied += 1
-            return (Kind.LOCAL, denial[1], None)
+            return Answer(denial[1])
         if key_user:
             if self.tracker is not None:  # a dedicated connection runs as the gateway's user
-                return (Kind.LOCAL, _script_not_while_pinned(spec.display_name), None)
-            return (Kind.SCRIPT, command.raw, None)
+                return Answer(_script_not_while_pinned(spec.display_name))
+            return RunScript(command.raw)
         if self.tracker is not None and self.tracker.in_multi and base_b in NOT_IN_MULTI:
-            return (
-                Kind.LOCAL,
+            return Answer(
                 encode_error(
                     "ERR", f"'{spec.display_name}' is not allowed inside MULTI on RedisGate"
-                ),
-                None,
+                )
             )
         if route is Route.INTERCEPTED:
             if not arity_ok(spec, len(args)):
-                return (Kind.LOCAL, answers.wrong_arity(spec.name), None)
+                return Answer(answers.wrong_arity(spec.name))
             return self._intercept(base_b, args, spec)
         if spec.name == "client|tracking":
             refused = answers.tracking_refusal(args, shared_server, self._check.scope.allkeys)
             if refused is not None:
-                return (Kind.LOCAL, refused, None)
+                return Answer(refused)
             redirected = answers.translate_redirect(args, self.redirect_target)
             if isinstance(redirected, bytes):
-                return (Kind.LOCAL, redirected, None)
+                return Answer(redirected)
             if redirected is not None:
-                return (Kind.DEDICATED, encode_command(redirected), None)
+                return Pin(encode_command(redirected), None)
         if spec.name in _CHANNEL_LISTINGS and not self._check.scope.allchannels:
-            kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
             raw, transform = answers.visible_channels(spec, args, self._check.scope)
-            return (kind, raw, transform)
+            return self._send(raw, transform)
         if route is Route.PINNED or self.tracker is not None:
-            return (Kind.DEDICATED, command.raw, None)
-        return (Kind.SHARED, command.raw, None)
+            return PIN
+        return self._forward
+
+    def _send(self, raw: bytes, transform: Transform | None) -> Forward | Pin:
+        """A command the gateway sends itself (or rewrites), on the connection the client's
+        commands go to now: a shared one, or its own while it holds one."""
+        if self.tracker is None:
+            return Forward(raw, transform, self.protocol)
+        return Pin(raw, transform)
 
     # --- Intercepted commands ---------------------------------------------------------------
 
@@ -365,11 +368,11 @@ class Session:
             return self._hello(args)
         if base == b"quit":
             self.state = State.CLOSING
-            return (Kind.CLOSE, REPLY_OK, None)
+            return Close(REPLY_OK)
         if base == b"reset":
             return self._reset()
         if base == b"select":
-            return (Kind.LOCAL, answers.select_reply(args), None)
+            return Answer(answers.select_reply(args))
         if base == b"client":
             sub = args[1].lower()
             if sub == b"list":
@@ -378,48 +381,47 @@ class Session:
                 return self._client_kill(args)
             if sub == b"unblock":
                 return self._client_unblock(args)
-            return (Kind.LOCAL, self._client(args), None)
-        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
+            return Answer(self._client(args))
         if base == b"info":
-            return (kind, encode_command(args), self._info_transform())
+            return self._send(encode_command(args), self._info_transform())
         if base == b"config":  # CONFIG GET, on an instance owning its server
-            return (kind, encode_command(args), introspection.config_get_transform)
+            return self._send(encode_command(args), introspection.config_get_transform)
         if base == b"slowlog":  # SLOWLOG GET, likewise
-            return (kind, encode_command(args), introspection.slowlog_transform)
+            return self._send(encode_command(args), introspection.slowlog_transform)
         if base == b"role":
-            return (kind, encode_command(args), introspection.role_transform)
+            return self._send(encode_command(args), introspection.role_transform)
         if base == b"command":
             return self._command(args)
         if base == b"acl":
             assert self.principal is not None
-            return (Kind.LOCAL, answers.acl_reply(args, self.principal.key_id, self.table), None)
+            return Answer(answers.acl_reply(args, self.principal.key_id, self.table))
         name = spec.display_name if spec is not None else base.decode()
-        return (Kind.LOCAL, encode_error("ERR", f"'{name}' is not supported yet"), None)
+        return Answer(encode_error("ERR", f"'{name}' is not supported yet"))
 
     def _auth(self, args: list[bytes]) -> Decision:
         if len(args) < 2:
-            return (Kind.LOCAL, answers.wrong_arity("auth"), None)
+            return Answer(answers.wrong_arity("auth"))
         if len(args) > 3:
-            return (Kind.LOCAL, REPLY_SYNTAX_ERROR, None)
+            return Answer(REPLY_SYNTAX_ERROR)
         if self.tracker is not None:
-            return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
-        return (Kind.AUTHENTICATE, AuthRequest(token=args[-1]), None)
+            return Answer(self._not_while_pinned("AUTH"))
+        return Authenticate(AuthRequest(token=args[-1]))
 
     def _hello(self, args: list[bytes]) -> Decision:
         hello = answers.parse_hello(args)
         if isinstance(hello, bytes):
-            return (Kind.LOCAL, hello, None)
+            return Answer(hello)
         if self.tracker is not None and hello.token is not None:
-            return (Kind.LOCAL, self._not_while_pinned("AUTH"), None)
+            return Answer(self._not_while_pinned("AUTH"))
         if self.tracker is not None and hello.protocol not in (None, self.protocol):
-            return (Kind.LOCAL, self._not_while_pinned("HELLO with another protocol"), None)
+            return Answer(self._not_while_pinned("HELLO with another protocol"))
         protocol = hello.protocol or self.protocol
         if hello.token is not None:
-            return (Kind.AUTHENTICATE, AuthRequest(hello.token, protocol, hello.setname), None)
+            return Authenticate(AuthRequest(hello.token, protocol, hello.setname))
         if self.principal is None:
-            return (Kind.LOCAL, REPLY_HELLO_NOAUTH, None)
+            return Answer(REPLY_HELLO_NOAUTH)
         self._apply_hello(protocol, hello.setname)
-        return (Kind.LOCAL, self.hello_reply(), None)
+        return Answer(self.hello_reply())
 
     def _apply_hello(self, protocol: int, setname: bytes | None) -> None:
         self.protocol = protocol
@@ -456,7 +458,7 @@ class Session:
         self.name = None
         self.lib_name = self.lib_ver = b""
         self.no_evict = False
-        return (Kind.LOCAL, REPLY_RESET, None)
+        return Reset(REPLY_RESET)
 
     def _not_while_pinned(self, what: str) -> bytes:
         return encode_error(
@@ -564,19 +566,19 @@ class Session:
     def _client_list(self, args: list[bytes]) -> Decision:
         chosen = peers.parse_list(args)
         if isinstance(chosen, bytes):
-            return (Kind.LOCAL, chosen, None)
+            return Answer(chosen)
         shown = []
         for peer in self._peers():
             if peer.client_id == self.client_id:
                 peer = self.peer_info(0, peer.backend_id, cmd="client|list")
             if peers.matches(peer, chosen, self.client_id):
                 shown.append(peer)
-        return (Kind.LOCAL, self._verbatim(peers.render_list(shown)), None)
+        return Answer(self._verbatim(peers.render_list(shown)))
 
     def _client_kill(self, args: list[bytes]) -> Decision:
         parsed = peers.parse_kill(args)
         if isinstance(parsed, bytes):
-            return (Kind.LOCAL, parsed, None)
+            return Answer(parsed)
         chosen, old_form = parsed
         killed, myself = 0, False
         for peer in self._peers():
@@ -593,22 +595,21 @@ class Session:
             reply = encode_int(killed)
         if myself:  # as Redis: the reply is written, then the connection closes
             self.state = State.CLOSING
-            return (Kind.CLOSE, reply, None)
-        return (Kind.LOCAL, reply, None)
+            return Close(reply)
+        return Answer(reply)
 
     def _client_unblock(self, args: list[bytes]) -> Decision:
         """Redis unblocks the blocked client's dedicated connection, named by its backend id;
         `:0` for a client of another instance, unknown, or not blocked, as Redis answers."""
         parsed = peers.parse_unblock(args)
         if isinstance(parsed, bytes):
-            return (Kind.LOCAL, parsed, None)
+            return Answer(parsed)
         wanted, mode = parsed
         for peer in self._peers():
             if peer.client_id == wanted and peer.blocked and peer.backend_id is not None:
-                kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
                 command = encode_command([b"CLIENT", b"UNBLOCK", b"%d" % peer.backend_id, mode])
-                return (kind, command, None)
-        return (Kind.LOCAL, encode_int(0), None)
+                return self._send(command, None)
+        return Answer(encode_int(0))
 
     def _info_transform(self) -> Transform:
         assert self.principal is not None
@@ -632,17 +633,20 @@ class Session:
         assert self.principal is not None
         allowed = answers.allowed_names(self.table, self.principal.instance.backend.shared)
         sub = args[1].lower() if len(args) > 1 else b""
-        kind = Kind.SHARED if self.tracker is None else Kind.DEDICATED
         raw = encode_command(args)
         if sub == b"count":
-            return (Kind.LOCAL, answers.command_count_reply(allowed), None)
+            return Answer(answers.command_count_reply(allowed))
         if sub == b"docs":
-            return (kind, raw, answers.filter_command_docs(allowed))
+            return self._send(raw, answers.filter_command_docs(allowed))
         by_name = sub == b"info" and len(args) > 2
         transform = answers.filter_command_list(
             allowed, keep_positions=by_name, resp3=self.protocol == 3
         )
-        return (kind, raw, transform)  # COMMAND, COMMAND INFO, COMMAND LIST
+        return self._send(raw, transform)  # COMMAND, COMMAND INFO, COMMAND LIST
+
+
+def _no_keys_fit(plan: KeyPlan, args: list[bytes]) -> bool:
+    return False
 
 
 def _script_not_while_pinned(display_name: str) -> bytes:

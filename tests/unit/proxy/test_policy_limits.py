@@ -6,7 +6,8 @@ import pytest
 
 from redisgate import metrics
 from redisgate.limits import Limits
-from redisgate.proxy.clients.session import Kind, Session
+from redisgate.proxy.clients.decisions import Answer, AuthRequest, Close, Forward, Pin
+from redisgate.proxy.clients.session import Session
 from redisgate.proxy.keys.principals import Backend, Instance, Principal
 from redisgate.proxy.policy.rates import (
     Admission,
@@ -155,7 +156,6 @@ def cmd(*args: bytes) -> Command:
 
 @pytest.fixture
 def session() -> Session:
-    from redisgate.proxy.clients.session import AuthRequest
     from redisgate.proxy.commands.table import CommandTable
 
     now = [0.0]
@@ -166,24 +166,24 @@ def session() -> Session:
 
 
 def test_session_refuses_commands_over_the_rate_locally_and_in_order(session: Session) -> None:
-    kinds = [session.handle(cmd(b"GET", b"k"))[0] for _ in range(3)]
-    assert kinds == [Kind.SHARED] * 3
-    assert session.handle(cmd(b"PING")) == (Kind.LOCAL, LIMITED, None)
-    assert session.handle(cmd(b"QUIT"))[0] is Kind.CLOSE  # never refused
+    kinds = [type(session.handle(cmd(b"GET", b"k"))) for _ in range(3)]
+    assert kinds == [Forward] * 3
+    assert session.handle(cmd(b"PING")) == Answer(LIMITED)
+    assert isinstance(session.handle(cmd(b"QUIT")), Close)  # never refused
 
 
 def test_session_over_the_rate_inside_multi_dooms_the_transaction(session: Session) -> None:
-    assert session.handle(cmd(b"MULTI"))[0] is Kind.DEDICATED
+    assert isinstance(session.handle(cmd(b"MULTI")), Pin)
     from redisgate.proxy.backend.pinning import DedicatedTracker
 
     session.tracker = DedicatedTracker(2)
     session.tracker.in_multi = True
     session.handle(cmd(b"SET", b"a", b"1"))
     session.handle(cmd(b"SET", b"a", b"2"))
-    assert session.handle(cmd(b"SET", b"a", b"3")) == (Kind.LOCAL, LIMITED, None)
+    assert session.handle(cmd(b"SET", b"a", b"3")) == Answer(LIMITED)
     assert session.tracker.queue_error
-    kind, _, transform = session.handle(cmd(b"EXEC"))  # not refused: answered -EXECABORT
-    assert kind is Kind.DEDICATED and transform is not None
+    decision = session.handle(cmd(b"EXEC"))  # not refused: answered -EXECABORT
+    assert isinstance(decision, Pin) and decision.transform is not None
 
 
 def test_a_pipeline_is_checked_once_per_read_and_exactly_the_burst_runs(
@@ -198,13 +198,13 @@ def test_a_pipeline_is_checked_once_per_read_and_exactly_the_burst_runs(
     framer.feed(b"".join(cmd(b"GET", b"k").raw for _ in range(5)))
     kinds = []
     while (command := framer.next_command()) is not None:
-        kinds.append(session.handle(command)[0])
-    assert kinds == [Kind.SHARED] * 3 + [Kind.LOCAL] * 2
+        kinds.append(type(session.handle(command)))
+    assert kinds == [Forward] * 3 + [Answer] * 2
     assert session.credit == 0 and bucket.tokens == 0.0
     bucket.tokens = 3.0
     framer.feed(b"".join(cmd(b"GET", b"k").raw for _ in range(3)))
     first = framer.next_command()
-    assert first is not None and session.handle(first)[0] is Kind.SHARED
+    assert first is not None and isinstance(session.handle(first), Forward)
     assert session.credit == 2 and bucket.tokens == 0.0
     session.settle()  # the read stopped after one command
     assert session.credit == 0 and bucket.tokens == 2.0

@@ -1,4 +1,4 @@
-"""Session: commands in, (Kind, payload, transform) decisions out; no loop, no sockets."""
+"""Session: commands in, typed decisions (`clients.decisions`) out; no loop, no sockets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,18 @@ from importlib import resources
 import pytest
 
 from redisgate.proxy.backend.pinning import DedicatedTracker
-from redisgate.proxy.clients.session import AuthRequest, Kind, Session, State
+from redisgate.proxy.clients.decisions import (
+    FORWARD,
+    PIN,
+    Answer,
+    Authenticate,
+    AuthRequest,
+    Close,
+    Forward,
+    Pin,
+    Reset,
+)
+from redisgate.proxy.clients.session import Session, State
 from redisgate.proxy.commands import answers
 from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.principals import Backend, Instance, Principal
@@ -90,10 +101,9 @@ def ready(
     *, shared: bool = False, db: int = 0, table: CommandTable = TABLE, clock: Clock | None = None
 ) -> Session:
     session = new_session(table, clock)
-    kind, request, _ = session.handle(cmd("AUTH", TOKEN))
-    assert kind is Kind.AUTHENTICATE
-    assert isinstance(request, AuthRequest)
-    assert session.auth_result(request, principal(shared=shared, db=db)) == OK
+    decision = session.handle(cmd("AUTH", TOKEN))
+    assert isinstance(decision, Authenticate)
+    assert session.auth_result(decision.request, principal(shared=shared, db=db)) == OK
     return session
 
 
@@ -107,11 +117,9 @@ def pin(session: Session, *commands: tuple[bytes | str, ...]) -> DedicatedTracke
 
 
 def local(session: Session, *args: bytes | str) -> bytes:
-    kind, payload, transform = session.handle(cmd(*args))
-    assert kind is Kind.LOCAL, (kind, payload)
-    assert transform is None
-    assert isinstance(payload, bytes)
-    return payload
+    decision = session.handle(cmd(*args))
+    assert isinstance(decision, Answer), decision
+    return decision.reply
 
 
 # --- Before AUTH ---------------------------------------------------------------------------
@@ -136,7 +144,7 @@ def local(session: Session, *args: bytes | str) -> bytes:
 )
 def test_before_auth_only_a_few_commands_are_served(args: tuple[str, ...]) -> None:
     session = new_session()
-    assert session.handle(cmd(*args)) == (Kind.LOCAL, NOAUTH, None)
+    assert session.handle(cmd(*args)) == Answer(NOAUTH)
     assert session.state is State.AUTH
     assert not session.authenticated
 
@@ -157,17 +165,17 @@ def test_before_auth_unknown_commands_and_arity_are_told_first(
     args: tuple[str, ...], reply: bytes
 ) -> None:
     """As on Redis: the command's name and arity are checked before authentication."""
-    assert new_session().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert new_session().handle(cmd(*args)) == Answer(reply)
 
 
 def test_quit_before_auth_closes_after_ok() -> None:
     session = new_session()
-    assert session.handle(cmd("QUIT")) == (Kind.CLOSE, OK, None)
+    assert session.handle(cmd("QUIT")) == Close(OK)
     assert session.state is State.CLOSING
 
 
 def test_reset_before_auth() -> None:
-    assert new_session().handle(cmd("reset")) == (Kind.LOCAL, b"+RESET\r\n", None)
+    assert new_session().handle(cmd("reset")) == Reset(b"+RESET\r\n")
 
 
 @pytest.mark.parametrize(
@@ -178,7 +186,7 @@ def test_auth_asks_for_a_lookup_of_the_last_argument(
     args: tuple[bytes | str, ...], token: bytes
 ) -> None:
     decision = new_session().handle(cmd(*args))
-    assert decision == (Kind.AUTHENTICATE, AuthRequest(token=token), None)
+    assert decision == Authenticate(AuthRequest(token=token))
 
 
 @pytest.mark.parametrize(
@@ -189,7 +197,7 @@ def test_auth_asks_for_a_lookup_of_the_last_argument(
     ],
 )
 def test_auth_arity(args: tuple[str, ...], reply: bytes) -> None:
-    assert new_session().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert new_session().handle(cmd(*args)) == Answer(reply)
 
 
 @pytest.mark.parametrize("args", [("HELLO",), ("HELLO", "3"), ("hello", "2", "SETNAME", "app")])
@@ -197,7 +205,7 @@ def test_hello_without_auth_before_auth_is_refused_and_changes_nothing(
     args: tuple[str, ...],
 ) -> None:
     session = new_session()
-    assert session.handle(cmd(*args)) == (Kind.LOCAL, HELLO_NOAUTH, None)
+    assert session.handle(cmd(*args)) == Answer(HELLO_NOAUTH)
     assert session.protocol == 2
     assert session.name is None
 
@@ -218,7 +226,7 @@ def test_hello_without_auth_before_auth_is_refused_and_changes_nothing(
     ],
 )
 def test_hello_auth_is_parsed(args: tuple[bytes | str, ...], request_: AuthRequest) -> None:
-    assert new_session().handle(cmd(*args)) == (Kind.AUTHENTICATE, request_, None)
+    assert new_session().handle(cmd(*args)) == Authenticate(request_)
 
 
 @pytest.mark.parametrize(
@@ -245,7 +253,7 @@ def test_hello_auth_is_parsed(args: tuple[bytes | str, ...], request_: AuthReque
 )
 def test_hello_errors(args: tuple[bytes | str, ...], reply: bytes) -> None:
     session = new_session()
-    assert session.handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert session.handle(cmd(*args)) == Answer(reply)
     assert session.protocol == 2
 
 
@@ -254,31 +262,34 @@ def test_hello_errors(args: tuple[bytes | str, ...], reply: bytes) -> None:
 
 def test_successful_auth_makes_the_session_ready() -> None:
     session = new_session()
-    _, request, _ = session.handle(cmd("AUTH", TOKEN))
-    assert isinstance(request, AuthRequest)
+    decision = session.handle(cmd("AUTH", TOKEN))
+    assert isinstance(decision, Authenticate)
+    request = decision.request
     who = principal()
     assert session.auth_result(request, who) == OK
     assert session.state is State.READY
     assert session.principal is who
     assert session.authenticated
-    assert session.handle(cmd("GET", "k"))[0] is Kind.SHARED
+    assert isinstance(session.handle(cmd("GET", "k")), Forward)
 
 
 def test_failed_auth_replies_wrongpass_and_stays_unauthenticated() -> None:
     session = new_session()
-    _, request, _ = session.handle(cmd("AUTH", TOKEN))
-    assert isinstance(request, AuthRequest)
+    decision = session.handle(cmd("AUTH", TOKEN))
+    assert isinstance(decision, Authenticate)
+    request = decision.request
     assert session.auth_result(request, None) == WRONGPASS
     assert session.state is State.AUTH
     assert session.principal is None
-    assert session.handle(cmd("GET", "k")) == (Kind.LOCAL, NOAUTH, None)
+    assert session.handle(cmd("GET", "k")) == Answer(NOAUTH)
 
 
 def test_failed_auth_keeps_the_previous_identity() -> None:
     session = ready()
     before = session.principal
-    _, request, _ = session.handle(cmd("AUTH", TOKEN))
-    assert isinstance(request, AuthRequest)
+    decision = session.handle(cmd("AUTH", TOKEN))
+    assert isinstance(decision, Authenticate)
+    request = decision.request
     assert session.auth_result(request, None) == WRONGPASS
     assert session.principal is before
     assert session.state is State.READY
@@ -286,8 +297,9 @@ def test_failed_auth_keeps_the_previous_identity() -> None:
 
 def test_hello_auth_success_switches_protocol_and_names_the_client() -> None:
     session = new_session()
-    _, request, _ = session.handle(cmd("HELLO", "3", "AUTH", "u", TOKEN, "SETNAME", "app"))
-    assert isinstance(request, AuthRequest)
+    decision = session.handle(cmd("HELLO", "3", "AUTH", "u", TOKEN, "SETNAME", "app"))
+    assert isinstance(decision, Authenticate)
+    request = decision.request
     reply = session.auth_result(request, principal())
     assert reply == hello_map(proto=3, client_id=42, resp3=True)
     assert session.protocol == 3
@@ -297,8 +309,9 @@ def test_hello_auth_success_switches_protocol_and_names_the_client() -> None:
 
 def test_hello_auth_failure_keeps_resp2() -> None:
     session = new_session()
-    _, request, _ = session.handle(cmd("HELLO", "3", "AUTH", "u", TOKEN, "SETNAME", "app"))
-    assert isinstance(request, AuthRequest)
+    decision = session.handle(cmd("HELLO", "3", "AUTH", "u", TOKEN, "SETNAME", "app"))
+    assert isinstance(decision, Authenticate)
+    request = decision.request
     assert session.auth_result(request, None) == WRONGPASS
     assert session.protocol == 2
     assert session.name is None
@@ -349,10 +362,9 @@ def test_plain_commands_go_to_a_shared_connection_as_sent() -> None:
     session = ready()
     for args in [("GET", "k"), ("get", "k"), ("Get", "k"), ("SET", "k", "v"), ("EXEC",), ("PING",)]:
         command = cmd(*args)
-        kind, payload, transform = session.handle(command)
-        assert (kind, transform) == (Kind.SHARED, None)
-        assert payload is command.raw
-        assert payload == wire(*args)
+        decision = session.handle(command)
+        assert decision == FORWARD[2]  # the command's own bytes, as sent: raw is None
+        assert command.raw == wire(*args)
 
 
 @pytest.mark.parametrize(
@@ -372,19 +384,19 @@ def test_plain_commands_go_to_a_shared_connection_as_sent() -> None:
     ],
 )
 def test_stateful_commands_go_to_a_dedicated_connection(args: tuple[str, ...]) -> None:
-    assert ready().handle(cmd(*args)) == (Kind.DEDICATED, wire(*args), None)
+    assert ready().handle(cmd(*args)) == PIN
 
 
 def test_xread_without_block_stays_shared() -> None:
     args = ("XREAD", "COUNT", "1", "STREAMS", "s", "0")
-    assert ready().handle(cmd(*args)) == (Kind.SHARED, wire(*args), None)
+    assert ready().handle(cmd(*args)) == FORWARD[2]
 
 
 def test_everything_follows_the_dedicated_connection_while_pinned() -> None:
     session = ready()
     pin(session, ("WATCH", "k"))
     for args in [("GET", "k"), ("SET", "k", "v"), ("EXEC",), ("PUBLISH", "c", "m")]:
-        assert session.handle(cmd(*args)) == (Kind.DEDICATED, wire(*args), None)
+        assert session.handle(cmd(*args)) == PIN
 
 
 def test_client_tracking_redirect_translates_gateway_ids() -> None:
@@ -398,11 +410,7 @@ def test_client_tracking_redirect_translates_gateway_ids() -> None:
         "ERR value is not an integer or out of range"
     )
     translated = session.handle(cmd("CLIENT", "TRACKING", "ON", "REDIRECT", "7", "BCAST"))
-    assert translated == (
-        Kind.DEDICATED,
-        wire("CLIENT", "TRACKING", "ON", "REDIRECT", "1234", "BCAST"),
-        None,
-    )
+    assert translated == Pin(wire("CLIENT", "TRACKING", "ON", "REDIRECT", "1234", "BCAST"))
     assert session.tracker is None
 
 
@@ -441,7 +449,7 @@ def test_client_tracking_redirect_translates_gateway_ids() -> None:
     ],
 )
 def test_unknown_command_uses_redis_wording(args: tuple[str, ...], reply: bytes) -> None:
-    assert ready().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert ready().handle(cmd(*args)) == Answer(reply)
 
 
 @pytest.mark.parametrize(
@@ -458,7 +466,7 @@ def test_unknown_command_uses_redis_wording(args: tuple[str, ...], reply: bytes)
     ],
 )
 def test_unknown_subcommand_uses_redis_wording(args: tuple[str, ...], reply: bytes) -> None:
-    assert ready().handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert ready().handle(cmd(*args)) == Answer(reply)
 
 
 @pytest.mark.parametrize(
@@ -506,7 +514,7 @@ def test_denied_commands_get_noperm_with_the_reason(
         f"NOPERM this user has no permissions to run the '{display}' command "
         f"through RedisGate: {reason}"
     )
-    assert ready(shared=shared).handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert ready(shared=shared).handle(cmd(*args)) == Answer(reply)
 
 
 # --- Shared backends and server-wide commands ----------------------------------------------
@@ -540,22 +548,24 @@ def test_shared_backend_refuses_scripts_and_pubsub(
         f"NOPERM '{base}' is not available on this instance: {why}; "
         "use an instance with a dedicated server"
     )
-    assert ready(shared=True).handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert ready(shared=True).handle(cmd(*args)) == Answer(reply)
 
 
 @pytest.mark.parametrize(
-    ("args", "kind"),
+    ("args", "expected"),
     [
-        (("EVAL", "return 1", "0"), Kind.SHARED),
-        (("FCALL", "f", "0"), Kind.SHARED),
-        (("SCRIPT", "LOAD", "return 1"), Kind.SHARED),
-        (("PUBLISH", "c", "m"), Kind.SHARED),
-        (("PUBSUB", "NUMSUB", "c"), Kind.SHARED),
-        (("SUBSCRIBE", "c"), Kind.DEDICATED),
+        (("EVAL", "return 1", "0"), FORWARD[2]),
+        (("FCALL", "f", "0"), FORWARD[2]),
+        (("SCRIPT", "LOAD", "return 1"), FORWARD[2]),
+        (("PUBLISH", "c", "m"), FORWARD[2]),
+        (("PUBSUB", "NUMSUB", "c"), FORWARD[2]),
+        (("SUBSCRIBE", "c"), PIN),
     ],
 )
-def test_dedicated_backend_allows_scripts_and_pubsub(args: tuple[str, ...], kind: Kind) -> None:
-    assert ready(shared=False).handle(cmd(*args)) == (kind, wire(*args), None)
+def test_dedicated_backend_allows_scripts_and_pubsub(
+    args: tuple[str, ...], expected: Forward | Pin
+) -> None:
+    assert ready(shared=False).handle(cmd(*args)) == expected
 
 
 SERVER_WIDE_SAMPLES = [
@@ -579,7 +589,7 @@ SERVER_WIDE_SAMPLES = [
 def test_server_wide_commands_run_on_a_dedicated_backend(
     args: tuple[str, ...], display: str, reason: str
 ) -> None:
-    assert ready(shared=False).handle(cmd(*args)) == (Kind.SHARED, wire(*args), None)
+    assert ready(shared=False).handle(cmd(*args)) == FORWARD[2]
 
 
 @pytest.mark.parametrize(("args", "display", "reason"), SERVER_WIDE_SAMPLES)
@@ -590,7 +600,7 @@ def test_server_wide_commands_are_denied_on_a_shared_backend(
         f"NOPERM this user has no permissions to run the '{display}' command "
         f"through RedisGate: {reason}"
     )
-    assert ready(shared=True).handle(cmd(*args)) == (Kind.LOCAL, reply, None)
+    assert ready(shared=True).handle(cmd(*args)) == Answer(reply)
 
 
 # --- Inside MULTI --------------------------------------------------------------------------
@@ -619,7 +629,7 @@ def test_inside_multi_other_commands_are_queued_on_the_dedicated_connection() ->
     session = ready()
     pin(session, ("MULTI",))
     for args in [("SET", "k", "v"), ("PUBLISH", "c", "m"), ("EXEC",)]:
-        assert session.handle(cmd(*args)) == (Kind.DEDICATED, wire(*args), None)
+        assert session.handle(cmd(*args)) == PIN
 
 
 @pytest.mark.parametrize(
@@ -641,8 +651,9 @@ def test_a_command_refused_inside_multi_aborts_the_transaction(refused: tuple[st
     session = ready()
     pin(session, ("MULTI",), ("SET", "k", "v"))
     assert local(session, *refused).startswith(b"-")
-    payload = session.handle(cmd("EXEC"))[1]
-    assert payload != wire("EXEC")  # e.g. DISCARD upstream and -EXECABORT to the client
+    decision = session.handle(cmd("EXEC"))
+    assert isinstance(decision, Pin)
+    assert decision.raw not in (None, wire("EXEC"))  # DISCARD upstream, -EXECABORT to the client
 
 
 def test_hello_auth_is_refused_while_pinned_like_auth() -> None:
@@ -782,7 +793,7 @@ def test_use_table_switches_to_the_backend_table() -> None:
     assert local(session, "CLIENT", "SETINFO", "LIB-NAME", "x") == unknown
     session.use_table(TABLE_72)
     assert local(session, "CLIENT", "SETINFO", "LIB-NAME", "x") == OK
-    assert session.handle(cmd("GET", "k"))[0] is Kind.SHARED  # fast path rebuilt
+    assert isinstance(session.handle(cmd("GET", "k")), Forward)  # fast path rebuilt
 
 
 def test_client_setinfo_error_echoes_the_attribute_as_sent() -> None:
@@ -870,8 +881,9 @@ def test_acl_cat_lists_redis_full_names() -> None:
 
 def test_info_is_forwarded_with_a_filter_for_the_instance_db() -> None:
     session = ready(db=3)
-    kind, payload, transform = session.handle(cmd("INFO", "keyspace"))
-    assert (kind, payload) == (Kind.SHARED, wire("INFO", "keyspace"))
+    decision = session.handle(cmd("INFO", "keyspace"))
+    assert isinstance(decision, Forward) and decision.raw == wire("INFO", "keyspace")
+    transform = decision.transform
     assert transform is not None
     text = b"# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\ndb3:keys=7,expires=2,avg_ttl=0\r\n"
     out = b"# Keyspace\r\ndb0:keys=7,expires=2,avg_ttl=0\r\n"
@@ -882,8 +894,9 @@ def test_info_is_forwarded_with_a_filter_for_the_instance_db() -> None:
 def test_info_goes_to_the_dedicated_connection_while_pinned() -> None:
     session = ready()
     pin(session, ("WATCH", "k"))
-    kind, payload, transform = session.handle(cmd("info"))
-    assert (kind, payload) == (Kind.DEDICATED, wire("info"))
+    decision = session.handle(cmd("info"))
+    assert isinstance(decision, Pin) and decision.raw == wire("info")
+    transform = decision.transform
     assert transform is not None
 
 
@@ -908,8 +921,9 @@ def test_command_count_is_answered_locally() -> None:
     "args", [("COMMAND", "INFO", "get", "monitor"), ("command", "list"), ("COMMAND", "INFO")]
 )
 def test_command_info_and_list_are_filtered(args: tuple[str, ...]) -> None:
-    kind, payload, transform = ready().handle(cmd(*args))
-    assert (kind, payload) == (Kind.SHARED, wire(*args))
+    decision = ready().handle(cmd(*args))
+    assert isinstance(decision, Forward) and decision.raw == wire(*args)
+    transform = decision.transform
     assert transform is not None
     reply = b"*3\r\n" + entry("get") + entry("monitor") + entry("set")
     if len(args) > 2:  # COMMAND INFO name…: one element per name asked, null if denied
@@ -919,8 +933,9 @@ def test_command_info_and_list_are_filtered(args: tuple[str, ...]) -> None:
 
 
 def test_command_docs_is_filtered() -> None:
-    kind, payload, transform = ready().handle(cmd("COMMAND", "DOCS"))
-    assert (kind, payload) == (Kind.SHARED, wire("COMMAND", "DOCS"))
+    decision = ready().handle(cmd("COMMAND", "DOCS"))
+    assert isinstance(decision, Forward) and decision.raw == wire("COMMAND", "DOCS")
+    transform = decision.transform
     assert transform is not None
     doc = b"*2\r\n$7\r\nsummary\r\n$1\r\nx\r\n"
     reply = b"*4\r\n$7\r\nmonitor\r\n" + doc + b"$3\r\nget\r\n" + doc
@@ -930,19 +945,21 @@ def test_command_docs_is_filtered() -> None:
 def test_command_goes_to_the_dedicated_connection_while_pinned() -> None:
     session = ready()
     pin(session, ("WATCH", "k"))
-    kind, payload, transform = session.handle(cmd("COMMAND", "DOCS", "get"))
-    assert (kind, payload) == (Kind.DEDICATED, wire("COMMAND", "DOCS", "get"))
+    decision = session.handle(cmd("COMMAND", "DOCS", "get"))
+    assert isinstance(decision, Pin) and decision.raw == wire("COMMAND", "DOCS", "get")
+    transform = decision.transform
     assert transform is not None
 
 
 def test_command_getkeys_is_forwarded_as_is() -> None:
     args = ("COMMAND", "GETKEYS", "GET", "k")
-    assert ready().handle(cmd(*args)) == (Kind.SHARED, wire(*args), None)
+    assert ready().handle(cmd(*args)) == FORWARD[2]
 
 
 def test_bare_command_is_forwarded_with_a_filter() -> None:
-    kind, payload, transform = ready().handle(cmd("COMMAND"))
-    assert (kind, payload) == (Kind.SHARED, wire("COMMAND"))
+    decision = ready().handle(cmd("COMMAND"))
+    assert isinstance(decision, Forward) and decision.raw == wire("COMMAND")
+    transform = decision.transform
     assert transform is not None
 
 
@@ -951,7 +968,7 @@ def test_bare_command_is_forwarded_with_a_filter() -> None:
 
 def test_quit_when_ready() -> None:
     session = ready()
-    assert session.handle(cmd("quit")) == (Kind.CLOSE, OK, None)
+    assert session.handle(cmd("quit")) == Close(OK)
     assert session.state is State.CLOSING
 
 
@@ -959,14 +976,14 @@ def test_reset_goes_back_to_a_fresh_unauthenticated_resp2_session() -> None:
     session = ready(table=TABLE_72)
     local(session, "HELLO", "3", "SETNAME", "app")
     local(session, "CLIENT", "SETINFO", "LIB-NAME", "redis-py")
-    assert session.handle(cmd("RESET")) == (Kind.LOCAL, b"+RESET\r\n", None)
+    assert session.handle(cmd("RESET")) == Reset(b"+RESET\r\n")
     assert session.principal is None
     assert session.state is State.AUTH
     assert session.protocol == 2
     assert session.name is None
     assert (session.lib_name, session.lib_ver) == (b"", b"")
-    assert session.handle(cmd("GET", "k")) == (Kind.LOCAL, NOAUTH, None)
-    assert session.handle(cmd("PING")) == (Kind.LOCAL, NOAUTH, None)
+    assert session.handle(cmd("GET", "k")) == Answer(NOAUTH)
+    assert session.handle(cmd("PING")) == Answer(NOAUTH)
 
 
 def test_repr() -> None:
@@ -995,10 +1012,10 @@ def test_hello_checks_the_version_first_and_strictly(args: tuple[str, ...], repl
 def test_an_http_request_closes_the_connection_unanswered(name: str) -> None:
     """Redis's guard against cross-protocol scripting, before AUTH and after."""
     for session in (new_session(), ready()):
-        assert session.handle(cmd(name, "/", "HTTP/1.1")) == (Kind.CLOSE, b"", None)
+        assert session.handle(cmd(name, "/", "HTTP/1.1")) == Close(b"")
         assert session.state is State.CLOSING
 
 
 def test_exec_before_auth_is_refused_as_redis_words_it() -> None:
     reply = b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n"
-    assert new_session().handle(cmd("EXEC")) == (Kind.LOCAL, reply, None)
+    assert new_session().handle(cmd("EXEC")) == Answer(reply)
