@@ -405,3 +405,20 @@ async def test_a_transaction_runs_on_a_dedicated_connection_given_back_clean(
     assert client.take() == bulk(b"b") + OK + b"+QUEUED\r\n" + b"*1\r\n+OK\r\n"
     pool = gateway.pools.get(CACHE)
     assert pool.connection_counts()["idle"] == 1  # clean after EXEC: back for reuse
+
+
+async def test_one_clients_commands_keep_their_order_with_several_shared_connections(
+    network: FakeNetwork,
+) -> None:
+    # Redis runs one connection's commands in order, but two connections' in any order: a
+    # client whose SET and GET went to different shared connections could read a stale value.
+    gateway = FakeGateway(network, Settings(upstream_connections=2))
+    try:
+        client = await signed_in(gateway)
+        feed(client, wire("SET", "k", "new"))
+        feed(client, wire("GET", "k"))  # a second read: a second slot
+        await turns()
+        sent = [(i, c) for i, redis in enumerate(network.redis) for c in redis.commands()]
+        assert [i for i, c in sent if c[0] in (b"SET", b"GET")] == [0, 0], sent
+    finally:
+        gateway.close()
