@@ -174,16 +174,19 @@ async def test_a_local_reply_waits_for_the_forwarded_replies_before_it(
     gateway: FakeGateway, network: FakeNetwork
 ) -> None:
     client = await signed_in(gateway)
-    feed(client, wire("GET", "a") + wire("CLIENT", "GETNAME") + wire("GET", "b"))
+    feed(
+        client,
+        wire("GET", "a") + wire("CLIENT", "GETNAME") + wire("GET", "b") + wire("CLIENT", "ID"),
+    )
     redis = await upstream(network)
-    assert [c[1] for c in redis.commands()] == [b"a", b"b"]  # CLIENT GETNAME stays here
-    assert client.writes == []  # its answer is ready, but GET a comes first
+    assert [c[1] for c in redis.commands()] == [b"a", b"b"]  # the CLIENT commands stay here
+    assert client.writes == []  # their answers are ready, but GET a comes first
     redis.reply(bulk(b"A"))
     await turns()
-    assert client.take() == bulk(b"A") + b"$-1\r\n"
+    assert client.take() == bulk(b"A") + b"$-1\r\n"  # CLIENT ID waits for GET b
     redis.reply(bulk(b"B"))
     await turns()
-    assert client.take() == bulk(b"B")
+    assert client.take() == bulk(b"B") + b":1\r\n"
 
 
 async def test_two_clients_on_one_shared_connection_get_only_their_own_replies(
