@@ -75,8 +75,9 @@ class InstancePool:
         self.throttled = False
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
-        self._shared: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
-        self._next = 0
+        # Shared connections by protocol, then by slot (`_slot`): a client always uses the
+        # connection of its slot, so Redis runs its commands in the order it sent them.
+        self._shared: dict[int, dict[int, UpstreamConnection]] = {2: {}, 3: {}}
         self._idle_dedicated: dict[int, list[UpstreamConnection]] = {2: [], 3: []}
         self._lent: set[UpstreamConnection] = set()
         self._down_until = 0.0
@@ -113,32 +114,34 @@ class InstancePool:
     # --- Shared connections -----------------------------------------------------------------
 
     def send(self, request: PendingRequest, raw: bytes, protocol: int) -> None:
-        """Send one command on a shared connection (or fail it at once if the backend is down)."""
-        conns = self._shared[protocol]
-        if len(conns) >= self.shared_connections:
-            self._next += 1
-            conn = conns[self._next % len(conns)]
-        else:
-            opened = self._open_shared(protocol)
-            if opened is None:
+        """Send one command on a shared connection (or fail it at once if the backend is down).
+
+        Every request of one owner (a client) goes to the same connection: Redis keeps the
+        order of one connection's commands, not across connections, so a client's SET and
+        the GET after it must not be spread over two."""
+        slot = 0 if self.shared_connections == 1 else _slot(request.owner, self.shared_connections)
+        conn = self._shared[protocol].get(slot)
+        if conn is None:
+            conn = self._open_shared(protocol, slot)
+            if conn is None:
                 request.fail(self.down_reply())
                 return
-            conn = opened
         conn.send(request, raw)
 
-    def _open_shared(self, protocol: int) -> UpstreamConnection | None:
+    def _open_shared(self, protocol: int, slot: int) -> UpstreamConnection | None:
         if self.closed or self._clock() < self._down_until:
             return None
         conn = self._new_connection(protocol, self._shared_closed)
         conn.set_window(self.max_inflight_commands, self.max_inflight_bytes)
-        self._shared[protocol].append(conn)
+        self._shared[protocol][slot] = conn
         self._start_watchdog()
         return conn
 
     def _shared_closed(self, conn: UpstreamConnection) -> None:
-        conns = self._shared[conn.protocol]
-        if conn in conns:
-            conns.remove(conn)
+        slots = self._shared[conn.protocol]
+        for slot, held in list(slots.items()):
+            if held is conn:
+                del slots[slot]
         self._progress.pop(conn, None)
         self._note_failure(conn)
 
@@ -217,7 +220,7 @@ class InstancePool:
         takes more than its share of an overloaded gateway (`Gateway._share_fairly`)."""
         self.throttled = throttled
         for conns in (
-            *self._shared.values(),
+            *(list(slots.values()) for slots in self._shared.values()),
             *self._idle_dedicated.values(),
             self._lent,
             list(self.key_users.connections()),
@@ -317,7 +320,8 @@ class InstancePool:
     def _check_progress(self) -> None:
         self._watchdog = None
         now = self._clock()
-        for conns in (*self._shared.values(), list(self.key_users.connections())):
+        shared = [conn for slots in self._shared.values() for conn in slots.values()]
+        for conns in (shared, list(self.key_users.connections())):
             for conn in list(conns):
                 if not conn.fifo:
                     self._progress.pop(conn, None)
@@ -341,13 +345,23 @@ class InstancePool:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for conns in (*self._shared.values(), *self._idle_dedicated.values()):
+        for slots in self._shared.values():
+            for conn in list(slots.values()):
+                conn.close()
+            slots.clear()
+        for conns in self._idle_dedicated.values():
             for conn in list(conns):
                 conn.close()
             conns.clear()
         for task in self._connecting:
             task.cancel()
         self.key_users.close()
+
+
+def _slot(owner: object, slots: int) -> int:
+    """The shared connection slot of a request's owner: fixed for the owner's lifetime, and
+    spread evenly however its address is aligned (Fibonacci hashing of its identity)."""
+    return ((hash(owner) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF) * slots >> 64
 
 
 class _Reply:
