@@ -39,10 +39,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from redisgate import metrics
 from redisgate.errors import LimitExceeded, UpstreamUnavailable
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.upstream import PendingRequest, State, UpstreamConnection
 from redisgate.proxy.keys.principals import Backend
+from redisgate.proxy.wire.encode import encode_error
 from redisgate.proxy.wire.replies import is_error
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,24 @@ class KeyUsers:
             return None
         user.used_at = self._clock()
         return conn
+
+    async def send_when_ready(
+        self, request: PendingRequest, raw: bytes, key_id: str, rules: str, protocol: int
+    ) -> None:
+        """Set the key user up (and connect as it), then send the script; a failure is the
+        request's reply (`-BACKEND …`, or the script-connection limit's `-ERR`)."""
+        try:
+            conn = await self.connection(key_id, rules, protocol)
+        except UpstreamUnavailable as exc:
+            request.fail(encode_error("BACKEND", str(exc)))
+            return
+        except LimitExceeded as exc:
+            metrics.LIMITED["script_connections"] += 1
+            request.fail(encode_error("ERR", str(exc)))
+            return
+        if request.cancelled:  # its client left meanwhile: nothing to run it for
+            return
+        conn.send(request, raw)
 
     async def connection(self, key_id: str, rules: str, protocol: int) -> UpstreamConnection:
         """A connection authenticated as the key's user, whose rules are `rules`; raises

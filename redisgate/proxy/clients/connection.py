@@ -31,7 +31,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Protocol, cast
 
 from redisgate import metrics
-from redisgate.errors import LimitExceeded, RemoteProtocolError, UpstreamUnavailable
+from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
@@ -531,25 +531,10 @@ class ClientConnection(asyncio.Protocol):
         if conn is not None:
             conn.send(request, raw)
         else:
-            self._start(self._script_connection(request, raw, principal.key_id, rules))
-
-    async def _script_connection(
-        self, request: PendingRequest, raw: bytes, key_id: str, rules: str
-    ) -> None:
-        """Set the key user up (and connect as it), then send the script."""
-        assert self.pool is not None and self.session is not None
-        try:
-            conn = await self.pool.key_users.connection(key_id, rules, self.session.protocol)
-        except UpstreamUnavailable as exc:
-            request.fail(encode_error("BACKEND", str(exc)))
-            return
-        except LimitExceeded as exc:
-            metrics.LIMITED["script_connections"] += 1
-            request.fail(encode_error("ERR", str(exc)))
-            return
-        if request.cancelled:  # the client left meanwhile: nothing to run it for
-            return
-        conn.send(request, raw)
+            key_users = pool.key_users
+            self._start(
+                key_users.send_when_ready(request, raw, principal.key_id, rules, session.protocol)
+            )
 
     def script_answered(self) -> None:
         """The reply to the script sent as the key's user is in: take commands again."""
