@@ -8,9 +8,10 @@ and lift the request framer's pre-AUTH limits to the key's.
 
 Usage: five plain integers bumped per command by the transport (commands, bytes in and out,
 and the session's denials and rate-limit refusals), handed over and zeroed by `take_usage`
-when the gateway harvests them (`proxy.usage`). Live changes: `apply_principal` is how the
-gateway applies a key that changed under this connection (`live.LivePolicy`, keys-file
-reloads): gone closes the connection, re-scoped re-binds the session, new limits apply at once.
+when the gateway's `UsageRecorder` harvests them (`clients/usage_recorder.py`). Live changes:
+`apply_principal` is how `keys.refresh.KeyRefresher` applies a key that changed under this
+connection (a change notice, a keys-file reload): gone closes the connection, re-scoped
+re-binds the session, new limits apply at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate.errors import StoreError
@@ -30,8 +30,9 @@ from redisgate.proxy.wire.encode import encode_error
 
 if TYPE_CHECKING:
     from redisgate.config import Settings
-    from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
-    from redisgate.proxy.commands.table import CommandTable
+    from redisgate.proxy.backend.command_tables import CommandTables
+    from redisgate.proxy.backend.pool import PoolRegistry
+    from redisgate.proxy.clients.usage_recorder import UsageRecorder
     from redisgate.proxy.keys.principals import Authenticator
     from redisgate.proxy.policy.rates import LimitRegistry
     from redisgate.proxy.policy.throttle import AuthThrottle
@@ -66,10 +67,11 @@ class KeyEventsHost(DedicatedHost, Protocol):
     def limits(self) -> LimitRegistry: ...
     @property
     def pools(self) -> PoolRegistry: ...
-    async def command_table(self, pool: InstancePool) -> CommandTable: ...
-    def harvest(self, client: KeyEventsMixin, today: date | None = None) -> None: ...
+    @property
+    def tables(self) -> CommandTables: ...
+    @property
+    def usage(self) -> UsageRecorder: ...
     def in_background(self, work: Coroutine[Any, Any, None]) -> None: ...
-    async def sync_quotas(self, unseeded_only: bool = False) -> None: ...
 
 
 class KeyEventsMixin(DedicatedConnectionMixin):
@@ -114,19 +116,19 @@ class KeyEventsMixin(DedicatedConnectionMixin):
                     await asyncio.sleep(delay)
             else:
                 self.gateway.throttle.success(self.peer_host)
-                self.gateway.harvest(self)  # what the previous key used stays its own
+                self.gateway.usage.harvest(self)  # what the previous key used stays its own
                 admitted = self.gateway.limits.admit(session.client_id, principal, self.loop.time())
                 if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
                     request.complete(admitted)
                     self._unblock()
                     return
                 if admitted.unseeded:  # what the fleet used today, before the first command
-                    await self.gateway.sync_quotas(unseeded_only=True)
+                    await self.gateway.usage.sync_quotas(unseeded_only=True)
                 session.rate = admitted.gate
                 self._on_authenticated()
                 if self.pool is None or self.pool.instance != principal.instance:
                     self.pool = self.gateway.pools.get(principal.instance)
-                    session.use_table(await self.gateway.command_table(self.pool))
+                    session.use_table(await self.gateway.tables.get(self.pool))
                 self.framer.set_limits(
                     # The request-size limit governs; the bulk limit only bounds the header
                     # (Redis's proto-max-bulk-len), so an oversized value names the limit.
@@ -208,4 +210,4 @@ class KeyEventsMixin(DedicatedConnectionMixin):
         if not isinstance(admitted, bytes):
             session.rate = admitted.gate
             if admitted.unseeded:  # a daily quota set just now: read what was used today
-                self.gateway.in_background(self.gateway.sync_quotas(unseeded_only=True))
+                self.gateway.in_background(self.gateway.usage.sync_quotas(unseeded_only=True))
