@@ -1,8 +1,8 @@
 """Usage of an organization or one instance, per UTC day (`.../usage?from=&to=`).
 
 The gateways count every command on the hot path and flush per key per day at least every
-few seconds (`proxy.usage`); these routes sum the keys. A range is at most a year; by default
-the last 30 days, today included (today's figures grow as gateways flush).
+few seconds (`proxy/clients/usage_recorder.py`); these routes sum the keys. A range is at most
+a year; by default the last 30 days, today included (today's figures grow as gateways flush).
 """
 
 from __future__ import annotations

@@ -1,3 +1,3 @@
 """Client connections: the gateway (listeners, registry, timers, shutdown), one connection, its
-session.
+session, and the usage recorded from them.
 """

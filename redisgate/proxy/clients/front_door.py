@@ -167,7 +167,7 @@ class Caller:
         self.link.slots.clear()
         if self.link.conn is not None:
             self.link.release(clean=False)
-        self.gateway.harvest(self)
+        self.gateway.usage.harvest(self)
         if self.session is not None:
             self.gateway.limits.release(self.session.client_id)
 

@@ -1,11 +1,17 @@
 """The Gateway: listeners, the client registry, upstream pools, timers and graceful shutdown.
 
+It owns the data plane's parts and wires them together; the work of each is its own:
+`UsageRecorder` (`usage`: usage counts, their flush, the daily quotas' sync), `KeyRefresher`
+(`refresher`: keys that changed under live sessions), `LivePolicy` (`live`: change notices),
+`CommandTables` (`tables`: each backend's command table), `LimitRegistry` (`limits`). The
+Gateway itself admits, counts and forgets client connections, caps the memory they hold
+together, runs the 1 s sweep (timeouts, usage harvest, key expiry, a keys-file reload, the
+usage flush when due) and the fair-share tick, and shuts down.
+
 Shutdown mirrors uvicorn's: close the listeners, ask every client to finish (idle ones close at
 once, busy ones after their owed replies), wait up to `shutdown_timeout_s`, abort what is left,
-then close the upstream pools. A second SIGINT/SIGTERM skips the wait.
-
-Keys that authenticated are written back as `last_used_at` in batches (every
-`_USAGE_FLUSH_S`, and once more at shutdown) by the sweeper, never per command or per AUTH.
+then close the upstream pools and flush the usage counted. A second SIGINT/SIGTERM skips the
+wait.
 """
 
 from __future__ import annotations
@@ -18,35 +24,32 @@ import logging
 import operator
 import ssl
 import time
-import uuid
 from collections.abc import Coroutine
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from redisgate import metrics
 from redisgate.config import Settings
-from redisgate.errors import ConfigError, ServiceError, StoreError
+from redisgate.errors import ConfigError, ServiceError
 from redisgate.limits import default_limits
 from redisgate.metrics_http import MetricsEndpoint
-from redisgate.proxy.backend import key_user_rules
+from redisgate.proxy.backend.command_tables import CommandTables
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.clients.connection import ClientConnection
-from redisgate.proxy.clients.key_binding import UsageHolder
+from redisgate.proxy.clients.usage_recorder import UsageRecorder
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.live import LivePolicy
-from redisgate.proxy.keys.principals import Authenticator, Instance, KeySource, Principal
+from redisgate.proxy.keys.principals import Authenticator, Instance, KeySource
+from redisgate.proxy.keys.refresh import KeyRefresher
 from redisgate.proxy.keys.sources import open_source
 from redisgate.proxy.policy.rates import LimitRegistry
 from redisgate.proxy.policy.throttle import AuthThrottle
-from redisgate.proxy.policy.usage_meter import UsageMeter
 from redisgate.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
 _SWEEP_INTERVAL_S = 1.0
-_USAGE_FLUSH_S = 5.0
 _FINAL_FLUSH_TIMEOUT_S = 2.0
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 _FAIR_TICK_S = 0.002  # how often the fair-share check runs
@@ -68,9 +71,9 @@ class Gateway:
         self.source = source
         self.table = table or CommandTable.from_snapshot()
         self.server_version = self.table.redis_version or "7.0.0"
-        self.live: LivePolicy | None = None
-        self.usage = UsageMeter() if source.fleet_wide else None
-        if source.fleet_wide and settings.database_url:
+        self.tables = CommandTables(self.table)
+        dsn = settings.database_url if source.fleet_wide else None  # change notices' source
+        if dsn:
             # Cached only while change notices arrive (LivePolicy sets the TTL then).
             self.authenticator = Authenticator(
                 source,
@@ -78,13 +81,15 @@ class Gateway:
                 negative_ttl_s=source.negative_ttl_s,
                 fail_static_s=settings.fail_static_s,
             )
-            self.live = LivePolicy(self, settings.database_url, settings.key_cache_ttl_s)
         else:
             self.authenticator = Authenticator(source, negative_ttl_s=source.negative_ttl_s)
         self.throttle = AuthThrottle()
         self.limits = LimitRegistry(default_limits(settings))
+        self.usage = UsageRecorder(source, self.authenticator, self.limits.quotas)
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
+        self.refresher = KeyRefresher(self.authenticator, self.clients, self.pools, self.tables.get)
+        self.live = LivePolicy(self.refresher, dsn, settings.key_cache_ttl_s) if dsn else None
         # Clients not authenticated yet, oldest first, in all and per client address.
         self._anonymous: dict[ClientConnection, None] = {}
         self._anonymous_by_host: dict[str, dict[ClientConnection, None]] = {}
@@ -106,10 +111,6 @@ class Gateway:
         self._hold_ticks = 0
         self._all_gone = asyncio.Event()
         self._unix_inode: int | None = None
-        self._tables: dict[tuple[str, int], asyncio.Future[CommandTable]] = {}
-        self._tables_by_digest: dict[bytes, CommandTable] = {}
-        self._next_usage_flush = 0.0
-        self._usage_flush: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         metrics.INSTANCE_LABELS["enabled"] = settings.metrics_instance_labels
         metrics.KNOWN_COMMANDS.update(name.encode() for name in self.table.names())
@@ -127,27 +128,6 @@ class Gateway:
             max_inflight_commands=s.upstream_max_inflight_commands,
             max_inflight_bytes=s.upstream_max_inflight_bytes,
         )
-
-    # --- Command tables ---------------------------------------------------------------------
-
-    async def command_table(self, pool: InstancePool) -> CommandTable:
-        """The command table of the pool's backend (its own COMMAND INFO), fetched once per
-        backend server; the shipped table while the backend cannot be asked."""
-        key = (pool.backend.host, pool.backend.port)
-        pending = self._tables.get(key)
-        if pending is None:
-            pending = self._tables[key] = asyncio.ensure_future(
-                pool.fetch_command_table(self._tables_by_digest)
-            )
-        try:
-            table = await asyncio.shield(pending)
-            metrics.KNOWN_COMMANDS.update(name.encode() for name in table.names())
-            return table
-        except Exception as exc:  # never let metadata break authentication
-            if self._tables.get(key) is pending:
-                del self._tables[key]  # ask again next time
-            log.warning("using the shipped command table for %s:%s: %s", *key, exc)
-            return self.table
 
     # --- Client registry --------------------------------------------------------------------
 
@@ -246,7 +226,7 @@ class Gateway:
         return largest
 
     def forget(self, client: ClientConnection) -> None:
-        self.harvest(client)
+        self.usage.harvest(client)
         if client.evicted:
             self._evicting -= 1
         self.authenticated(client)
@@ -359,10 +339,10 @@ class Gateway:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)  # whatever happens below
-        now, wall, today = loop.time(), self.authenticator.wall_clock(), self.today()
+        now, wall, today = loop.time(), self.authenticator.wall_clock(), self.usage.today()
         for client in list(self.clients):
             client.check_timeouts(now)
-            self.harvest(client, today)
+            self.usage.harvest(client, today)
             principal = client.session.principal if client.session else None
             expires_at = principal.expires_at if principal is not None else None
             if expires_at is not None and expires_at <= wall:  # expiry needs no notice
@@ -373,10 +353,8 @@ class Gateway:
         if self.source.maybe_reload(time.monotonic()):
             self.authenticator.invalidate()
             # Removed keys close their sessions, as with NOTIFY.
-            self.in_background(self.refresh_keys(self.live_keys()))
-        if now >= self._next_usage_flush and self._usage_flush is None:
-            self._next_usage_flush = now + _USAGE_FLUSH_S
-            self._usage_flush = loop.create_task(self.flush_usage())
+            self.in_background(self.refresher.refresh(self.refresher.live_keys()))
+        self.usage.flush_if_due(now)
 
     def _share_fairly(self) -> None:
         """Every 5 ms: is the event loop late (it ran work for longer than that)? Then the
@@ -429,149 +407,6 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    # --- Keys that change under live sessions ----------------------------------------------
-
-    def live_keys(self, instance_id: str | None = None, org_id: str | None = None) -> set[str]:
-        """Ids of the keys with live sessions (of one instance or org, if given), and of the
-        keys with a backend ACL user this gateway set up (of that instance; `key_users`)."""
-        found = set()
-        if org_id is None:
-            for pool in self.pools:
-                if instance_id in (None, pool.instance.id):
-                    found.update(pool.key_users.key_ids())
-        for client in self.clients:
-            principal = client.session.principal if client.session else None
-            if (
-                principal is not None
-                and instance_id in (None, principal.instance.id)
-                and org_id in (None, principal.org_id)
-            ):
-                found.add(principal.key_id)
-        return found
-
-    async def refresh_keys(self, keys: set[str], instance_id: str | None = None) -> None:
-        """Read each key again from the source and apply it to its live sessions: a key that
-        is gone (revoked, expired, deleted) closes them, a changed one re-scopes them; and to
-        its backend ACL users (deleted, or given the new rules: `_update_key_user`). With
-        `instance_id` (that instance changed), its pools go when none of its keys remain."""
-        auth, loop = self.authenticator, asyncio.get_running_loop()
-        # One pass over the clients, not one per key: a LISTEN reconnect re-reads every live key.
-        by_key: dict[str, list[ClientConnection]] = {}
-        for client in self.clients:
-            current = client.session.principal if client.session is not None else None
-            if current is not None and current.key_id in keys:
-                by_key.setdefault(current.key_id, []).append(client)
-        users: dict[str, list[InstancePool]] = {}
-        for pool in self.pools:
-            for key_id in pool.key_users.key_ids():
-                if key_id in keys:
-                    users.setdefault(key_id, []).append(pool)
-        kept = False
-        for key_id in by_key.keys() | users.keys():
-            sessions = by_key.get(key_id, [])
-            try:
-                record = await auth.lookup(key_id, loop.time())
-            except StoreError as exc:
-                # It changed and cannot be read: fail closed (the clients reconnect and
-                # authenticate again once PostgreSQL answers).
-                log.warning("cannot re-read changed key %s, closing its sessions: %s", key_id, exc)
-                record = None
-            principal: Principal | None = None
-            if record is not None and (
-                record.expires_at is None or record.expires_at > auth.wall_clock()
-            ):
-                principal = record.principal
-            if principal is None:
-                auth.forget(key_id)
-                log.info("key %s is gone: closing its %d session(s)", key_id, len(sessions))
-            elif sessions:
-                kept = True
-            for client in sessions:
-                client.apply_principal(principal)
-            for pool in users.get(key_id, ()):
-                self.in_background(self._update_key_user(pool, key_id, principal))
-        if instance_id is not None and not kept:  # deleted, or changed with nobody on it
-            self.pools.discard(instance_id)
-
-    async def _update_key_user(
-        self, pool: InstancePool, key_id: str, principal: Principal | None
-    ) -> None:
-        """Give the key's backend ACL user on `pool`'s server the rules `principal` implies,
-        or delete it when the key may no longer run scripts as that user there."""
-        rules = None
-        if (
-            principal is not None
-            and principal.instance.id == pool.instance.id
-            and principal.instance.backend == pool.backend
-            and key_user_rules.runs_as_key_user(principal.scope, shared=pool.backend.shared)
-        ):
-            table = await self.command_table(pool)
-            if key_user_rules.may_run_scripts(principal.scope, table):
-                rules = key_user_rules.user_rules(principal.scope, table, pool.backend.db)
-        await pool.key_users.update(key_id, rules)
-
-    def today(self) -> date:
-        """The UTC day usage is counted under (and daily quotas run on)."""
-        return datetime.fromtimestamp(self.authenticator.wall_clock(), UTC).date()
-
-    def harvest(self, client: UsageHolder, today: date | None = None) -> None:
-        """Move a client's usage counters into the meter, under today's (UTC) date, and its
-        bytes into its daily quotas (`today`: the sweep reads the clock once for all)."""
-        principal, counts = client.take_usage()
-        if principal is None:
-            return
-        gate = client.session.rate if client.session is not None else None
-        if gate is not None and gate.quotas:
-            spent = counts[1] + counts[2]
-            for quota in gate.quotas:
-                quota.bytes += spent
-        if self.usage is None or not principal.org_id:
-            return
-        instance_id, org_id = uuid.UUID(principal.instance.id), uuid.UUID(principal.org_id)
-        self.usage.add(today or self.today(), principal.key_id, instance_id, org_id, counts)
-
-    async def flush_usage(self) -> None:
-        """Record the keys that authenticated since the last flush and the usage counted, where
-        the source keeps them (`KeySource.fleet_wide`); on failure both are kept for the next
-        try. Never raises."""
-        try:
-            used = self.authenticator.take_used()
-            if used and not await self.source.record_use(used):
-                metrics.USAGE_FLUSH_FAILURES["failures"] += 1
-                self.authenticator.used.update(used)
-            meter = self.usage
-            batch = meter.batch() if meter is not None else None
-            if meter is not None and batch is not None:
-                if await self.source.record_usage(meter.gateway_id, *batch):
-                    meter.done(batch[0])
-                    book = self.limits.quotas
-                    for row in batch[1]:
-                        net, spent = row.commands - row.limited, row.bytes_in + row.bytes_out
-                        book.flushed(row.day, ("key", row.key_id), net, spent)
-                        book.flushed(row.day, ("instance", str(row.instance_id)), net, spent)
-                else:
-                    metrics.USAGE_FLUSH_FAILURES["failures"] += 1
-            await self.sync_quotas()
-        finally:
-            if self._usage_flush is asyncio.current_task():
-                self._usage_flush = None
-
-    async def sync_quotas(self, unseeded_only: bool = False) -> None:
-        """Read what the fleet flushed today into the daily quotas (all of them, or the new
-        ones an AUTH waits for). Without PostgreSQL (a keys file, an outage) each gateway
-        counts only its own; never raises."""
-        book = self.limits.quotas
-        keys, instances = book.idents(unseeded_only)
-        if not keys and not instances:
-            return
-        day = book.day
-        try:
-            totals = await self.source.day_totals(day, keys, instances)
-        except StoreError as exc:
-            log.debug("daily quotas not synced: %s", exc)
-            return
-        book.apply(day, totals)
-
     # --- Shutdown ---------------------------------------------------------------------------
 
     async def shutdown(self, timeout_s: float | None = None) -> None:
@@ -601,18 +436,13 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), deadline - flush_s - loop.time())
         for client in list(self.clients):
-            self.harvest(client)  # nothing counted is lost on SIGTERM
+            self.usage.harvest(client)  # nothing counted is lost on SIGTERM
             client.abort()
         await asyncio.sleep(0)
         self.pools.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
-                if self._usage_flush is not None:
-                    await asyncio.wait({self._usage_flush})
-                for _ in range(3):  # a retried batch first, then what came after it
-                    await self.flush_usage()
-                    if self.usage is None or self.usage.empty:
-                        break
+                await self.usage.close()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()

@@ -5,9 +5,10 @@ that keep failing, admit the connection to its key's and instance's limits (read
 fleet's use of a daily quota first, when new), bind the instance's pool and command table,
 and lift the request framer's pre-AUTH limits to the key's.
 
-Live changes: `apply` is how the gateway applies a key that changed under this connection
-(`live.LivePolicy`, keys-file reloads): gone closes the connection, re-scoped re-binds the
-session, new limits apply at once.
+Before a new key binds, what the previous one used is harvested (`UsageRecorder`,
+`clients/usage_recorder.py`). Live changes: `apply` is how `keys.refresh.KeyRefresher`
+applies a key that changed under this connection (a change notice, a keys-file reload): gone
+closes the connection, re-scoped re-binds the session, new limits apply at once.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate.errors import StoreError
 from redisgate.proxy.backend.upstream import PendingRequest
 from redisgate.proxy.clients.decisions import AuthRequest
 from redisgate.proxy.clients.dedicated import DedicatedHost
+from redisgate.proxy.clients.usage_recorder import UsageHolder
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.wire.encode import encode_error
 
 if TYPE_CHECKING:
     from redisgate.config import Settings
+    from redisgate.proxy.backend.command_tables import CommandTables
     from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
     from redisgate.proxy.clients.session import Session
-    from redisgate.proxy.commands.table import CommandTable
+    from redisgate.proxy.clients.usage_recorder import UsageRecorder
     from redisgate.proxy.keys.principals import Authenticator
     from redisgate.proxy.policy.rates import LimitRegistry
     from redisgate.proxy.policy.throttle import AuthThrottle
@@ -53,15 +55,6 @@ REPLY_AUTH_UNAVAILABLE = encode_error(
 )
 
 
-class UsageHolder(Protocol):
-    """A client whose use the gateway takes (`Gateway.harvest`), and the session whose rate
-    gate carries its daily quotas."""
-
-    session: Session | None
-
-    def take_usage(self) -> tuple[Principal | None, tuple[int, int, int, int, int]]: ...
-
-
 class KeyHost(DedicatedHost, Protocol):
     """What a client's key binding needs of the gateway."""
 
@@ -73,10 +66,11 @@ class KeyHost(DedicatedHost, Protocol):
     def limits(self) -> LimitRegistry: ...
     @property
     def pools(self) -> PoolRegistry: ...
-    async def command_table(self, pool: InstancePool) -> CommandTable: ...
-    def harvest(self, client: UsageHolder, today: date | None = None) -> None: ...
+    @property
+    def tables(self) -> CommandTables: ...
+    @property
+    def usage(self) -> UsageRecorder: ...
     def in_background(self, work: Coroutine[Any, Any, None]) -> None: ...
-    async def sync_quotas(self, unseeded_only: bool = False) -> None: ...
     def authenticated(self, client: Any) -> None: ...
 
 
@@ -127,19 +121,19 @@ class KeyBinding:
                     await asyncio.sleep(delay)
             else:
                 gateway.throttle.success(client.peer_host)
-                gateway.harvest(client)  # what the previous key used stays its own
+                gateway.usage.harvest(client)  # what the previous key used stays its own
                 admitted = gateway.limits.admit(session.client_id, principal, loop.time())
                 if isinstance(admitted, bytes):  # max_connections: the AUTH fails, nothing else
                     request.complete(admitted)
                     client.resume()
                     return
                 if admitted.unseeded:  # what the fleet used today, before the first command
-                    await gateway.sync_quotas(unseeded_only=True)
+                    await gateway.usage.sync_quotas(unseeded_only=True)
                 session.rate = admitted.gate
                 gateway.authenticated(client)
                 if client.pool is None or client.pool.instance != principal.instance:
                     client.pool = gateway.pools.get(principal.instance)
-                    session.use_table(await gateway.command_table(client.pool))
+                    session.use_table(await gateway.tables.get(client.pool))
                 settings = client.settings
                 client.framer.set_limits(
                     # The request-size limit governs; the bulk limit only bounds the header
@@ -198,4 +192,4 @@ class KeyBinding:
         if not isinstance(admitted, bytes):
             session.rate = admitted.gate
             if admitted.unseeded:  # a daily quota set just now: read what was used today
-                gateway.in_background(gateway.sync_quotas(unseeded_only=True))
+                gateway.in_background(gateway.usage.sync_quotas(unseeded_only=True))

@@ -1,18 +1,20 @@
 """Live policy: the control plane's changes reach live sessions within a second.
 
 `ChangeListener` LISTENs for the control plane's change notices and stays listening;
-`LivePolicy` applies each notice to the gateway: it re-reads the key (or the keys of an
-instance) and closes the sessions of a key that is revoked, expired or deleted (as Redis closes
-the connections of a deleted ACL user), hands a re-scoped key's sessions their new principal
-(the next command is checked against it), and drains the pools of a deleted instance.
+`LivePolicy` turns each notice into the keys to read again and hands them to the
+`refresh.KeyRefresher`, which re-reads them and applies them where they are in use: a key that
+is revoked, expired or deleted closes its sessions (as Redis closes the connections of a
+deleted ACL user), a re-scoped key's sessions get their new principal (the next command is
+checked against it), and a deleted instance's pools are drained. The flow is one way: notice →
+`LivePolicy` → `KeyRefresher` → each connection; nothing calls back into the gateway.
 
 The listener:
 
 One dedicated asyncpg connection per gateway process LISTENs on `store.changes.CHANNEL`. Each
-notice is handed to `on_change` (the Gateway re-reads what changed and applies it to live
+notice is handed to `on_change` (`LivePolicy` has what changed re-read and applied to live
 sessions). The connection can die (PostgreSQL restarts, `pg_terminate_backend`, a network cut
 that only a query notices); the listener then reconnects with a doubling backoff, and calls
-`on_connected` after every (re)connection, when the gateway must re-validate everything it
+`on_state(True)` after every (re)connection, when the gateway must re-validate everything it
 cached: notices sent while nobody listened are lost for good.
 
 A silent network cut is found by a short query every `health_interval_s`; `connected` is False
@@ -27,25 +29,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
 from redisgate import metrics
-from redisgate.proxy.keys.principals import Authenticator
+from redisgate.proxy.keys.refresh import KeyRefresher
 from redisgate.store import changes
 from redisgate.store.db import CONNECT_TIMEOUT_S
-
-
-class KeyHolder(Protocol):
-    """What the live policy needs of the gateway: the key cache, and the keys its sessions
-    (and backend users) use, read again and applied."""
-
-    @property
-    def authenticator(self) -> Authenticator: ...
-    def live_keys(self, instance_id: str | None = None, org_id: str | None = None) -> set[str]: ...
-    async def refresh_keys(self, keys: set[str], instance_id: str | None = None) -> None: ...
-
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +133,16 @@ class ChangeListener:
 
 
 class LivePolicy:
-    """Applies change notices (and key expiry) to a gateway's cache and live sessions.
+    """Applies change notices to the key cache, and through the `refresher` to the
+    live sessions and backend key users. (Key expiry needs no notice: the gateway's sweep.)
 
     The Authenticator's cache is trusted (`cache_ttl_s`) only while notices arrive; while the
     listener is down every AUTH asks PostgreSQL (falling back to fail-static if that fails too),
     and on every (re)connection each key with live sessions is read again.
     """
 
-    def __init__(self, gateway: KeyHolder, dsn: str, cache_ttl_s: float) -> None:
-        self.gateway = gateway
+    def __init__(self, refresher: KeyRefresher[Any], dsn: str, cache_ttl_s: float) -> None:
+        self.refresher = refresher
         self.cache_ttl_s = cache_ttl_s
         self.listener = ChangeListener(dsn, self._on_change, self._on_state)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,22 +164,23 @@ class LivePolicy:
         task.add_done_callback(self._tasks.discard)
 
     def _on_state(self, connected: bool) -> None:
-        auth = self.gateway.authenticator
+        refresher = self.refresher
+        auth = refresher.authenticator
         auth.ttl_s = self.cache_ttl_s if connected else 0.0
         if connected:
             auth.invalidate()  # whatever was cached may have changed meanwhile
-            self._spawn(self.gateway.refresh_keys(self.gateway.live_keys()))
+            self._spawn(refresher.refresh(refresher.live_keys()))
 
     def _on_change(self, change: changes.Change) -> None:
-        auth = self.gateway.authenticator
+        refresher = self.refresher
+        auth = refresher.authenticator
         # Dropped, not just stale: a key we were told changed must not serve fail-static.
         if change.kind == "key":
             auth.forget(change.id)
-            self._spawn(self.gateway.refresh_keys({change.id}))
+            self._spawn(refresher.refresh({change.id}))
         elif change.kind == "instance":
             auth.forget_instance(change.id)
-            keys = self.gateway.live_keys(change.id)
-            self._spawn(self.gateway.refresh_keys(keys, instance_id=change.id))
+            self._spawn(refresher.refresh(refresher.live_keys(change.id), instance_id=change.id))
         else:  # an org's default limits
             auth.forget_org(change.id)
-            self._spawn(self.gateway.refresh_keys(self.gateway.live_keys(org_id=change.id)))
+            self._spawn(refresher.refresh(refresher.live_keys(org_id=change.id)))

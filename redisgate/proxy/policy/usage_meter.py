@@ -2,12 +2,13 @@
 day once a second, flushed to PostgreSQL in idempotent batches (sans-IO: no clock, no I/O).
 
 Each client keeps five plain integers (commands, bytes in, bytes out, denied, limited: its
-`UsageCounters`) that the hot path bumps; the gateway's sweep `harvest`s them into this meter
-under the day it runs in (so a count lands at most one sweep, about a second, after midnight
-into the next day), and on disconnect. `batch()` hands out what is pending as a numbered
-batch; a batch stays the one handed out until `done()`, so a flush that failed (or whose
-commit was not seen) is retried with the same number, which the store recognises: nothing is
-counted twice, nothing is dropped, and counts that arrive meanwhile wait for the next batch.
+`UsageCounters`) that the hot path bumps; the gateway's `UsageRecorder`
+(`clients/usage_recorder.py`) `harvest`s them into this meter, from the 1 s sweep and on
+disconnect, under the day it runs in (so a count lands at most one sweep, about a second,
+after midnight into the next day). `batch()` hands out what is pending as a numbered batch; a
+batch stays the one handed out until `done()`, so a flush that failed (or whose commit was not
+seen) is retried with the same number, which the store recognises: nothing is counted twice,
+nothing is dropped, and counts that arrive meanwhile wait for the next batch.
 """
 
 from __future__ import annotations

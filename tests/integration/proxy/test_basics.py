@@ -298,7 +298,7 @@ def test_scripts_and_pubsub_are_refused_on_a_shared_server(shared_gw: RunningGat
 
 def test_command_table_comes_from_the_backend(gw: RunningGateway) -> None:
     assert gw.client().ping()
-    tables = gw.gateway._tables
+    tables = gw.gateway.tables.by_server
     table = tables[("127.0.0.1", gw.backend.port)].result()
     info = gw.direct().info("server")
     assert table.redis_version == info["redis_version"]

@@ -26,10 +26,10 @@ def test_backends_of_one_version_share_a_table(
             found = []
             for server, name in ((redis_server, "a"), (second, "b")):
                 pool = gateway.pools.get(instance_on(server, name))
-                found.append(await gateway.command_table(pool))
+                found.append(await gateway.tables.get(pool))
             return found
 
         first, other = asyncio.run_coroutine_threadsafe(tables(), gw.loop).result(10)
         assert first is other  # fetched from both servers, built once
         assert first is not gw.gateway.table  # the backends' own, not the shipped one
-        assert len(gw.gateway._tables) >= 2
+        assert len(gw.gateway.tables.by_server) >= 2

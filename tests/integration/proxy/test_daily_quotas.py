@@ -115,7 +115,7 @@ async def test_a_fresh_gateway_starts_from_what_the_fleet_flushed_today(
     deadline = time.monotonic() + 10
     while await flushed(conn, key.key_id) < QUOTA:
         assert time.monotonic() < deadline
-        first.run(first.gateway.flush_usage())
+        first.run(first.gateway.usage.flush())
     assert await flushed(conn, key.key_id) == QUOTA
     with Client(second, key.token) as client:
         # AUTH works; commands are refused from the first one

@@ -293,7 +293,7 @@ async def test_last_used_is_recorded_by_a_flush(
     used, unused = await new_key(conn, instance), await new_key(conn, instance)
     assert pg_gw.client(used.token).ping()
     assert (await api_keys.get_key(conn, instance.id, used.key_id)).last_used_at is None
-    pg_gw.run(pg_gw.gateway.flush_usage())
+    pg_gw.run(pg_gw.gateway.usage.flush())
     assert (await api_keys.get_key(conn, instance.id, used.key_id)).last_used_at is not None
     assert (await api_keys.get_key(conn, instance.id, unused.key_id)).last_used_at is None
 
@@ -354,7 +354,7 @@ async def test_no_token_digest_or_backend_password_in_logs(
     broken_key = await new_key(conn, broken)
     with pytest.raises(redis.RedisError):
         pg_gw.client(broken_key.token, retry=NO_RETRY).get("k")
-    pg_gw.run(pg_gw.gateway.flush_usage())
+    pg_gw.run(pg_gw.gateway.usage.flush())
     assert caplog.records, "nothing was logged: the test would prove nothing"
     for secret in (key.token, key.digest, broken_key.token, BACKEND_SECRET, redis_server.password):
         assert secret not in caplog.text

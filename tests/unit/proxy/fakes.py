@@ -8,7 +8,9 @@
   (what was written to it, parsed; replies fed back with `data_received`).
 - `FakeGateway` is the smallest gateway a `ClientConnection` can live in (the `ClientHost`
   Protocol): a real `Authenticator` over a dict of keys, real limits and throttle, and a
-  real `PoolRegistry` whose connections go through a `FakeNetwork`.
+  real `PoolRegistry` whose connections go through a `FakeNetwork`, a real `UsageRecorder`
+  (the dict of keys records nothing, like a keys file), and the shipped command table for
+  every backend (`ShippedTables`).
 
 Everything runs on a real event loop (pytest-asyncio) because the I/O classes schedule their
 flushes with `call_soon`; `turns()` lets those callbacks run.
@@ -17,7 +19,7 @@ flushes with `call_soon`; `turns()` lets those callbacks run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from datetime import date
 from typing import Any
 
@@ -27,6 +29,7 @@ import pytest
 from redisgate import apikeys
 from redisgate.config import Settings
 from redisgate.limits import default_limits
+from redisgate.proxy.backend.command_tables import CommandTables
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.backend.upstream import (
     PendingRequest,
@@ -35,6 +38,7 @@ from redisgate.proxy.backend.upstream import (
 )
 from redisgate.proxy.clients.connection import ClientConnection, ClientHost
 from redisgate.proxy.clients.dedicated import DedicatedPeer
+from redisgate.proxy.clients.usage_recorder import UsageRecorder
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.principals import (
@@ -46,6 +50,7 @@ from redisgate.proxy.keys.principals import (
 )
 from redisgate.proxy.policy.rates import LimitRegistry
 from redisgate.proxy.policy.throttle import AuthThrottle
+from redisgate.store.usage import UsageRow
 
 TABLE = CommandTable.from_snapshot()  # read once per test process (about 10 ms)
 
@@ -338,6 +343,28 @@ class DictKeys:
     async def get_key(self, key_id: str) -> KeyRecord | None:
         return self.records.get(key_id)
 
+    # Like a keys file: nothing to reload, nothing recorded, zero used today.
+    def maybe_reload(self, now: float) -> bool:
+        return False
+
+    async def record_use(self, key_ids: Collection[str]) -> bool:
+        return True
+
+    async def record_usage(self, gateway_id: str, seq: int, rows: list[UsageRow]) -> bool:
+        return True
+
+    async def day_totals(
+        self, day: date, key_ids: list[str], instance_ids: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        return {}
+
+
+class ShippedTables(CommandTables):
+    """Every backend's command table is the shipped one (fake backends answer no COMMAND)."""
+
+    async def get(self, pool: InstancePool) -> CommandTable:
+        return self.shipped
+
 
 def instance(name: str = "cache", **backend: Any) -> Instance:
     return Instance(id=name, name=name, backend=Backend(host="10.0.0.5", port=6379, **backend))
@@ -359,6 +386,8 @@ class FakeGateway:
         self.authenticator = Authenticator(self.keys)
         self.throttle = AuthThrottle()
         self.limits = LimitRegistry(default_limits(self.settings))
+        self.tables = ShippedTables(self.table)
+        self.usage = UsageRecorder(self.keys, self.authenticator, self.limits.quotas)
         self.pools = PoolRegistry(self._new_pool)
         self.clients: dict[int, ClientConnection] = {}
         self.forgotten: list[ClientConnection] = []
@@ -424,20 +453,11 @@ class FakeGateway:
         if client is not None:
             client.kill()
 
-    # KeyEventsHost
-    async def command_table(self, pool: InstancePool) -> CommandTable:
-        return self.table
-
-    def harvest(self, client: Any, today: date | None = None) -> None:
-        client.take_usage()
-
+    # KeyHost
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def sync_quotas(self, unseeded_only: bool = False) -> None:
-        pass
 
     # DedicatedHost
     def client_by_id(self, client_id: int) -> DedicatedPeer | None:
