@@ -108,7 +108,10 @@ async def chaos(backend: RedisServer, restart: list[RedisServer]) -> None:
         await asyncio.sleep(0.1)
         server.stop()  # reaps it
         again = RedisServer(backend.data_dir, port=backend.port, password=backend.password)
-        await asyncio.to_thread(again.start)
+        # On this thread, not in `asyncio.to_thread`: the kernel's parent-death signal goes to
+        # a child when the *thread* that started it ends, and the executor's threads end with
+        # `asyncio.run` (docs: launcher/process.py), which stopped the last server mid-test.
+        again.start()
         restart.append(again)
 
 
