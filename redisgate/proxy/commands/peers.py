@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redisgate.proxy.wire.encode import encode_error
 from redisgate.proxy.wire.replies import parse_int
@@ -180,7 +180,7 @@ def parse_kill(args: Sequence[bytes]) -> tuple[Filter, bool] | bytes:
         return Filter(addr=args[2].decode(errors="replace"), skipme=False), True
     if len(args) < 4:
         return _SYNTAX
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # Filter fields, checked as they are parsed
     i = 2
     while i < len(args):
         option = args[i].lower()
@@ -206,7 +206,7 @@ def parse_kill(args: Sequence[bytes]) -> tuple[Filter, bool] | bytes:
         else:
             return _SYNTAX
         i += 2
-    return Filter(**values), False  # type: ignore[arg-type]
+    return Filter(**values), False
 
 
 def parse_unblock(args: Sequence[bytes]) -> tuple[int, bytes] | bytes:

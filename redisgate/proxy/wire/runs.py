@@ -30,7 +30,7 @@ class Forwardable(NamedTuple):
 
     names: Container[bytes]
     keyed: Mapping[bytes, Any] = {}
-    fits: Callable[[Any, Sequence[bytes]], bool] | None = None
+    fits: Callable[[Any, Sequence[bytes]], bool] = lambda plan, args: False
 
 
 class Run(NamedTuple):
@@ -66,7 +66,7 @@ def leading_run(
             break
         if args[0] not in plain:
             plan = keyed.get(args[0])
-            if plan is None or not fits(plan, args):  # type: ignore[misc]
+            if plan is None or not fits(plan, args):
                 break
         names.append(args[0])
         i = j
