@@ -3,10 +3,10 @@
 Every `OSError`, `hiredis.ProtocolError` and `asyncpg` exception is turned into one of these at
 the boundary of the module that met it, so callers handle a small, stable set of types.
 
-- `ProtocolError`: the peer broke RESP; it gets one error reply and the connection closes.
-- `CommandError`: one command failed; it becomes a `-CODE message` reply and the connection
-  stays open. `code` reuses Redis's own first words so clients map them to their exceptions.
-- `UpstreamError`: the backing Redis is unreachable or too slow.
+- `RemoteProtocolError`: the peer broke RESP; it gets one error reply and the connection
+  closes. (A refused *command* is not an exception but the session's decision: see below.)
+- `LimitExceeded`: a bound on what a tenant may make the gateway hold was reached.
+- `UpstreamUnavailable`: the backing Redis is unreachable, refused us, or is too slow.
 - `StoreError`: Postgres-side failures and lookups (`NotFound`, `Conflict`, `QuotaExceeded`).
 - `RequestError`: a control API request refused (bad JSON, invalid fields, no or bad token,
   role too low, throttled); the control plane maps each type to an HTTP status in one table.
@@ -26,71 +26,29 @@ class RedisGateError(Exception):
 # --- RESP protocol -------------------------------------------------------------------------
 
 
-class ProtocolError(RedisGateError):
-    """The byte stream is not valid RESP; the connection cannot continue."""
+class RemoteProtocolError(RedisGateError):
+    """The peer sent something that is not valid RESP, or a frame over the size limits: it
+    gets one error reply and the connection closes."""
 
 
-class LocalProtocolError(ProtocolError):
-    """We were about to send something that is not valid RESP (a bug on our side)."""
+# --- Per-command refusals ------------------------------------------------------------------
+#
+# A command the gateway refuses (NOAUTH, WRONGPASS, NOPERM, a rate limit, an unknown command)
+# is a decision of the sans-IO session, not an exception: its reply bytes are built where it
+# is decided (`wire/encode.encode_error`, the `REPLY_*` constants) and handed to the transport
+# (`clients/decisions.Answer`). The one refusal that crosses an await is this:
 
 
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something that is not valid RESP, or a frame over the size limits."""
-
-
-# --- Per-command errors --------------------------------------------------------------------
-
-
-class CommandError(RedisGateError):
-    """A single command is refused; the reply is `-{code} {message}`."""
-
-    code = "ERR"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def reply(self) -> bytes:
-        """The RESP error reply for this error."""
-        text = f"-{self.code} {self.message}".replace("\r", " ").replace("\n", " ")
-        return text.encode() + b"\r\n"
-
-
-class AuthRequired(CommandError):
-    code = "NOAUTH"
-
-
-class BadCredentials(CommandError):
-    code = "WRONGPASS"
-
-
-class PermissionDenied(CommandError):
-    code = "NOPERM"
-
-
-class LimitExceeded(CommandError):
-    """Rate limits and quotas, in the `ERR max … exceeded` wording of managed Redis services."""
-
-    code = "ERR"
-
-
-class UnknownCommand(CommandError):
-    code = "ERR"
+class LimitExceeded(RedisGateError):
+    """A per-instance bound on what a tenant may make the gateway hold was reached (script
+    connections); the caller answers `-ERR` with the message."""
 
 
 # --- Upstream (backing Redis) --------------------------------------------------------------
 
 
-class UpstreamError(RedisGateError):
-    """The backing Redis of an instance failed us."""
-
-
-class UpstreamUnavailable(UpstreamError):
-    pass
-
-
-class UpstreamTimeout(UpstreamError):
-    pass
+class UpstreamUnavailable(RedisGateError):
+    """The backing Redis of an instance cannot be reached, refused us, or is too slow."""
 
 
 # --- Store (Postgres) ----------------------------------------------------------------------
