@@ -116,7 +116,9 @@ class Session:
         self.state = State.AUTH
         self.principal: Principal | None = None
         self._protocol = 2
-        self._forward = FORWARD[2]  # the plain shared-connection decision, in this protocol
+        # The decision for a command forwarded as it is, now (its protocol changes with HELLO):
+        # the transport takes runs of commands only while it is the one it uses.
+        self.forward = FORWARD[2]
         self.name: bytes | None = None
         self.lib_name = b""
         self.lib_ver = b""
@@ -173,13 +175,7 @@ class Session:
     @protocol.setter
     def protocol(self, protocol: int) -> None:
         self._protocol = protocol
-        self._forward = FORWARD[protocol]
-
-    @property
-    def forward(self) -> Forward:
-        """The decision for a command forwarded as it is, now (its protocol changes with
-        HELLO): the transport takes runs of commands only while it is the one it uses."""
-        return self._forward
+        self.forward = FORWARD[protocol]
 
     @property
     def authenticated(self) -> bool:
@@ -204,10 +200,10 @@ class Session:
                         return self._limited(granted)
             if self.tracker is None:
                 if name in self._fast:
-                    return self._forward
+                    return self.forward
                 plan = self._keyed.get(name)
                 if plan is not None and self._keys_fit(plan, args):
-                    return self._forward
+                    return self.forward
             return self._handle_ready(command, args)
         return self._handle_unauthenticated(command, args)
 
@@ -348,7 +344,7 @@ class Session:
             return self._send(raw, transform)
         if route is Route.PINNED or self.tracker is not None:
             return PIN
-        return self._forward
+        return self.forward
 
     def _send(self, raw: bytes, transform: Transform | None) -> Forward | Pin:
         """A command the gateway sends itself (or rewrites), on the connection the client's

@@ -114,8 +114,9 @@ class RateGate:
             if tokens < grant:
                 grant = int(tokens)
         for quota in self.quotas:
-            refused = quota.refusal()
-            if refused is not None:
+            if quota.commands >= quota.max_commands or quota.bytes >= quota.max_bytes:
+                refused = quota.refusal()
+                assert refused is not None
                 kind, reply = refused
                 if counted:
                     metrics.LIMITED[kind] += 1
