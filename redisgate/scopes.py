@@ -17,8 +17,8 @@ A scope is a string of rules applied left to right, exactly as `ACL SETUSER` app
 Patterns are Redis globs (`redisgate.glob`), compiled once. Both planes use this module: the
 control plane validates what users type (`parse_scope` raises `ScopeError` with the 1-based
 column of the bad rule), the gateway compiles each key's scope once (`compile_scope` is cached)
-and binds it to the backend's command table (`redisgate.proxy.policy`), after which checking a
-command is a set lookup plus one glob match per key.
+and binds it to the backend's command table (`redisgate.proxy.policy.scope_check`), after
+which checking a command is a set lookup plus one glob match per key.
 
 `Scope.canonical` is the `ACL GETUSER`-like normal form (overridden rules dropped, patterns
 merged); parsing it gives an equal scope, so it is what we store and show.

@@ -14,12 +14,12 @@ A client moves to a dedicated connection for commands the command table routes P
 `pinning.DedicatedTracker` says the connection holds state; when it is clean again, later
 commands go back to shared connections. The transport keeps order across that switch.
 
-Every command is checked against the key's scope (`policy.ScopeCheck`: commands, keys,
+Every command is checked against the key's scope (`policy.scope_check.ScopeCheck`: commands, keys,
 channels, as Redis ACL does); commands in `_fast` (allowed by name alone) skip straight to a
 shared connection. Denied commands get `-NOPERM` (counted in `metrics.COMMANDS_DENIED`), unknown
 ones Redis's own `-ERR unknown command` wording. Before all that, every command of an
 authenticated client takes a token from `rate` (the key's and the instance's buckets, see
-`policy.RateGate`); without one it is refused with `-ERR max requests limit exceeded`. SELECT
+`policy.rates.RateGate`); without one it is refused with `-ERR max requests limit exceeded`. SELECT
 is virtualised (db 0 is the instance's db), the client's name and library info live here, and
 INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 """
