@@ -26,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from redisgate.config_load import load_settings
+from redisgate.config.load import load_settings
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.process import free_port
 from redisgate.store import db

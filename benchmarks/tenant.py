@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits
@@ -71,7 +71,7 @@ async def _make_tenant(server: PostgresServer, redis: RedisServer, scopes: str) 
             )
         backend = instances.Backend("127.0.0.1", redis.port, 0, password=redis.password)
         await instances.set_status(conn, instance.id, "running", backend=backend)
-        key = apikeys.mint()
+        key = api_key_format.mint()
         async with conn.transaction():
             await api_keys.create_key(
                 conn,

@@ -20,7 +20,7 @@ from typing import Any
 from redisgate import __version__
 from redisgate.cli_options import COMMANDS, add_setting_flags
 from redisgate.config import SPECS, Settings
-from redisgate.config_load import load_settings, reference_markdown, unknown_env_warnings
+from redisgate.config.load import load_settings, reference_markdown, unknown_env_warnings
 from redisgate.errors import ConfigError, RedisGateError, ServiceError, exit_status
 
 log = logging.getLogger("redisgate")
@@ -45,7 +45,7 @@ def _one_gateway_process(settings: Settings, command: str) -> None:
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.devstack import run_dev
+    from redisgate.dev.stack import run_dev
 
     _one_gateway_process(settings, "dev")
     if args.free_ports:

@@ -19,7 +19,7 @@ from aiohttp import web
 from redisgate.config import Settings
 from redisgate.control.app import create_app
 from redisgate.errors import ServiceError
-from redisgate.metrics_http import MetricsEndpoint
+from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.clients.gateway import Gateway, drain
 from redisgate.proxy.keys.sources import open_source
 from redisgate.signals import StopSignals

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.control import pagination
 from redisgate.control.instances import gateway_endpoint
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
@@ -134,7 +134,7 @@ async def list_keys(call: Call) -> web.StreamResponse:
 async def create_key(call: Call) -> web.StreamResponse:
     assert call.org_id
     scopes, expires_at = _scopes(call.body), _expiry(call.body)
-    minted = apikeys.mint()
+    minted = api_key_format.mint()
     async with call.connect() as conn, conn.transaction():
         instance = await instances.get_instance(conn, call.org_id, call.path_id("instance_id"))
         key = await api_keys.create_key(

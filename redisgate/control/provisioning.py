@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from redisgate.config import Settings
-from redisgate.config_checks import parse_port_range
+from redisgate.config.checks import parse_port_range
 from redisgate.errors import ProvisionError, ServiceUnavailable, StoreError
 from redisgate.provision import Endpoint, InstanceSpec, State, Status
 from redisgate.provision.local import LocalProvisioner

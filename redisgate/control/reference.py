@@ -8,7 +8,7 @@ from aiohttp import web
 from redisgate.control.docs_page import STATIC
 from redisgate.control.spec import Call, reply
 from redisgate.control.state import OPENAPI
-from redisgate.metrics_http import metrics_response
+from redisgate.metrics.endpoint import metrics_response
 
 DOCS_HTML = web.AppKey("docs_html", str)
 

@@ -11,7 +11,7 @@ import pytest
 
 from redisgate.cli import build_parser, main, settings_of, with_free_ports
 from redisgate.config import SPECS
-from redisgate.config_load import unknown_env_warnings
+from redisgate.config.load import unknown_env_warnings
 from redisgate.errors import ConfigError
 from redisgate.scopes import PRESETS, parse_scope, prefix_scope
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from redisgate.config import SPECS, Settings, mask_secret
-from redisgate.config_load import load_settings, reference_markdown
+from redisgate.config.load import load_settings, reference_markdown
 from redisgate.errors import ConfigError
 
 

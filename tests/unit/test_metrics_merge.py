@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from redisgate.metrics_merge import Families, FleetMetrics, commands_total, merge, parse
+from redisgate.metrics.merge import Families, FleetMetrics, commands_total, merge, parse
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

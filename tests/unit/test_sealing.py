@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from redisgate.config_load import load_settings
+from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError, StoreError
 from redisgate.store.sealing import SecretBox, decode_key, new_key
 

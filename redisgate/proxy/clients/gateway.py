@@ -32,7 +32,7 @@ from redisgate import metrics
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
 from redisgate.limits import default_limits
-from redisgate.metrics_http import MetricsEndpoint
+from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.backend.command_tables import CommandTables
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.clients.connection import ClientConnection

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
-from redisgate import apikeys, metrics
+from redisgate import api_key_format, metrics
 from redisgate.errors import StoreError
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
@@ -146,7 +146,7 @@ class Authenticator:
         self.used: set[str] = set()  # ids that authenticated since the last `take_used`
 
     async def authenticate(self, token: bytes, now: float) -> Principal | None:
-        key_id = apikeys.key_id_of(token)
+        key_id = api_key_format.key_id_of(token)
         if key_id is None:
             metrics.AUTH_FAILURES["malformed"] += 1
             return None
@@ -155,7 +155,7 @@ class Authenticator:
         except StoreError:
             metrics.AUTH_FAILURES["unavailable"] += 1
             raise
-        if record is None or not apikeys.verify(token, record.digest):
+        if record is None or not api_key_format.verify(token, record.digest):
             metrics.AUTH_FAILURES["unknown_key" if record is None else "wrong_secret"] += 1
             return None
         if record.expires_at is not None and record.expires_at <= self.wall_clock():

@@ -37,7 +37,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.errors import ConfigError
 from redisgate.limits import FIELDS, MAXIMUM, Limits
 from redisgate.proxy.keys.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
@@ -287,18 +287,20 @@ def set_instance(path: Path, name: str, backend: Backend, *, replace: bool = Fal
     _dump(path, data)
 
 
-def add_key(path: Path, instance: str, name: str, scopes: str | None = None) -> apikeys.MintedKey:
+def add_key(
+    path: Path, instance: str, name: str, scopes: str | None = None
+) -> api_key_format.MintedKey:
     """Mint a key for `instance`, store its digest, and return it (the token is not stored).
 
     `scopes` (Redis ACL rules) is validated and stored in canonical form; None: full preset.
     """
-    key = apikeys.mint()
+    key = api_key_format.mint()
     store_key(path, instance, name, key, scopes)
     return key
 
 
 def store_key(
-    path: Path, instance: str, name: str, key: apikeys.MintedKey, scopes: str | None = None
+    path: Path, instance: str, name: str, key: api_key_format.MintedKey, scopes: str | None = None
 ) -> None:
     data = _load_raw(path)
     if instance not in data["instances"]:

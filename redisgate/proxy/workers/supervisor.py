@@ -17,7 +17,7 @@ fail here, before any worker starts, with the single gateway's message.
 - Workers run in their own sessions (a terminal's Ctrl-C reaches only the supervisor, which
   decides), and read their stdin until it closes: if the supervisor dies, they drain and exit.
 - Metrics: a scrape of the supervisor's `metrics_port` asks each worker over its private Unix
-  socket and merges the answers (`metrics_merge.py`); a worker that does not answer is
+  socket and merges the answers (`metrics/merge.py`); a worker that does not answer is
   skipped, shown by `redisgate_workers_up`.
 """
 
@@ -43,8 +43,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, ServiceError
-from redisgate.metrics_http import MetricsEndpoint
-from redisgate.metrics_merge import Families, FleetMetrics, commands_total, parse
+from redisgate.metrics.endpoint import MetricsEndpoint
+from redisgate.metrics.merge import Families, FleetMetrics, commands_total, parse
 from redisgate.proxy.workers.worker import READY, encode_settings
 from redisgate.signals import StopSignals
 

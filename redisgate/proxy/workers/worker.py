@@ -27,7 +27,7 @@ from pathlib import Path
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, RedisGateError, exit_status
-from redisgate.metrics_http import MetricsEndpoint
+from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.clients.gateway import Gateway, drain
 from redisgate.proxy.keys.sources import open_source
 from redisgate.signals import StopSignals

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator, FormatChecker
 
 from redisgate.config import Settings
-from redisgate.config_load import load_settings
+from redisgate.config.load import load_settings
 from redisgate.control.app import create_app
 
 PASSWORD = "correct horse battery staple"

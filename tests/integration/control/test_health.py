@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from redisgate.config_load import load_settings
+from redisgate.config.load import load_settings
 from redisgate.control.app import create_app
 from redisgate.errors import ConfigError
 from redisgate.launcher.process import free_port

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.config import Settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.scopes import PRESETS, parse_scope, prefix_scope
@@ -223,7 +223,7 @@ async def test_keys_tokens_scopes_and_revocation(api: Api, settings: Settings) -
     assert full.body["url"] == (
         f"redis://default:{full.body['token']}@127.0.0.1:{settings.proxy_port}/0"
     )
-    assert apikeys.key_id_of(full.body["token"].encode()) == full.body["id"]
+    assert api_key_format.key_id_of(full.body["token"].encode()) == full.body["id"]
     scoped = await api.post(keys, token=token, json={"name": "ro", "scopes": "+@read ~app:*"})
     assert scoped.body["scopes"] == "+@read ~app:* resetchannels"
     prefixed = await api.post(

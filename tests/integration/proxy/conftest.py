@@ -22,8 +22,8 @@ import pytest
 import redis
 import uvloop
 
-from redisgate.apikeys import key_id_of
-from redisgate.config_load import load_settings
+from redisgate.api_key_format import key_id_of
+from redisgate.config.load import load_settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.clients.gateway import Gateway
 from redisgate.proxy.keys.principals import Backend

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.wire.replies import ReplyFramer
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
@@ -227,7 +227,7 @@ def test_client_identity_commands(gw: RunningGateway) -> None:
     assert r.client_getname() in (b"worker-1", "worker-1")  # redis-py decodes it on RESP3
     client_id = r.client_id()
     info = r.client_info()
-    key_id = apikeys.key_id_of(gw.tokens["main"].encode())
+    key_id = api_key_format.key_id_of(gw.tokens["main"].encode())
     assert info["id"] == client_id and info["name"] == "worker-1" and info["user"] == key_id
     assert r.execute_command("ACL", "WHOAMI") == key_id.encode()
     with pytest.raises(redis.ResponseError, match="Client names cannot contain spaces"):

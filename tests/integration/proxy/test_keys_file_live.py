@@ -12,7 +12,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.keys.static import _dump, _load_raw, remove_key
 from tests.integration.proxy.conftest import run_gateway
@@ -35,7 +35,7 @@ def test_removed_and_rescoped_keys_apply_to_live_sessions(
         assert scoped.set("app:1", "v") and main.ping()
         # re-scope "app" to read-only by editing the file (as an operator would)
         data = _load_raw(gw.keys_file)
-        app_id = apikeys.key_id_of(gw.scoped["app"].encode())
+        app_id = api_key_format.key_id_of(gw.scoped["app"].encode())
         data["keys"][app_id]["scopes"] = "+@read ~app:* resetchannels"
         time.sleep(1.1)  # the file's mtime must differ for the reload to notice
         _dump(gw.keys_file, data)
@@ -50,7 +50,7 @@ def test_removed_and_rescoped_keys_apply_to_live_sessions(
         eventually(denied)
         assert scoped.get("app:1") in (b"v", b"w")  # the same connection, reads allowed
         # remove the main key: its live session closes
-        main_id = apikeys.key_id_of(gw.tokens["main"].encode())
+        main_id = api_key_format.key_id_of(gw.tokens["main"].encode())
         assert main_id is not None
         remove_key(gw.keys_file, main_id)
 

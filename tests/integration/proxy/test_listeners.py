@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisgate.config_load import load_settings
+from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer

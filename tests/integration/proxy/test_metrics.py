@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redisgate import metrics
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.metrics_http import MetricsEndpoint
+from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest
 from redisgate.proxy.clients.connection import ClientConnection

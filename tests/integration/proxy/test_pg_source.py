@@ -28,8 +28,8 @@ import uvloop
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisgate import apikeys
-from redisgate.config_load import load_settings
+from redisgate import api_key_format
+from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits as LimitValues
@@ -157,8 +157,8 @@ async def new_key(
     *,
     scopes: str = FULL,
     expires_at: datetime | None = None,
-) -> apikeys.MintedKey:
-    key = apikeys.mint()
+) -> api_key_format.MintedKey:
+    key = api_key_format.mint()
     async with conn.transaction():
         await api_keys.create_key(
             conn,
@@ -312,7 +312,7 @@ def test_postgres_unreachable_gives_a_retry_error_and_keeps_the_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    key = apikeys.mint()
+    key = api_key_format.mint()
     with (
         run_pg_gateway(dead_database_url()) as gw,  # starts although Postgres is down
         socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock,

@@ -19,7 +19,7 @@ import prometheus_client
 import pytest
 import redis
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.wire.encode import encode_command
 from redisgate.scopes import PRESETS, parse_scope, prefix_scope
@@ -488,7 +488,7 @@ def test_presets(clients: dict[str, redis.Redis], db: redis.Redis) -> None:
 
 def test_acl_whoami_is_the_key_id(gw: RunningGateway, clients: dict[str, redis.Redis]) -> None:
     for label in ("app", "split", "news"):
-        expected = apikeys.key_id_of(gw.scoped[label].encode())
+        expected = api_key_format.key_id_of(gw.scoped[label].encode())
         assert expected
         assert clients[label].acl_whoami() == expected
     assert clients["app"].acl_whoami() != clients["split"].acl_whoami()

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import redis
 
-from redisgate import apikeys
-from redisgate.apikeys import key_id_of
+from redisgate import api_key_format
+from redisgate.api_key_format import key_id_of
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.keys.static import remove_key, store_key
@@ -250,7 +250,7 @@ def test_rescoping_and_revoking_reach_the_backend_user(gw: RunningGateway, db: r
         assert acl_user(db, revoked) is not None
         # the keys file is the static mode's source: re-scope one key, remove the other
         token = gw.scoped["rescoped"]
-        minted = apikeys.MintedKey(rescoped, token, apikeys.digest(token))
+        minted = api_key_format.MintedKey(rescoped, token, api_key_format.digest(token))
         store_key(gw.keys_file, "own", "rescoped", minted, "+@all ~other:*")
         remove_key(gw.keys_file, revoked)
         eventually(lambda: acl_user(db, revoked) is None)

@@ -95,7 +95,7 @@ def test_require_names_the_allowed_roles() -> None:
 
 
 def test_argon2_memory_must_cover_the_lanes() -> None:
-    from redisgate.config_load import load_settings
+    from redisgate.config.load import load_settings
     from redisgate.control.passwords import Passwords
     from redisgate.errors import ConfigError
 

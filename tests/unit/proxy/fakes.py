@@ -26,7 +26,7 @@ from typing import Any
 import hiredis
 import pytest
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.config import Settings
 from redisgate.limits import default_limits
 from redisgate.proxy.backend.command_tables import CommandTables
@@ -334,8 +334,8 @@ class DictKeys:
     def __init__(self) -> None:
         self.records: dict[str, KeyRecord] = {}
 
-    def add(self, instance: Instance, name: str = "key") -> apikeys.MintedKey:
-        key = apikeys.mint()
+    def add(self, instance: Instance, name: str = "key") -> api_key_format.MintedKey:
+        key = api_key_format.mint()
         principal = Principal(key_id=key.key_id, key_name=name, instance=instance)
         self.records[key.key_id] = KeyRecord(key.key_id, key.digest, principal)
         return key

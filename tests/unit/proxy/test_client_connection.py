@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.config import Settings
 from redisgate.proxy.keys.principals import Instance
 from tests.unit.proxy.fakes import (
@@ -111,7 +111,7 @@ async def test_a_wrong_or_unknown_key_is_refused_and_the_connection_stays(
 ) -> None:
     key = gateway.keys.add(CACHE)
     wrong_secret = key.token[:-6] + ("AAAAAA" if not key.token.endswith("AAAAAA") else "BBBBBB")
-    unknown = apikeys.mint().token
+    unknown = api_key_format.mint().token
     client = gateway.connect()
     feed(client, wire("AUTH", wrong_secret))
     await turns()

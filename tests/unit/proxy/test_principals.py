@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.proxy.keys.principals import (
     Authenticator,
     Backend,
@@ -35,13 +35,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 class DictSource:
     """A PrincipalSource over a dict, recording every id it is asked for."""
 
-    def __init__(self, *keys: apikeys.MintedKey) -> None:
+    def __init__(self, *keys: api_key_format.MintedKey) -> None:
         self.records: dict[str, KeyRecord] = {}
         self.asked: list[str] = []
         for i, key in enumerate(keys):
             self.add(key, f"key-{i}")
 
-    def add(self, key: apikeys.MintedKey, name: str) -> Principal:
+    def add(self, key: api_key_format.MintedKey, name: str) -> Principal:
         who = Principal(key_id=key.key_id, key_name=name, instance=INSTANCE)
         self.records[key.key_id] = KeyRecord(key.key_id, key.digest, who)
         return who
@@ -61,8 +61,8 @@ def fake_token(key_id: str) -> bytes:
     return f"rg_{key_id}_{'A' * 43}".encode()
 
 
-KEY = apikeys.mint()
-OTHER = apikeys.mint()
+KEY = api_key_format.mint()
+OTHER = api_key_format.mint()
 
 
 def auth(authenticator: Authenticator, token: bytes | str, now: float) -> Principal | None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.errors import ConfigError
 from redisgate.limits import Limits
 from redisgate.proxy.keys.principals import Backend, Instance, KeyRecord, Principal
@@ -25,7 +25,7 @@ from redisgate.proxy.keys.static import (
 )
 
 T = TypeVar("T")
-KEY = apikeys.mint()
+KEY = api_key_format.mint()
 DIGEST = KEY.digest
 
 
@@ -202,14 +202,14 @@ def test_set_instance_and_add_key_round_trip(tmp_path: Path) -> None:
     backend = Backend("redis.internal", 6390, db=2, username="u", password='p"w\\', tls=True)
     set_instance(path, "cache", backend)
     key = add_key(path, "cache", 'web "frontend" \\ café')
-    assert apikeys.key_id_of(key.token.encode()) == key.key_id
-    assert key.digest == apikeys.digest(key.token)
+    assert api_key_format.key_id_of(key.token.encode()) == key.key_id
+    assert key.digest == api_key_format.digest(key.token)
     record = parse_keys_file(path)[key.key_id]
     assert record.digest == key.digest
     assert record.principal == Principal(
         key.key_id, 'web "frontend" \\ café', Instance("cache", "cache", backend)
     )
-    assert apikeys.verify(key.token.encode(), record.digest)
+    assert api_key_format.verify(key.token.encode(), record.digest)
     assert key.token not in path.read_text()  # only the digest is stored
     assert mode(path) == 0o600
     assert not (tmp_path / "conf" / "keys.toml.tmp").exists()
@@ -219,7 +219,7 @@ def test_store_key_and_remove_key(tmp_path: Path) -> None:
     path = tmp_path / "keys.toml"
     set_instance(path, "cache", Backend("h", 1))
     set_instance(path, "other", Backend("h", 2, shared=True))
-    first, second = apikeys.mint(), apikeys.mint()
+    first, second = api_key_format.mint(), api_key_format.mint()
     store_key(path, "cache", "first", first)
     store_key(path, "other", "second", second)
     records = parse_keys_file(path)
@@ -238,7 +238,7 @@ def test_store_key_needs_the_instance(tmp_path: Path) -> None:
     set_instance(path, "cache", Backend("h", 1))
     before = path.read_bytes()
     with pytest.raises(ConfigError) as info:
-        store_key(path, "nope", "k", apikeys.mint())
+        store_key(path, "nope", "k", api_key_format.mint())
     assert str(info.value) == f"{path}: no instance named 'nope'"
     assert path.read_bytes() == before
 
@@ -349,7 +349,7 @@ def test_maybe_reload_keeps_the_last_good_contents(
     assert "keeping the previous keys" in caplog.text
     assert "no instance named 'nope'" in caplog.text
     assert source.maybe_reload(20.0) is False  # the broken version is not reparsed
-    other = apikeys.mint()
+    other = api_key_format.mint()
     bump(path, INSTANCE + key_entry(other.key_id, sha256=f'"{other.digest}"'), 3 * 10**18)
     assert source.maybe_reload(30.0) is True
     assert run(source.get_key(KEY.key_id)) is None

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from redisgate import config_checks as check
-from redisgate.config_checks import Validator
+from redisgate.config import checks as check
+from redisgate.config.checks import Validator
 
 ENV_PREFIX = "REDISGATE_"
 CONFIG_ENV = "REDISGATE_CONFIG"

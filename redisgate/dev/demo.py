@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from redisgate import apikeys
+from redisgate import api_key_format
 from redisgate.errors import ServiceError
 
 DEMO_EMAIL = "demo@redisgate.dev"
@@ -134,7 +134,7 @@ async def _instance(api: _Client, org_id: str) -> dict[str, Any]:
 async def _key(api: _Client, org_id: str, instance_id: str, token_file: Path) -> str:
     keys = f"/v1/orgs/{org_id}/instances/{instance_id}/keys"
     token = _read(token_file)
-    key_id = apikeys.key_id_of(token.encode()) if token else None
+    key_id = api_key_format.key_id_of(token.encode()) if token else None
     if token and key_id:
         status, key = await api.call("GET", f"{keys}/{key_id}")
         if status == 200 and key["revoked_at"] is None:

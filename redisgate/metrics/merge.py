@@ -1,6 +1,6 @@
 """One exposition for a fleet of worker processes (`redisgate proxy --workers N`).
 
-Each worker counts in its own plain ints, as a single gateway does (`metrics.py`); the
+Each worker counts in its own plain ints, as a single gateway does (`metrics/__init__.py`); the
 supervisor asks every worker for its exposition at scrape time and merges the parsed families
 here, so the hot path is the same with one process or many. The rules:
 

@@ -26,7 +26,7 @@ from types import FrameType
 import uvloop
 
 from redisgate.config import Settings
-from redisgate.demo import ensure_demo
+from redisgate.dev.demo import ensure_demo
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.signals import StopSignals
 from redisgate.stack import running_stack

@@ -1,0 +1,1 @@
+"""`redisgate dev`: the whole system on one machine from a data folder, and its demo account."""
