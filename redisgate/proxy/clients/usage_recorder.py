@@ -33,7 +33,7 @@ from redisgate.proxy.policy.usage_meter import UsageMeter
 
 if TYPE_CHECKING:
     from redisgate.proxy.keys.principals import Authenticator, KeySource, Principal
-    from redisgate.proxy.policy.quotas import QuotaBook
+    from redisgate.proxy.policy.daily_quotas import QuotaBook
     from redisgate.proxy.policy.rates import RateGate
 
 log = logging.getLogger(__name__)

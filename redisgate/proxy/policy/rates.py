@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from redisgate import metrics
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.proxy.keys.principals import Principal
-from redisgate.proxy.policy.quotas import DailyQuota, QuotaBook, has_quota
+from redisgate.proxy.policy.daily_quotas import DailyQuota, QuotaBook, has_quota
 from redisgate.proxy.wire.encode import encode_error
 
 # --- Data-plane limits (docs/limits.md) ------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import date
 from redisgate import metrics
 from redisgate.limits import Limits
 from redisgate.proxy.keys.principals import Backend, Instance, Principal
-from redisgate.proxy.policy.quotas import QuotaBook
+from redisgate.proxy.policy.daily_quotas import QuotaBook
 from redisgate.proxy.policy.rates import Admission, LimitRegistry, RateGate
 
 DAY = date(2026, 11, 26)

@@ -11,7 +11,7 @@ from datetime import date
 
 from redisgate.proxy.clients.usage_recorder import FLUSH_INTERVAL_S, UsageRecorder
 from redisgate.proxy.keys.principals import Authenticator, Backend, Instance, KeyRecord, Principal
-from redisgate.proxy.policy.quotas import DailyQuota, QuotaBook
+from redisgate.proxy.policy.daily_quotas import DailyQuota, QuotaBook
 from redisgate.proxy.policy.rates import RateGate
 from redisgate.store.usage import UsageRow
 
