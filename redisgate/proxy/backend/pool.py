@@ -24,12 +24,13 @@ import asyncio
 import hashlib
 import json
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import hiredis
 
 from redisgate.errors import UpstreamUnavailable
+from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.key_users import KeyUsers
 from redisgate.proxy.backend.upstream import (
     DedicatedOwner,
@@ -39,7 +40,7 @@ from redisgate.proxy.backend.upstream import (
     UpstreamConnection,
 )
 from redisgate.proxy.commands.table import CommandTable, normalize
-from redisgate.proxy.keys.principals import Backend, Instance
+from redisgate.proxy.keys.principals import Backend, Instance, Principal
 from redisgate.proxy.wire.encode import encode_command, encode_error
 from redisgate.proxy.wire.replies import is_error
 
@@ -112,6 +113,24 @@ class InstancePool:
         )
 
     # --- Shared connections -----------------------------------------------------------------
+
+    def send_script(
+        self,
+        request: PendingRequest,
+        raw: bytes,
+        principal: Principal,
+        table: CommandTable,
+        protocol: int,
+    ) -> Coroutine[Any, Any, None] | None:
+        """Send a script as its key's backend ACL user (`key_users`): at once when that user's
+        connection is ready (None), else the coroutine that sets it up and sends it, for the
+        caller to run."""
+        rules = key_user_rules.user_rules(principal.scope, table, self.backend.db)
+        conn = self.key_users.ready(principal.key_id, rules, protocol)
+        if conn is not None:
+            conn.send(request, raw)
+            return None
+        return self.key_users.send_when_ready(request, raw, principal.key_id, rules, protocol)
 
     def send(self, request: PendingRequest, raw: bytes, protocol: int) -> None:
         """Send one command on a shared connection (or fail it at once if the backend is down).

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from redisgate import metrics
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest, UpstreamConnection
 from redisgate.proxy.clients.decisions import (
@@ -521,20 +520,14 @@ class ClientConnection(asyncio.Protocol):
         """Run a script as its key's backend ACL user; take nothing more until it is answered."""
         principal, pool = session.principal, self.pool
         assert principal is not None and pool is not None
-        rules = key_user_rules.user_rules(principal.scope, session.table, pool.backend.db)
         owner = _ScriptReply(self)
         request = PendingRequest(owner, None, None, 1, [command.args[0]], self.last_activity)
         self.slots.append(request)
         self.inflight += 1
         self._blocked = True
-        conn = pool.key_users.ready(principal.key_id, rules, session.protocol)
-        if conn is not None:
-            conn.send(request, raw)
-        else:
-            key_users = pool.key_users
-            self._start(
-                key_users.send_when_ready(request, raw, principal.key_id, rules, session.protocol)
-            )
+        work = pool.send_script(request, raw, principal, session.table, session.protocol)
+        if work is not None:
+            self._start(work)
 
     def script_answered(self) -> None:
         """The reply to the script sent as the key's user is in: take commands again."""

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate import metrics
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest
 from redisgate.proxy.clients.decisions import (
@@ -182,15 +181,10 @@ class Caller:
     async def _script(self, name: bytes, raw: bytes, session: Session) -> bytes:
         principal, pool = session.principal, self.pool
         assert principal is not None and pool is not None
-        rules = key_user_rules.user_rules(principal.scope, session.table, pool.backend.db)
         request = PendingRequest(self, None, None, 1, [name])
         self.slots.append(request)
         self.inflight += 1
-        conn = pool.key_users.ready(principal.key_id, rules, session.protocol)
-        if conn is not None:
-            return await self._wait(request, send=lambda: conn.send(request, raw))
-        users = pool.key_users
-        work = users.send_when_ready(request, raw, principal.key_id, rules, session.protocol)
+        work = pool.send_script(request, raw, principal, session.table, session.protocol)
         return await self._wait(request, work=work)
 
     async def _wait(

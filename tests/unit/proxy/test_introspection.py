@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import hiredis
 import pytest
 
 from redisgate.proxy.commands import introspection
 from redisgate.proxy.commands.introspection import ClientCounts
-from redisgate.proxy.wire.replies import ReplyFramer
+from tests.unit.proxy.test_intercept import bulk, one_frame, parse, verbatim
 
 
 def encode_reply(value: object) -> bytes:
@@ -21,28 +20,6 @@ def encode_reply(value: object) -> bytes:
         return b"*%d\r\n" % len(value) + b"".join(encode_reply(v) for v in value)
     assert isinstance(value, str)
     return bulk(value.encode())
-
-
-def bulk(text: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(text), text)
-
-
-def verbatim(text: bytes) -> bytes:
-    body = b"txt:" + text
-    return b"=%d\r\n%s\r\n" % (len(body), body)
-
-
-def parse(frame: bytes) -> object:
-    reader = hiredis.Reader()
-    reader.feed(frame)
-    value = reader.gets()
-    assert reader.gets() is False  # exactly one frame
-    return value
-
-
-def one_frame(frame: bytes) -> bytes:
-    assert ReplyFramer().feed(frame) == [frame]
-    return frame
 
 
 INFO_TEXT = (
