@@ -38,7 +38,8 @@ def without_flag(script: bytes) -> bytes:
         if word.startswith(b"flags="):
             flags = [flag for flag in word[6:].split(b",") if flag != _FLAG]
             words[i] = b"flags=" + b",".join(flags) if flags else b""
-    return b" ".join(word for word in words if word) + rest
+    new = b" ".join(word for word in words if word) + rest
+    return script if new == script else new
 
 
 class Dialect:
