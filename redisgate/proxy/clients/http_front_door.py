@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -112,9 +112,9 @@ class _Refused(asyncio.Protocol):
     )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self._REPLY)
-        transport.close()
+        writer = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
+        writer.write(self._REPLY)
+        writer.close()
 
 
 class HttpFrontDoor:

@@ -79,7 +79,7 @@ def test_a_batch_of_the_wrong_shape_is_refused_whole(body: bytes) -> None:
 
 
 def test_a_batch_over_the_cap_is_413() -> None:
-    with pytest.raises(BadRequest, match="too many commands.*3.*at most 2") as info:
+    with pytest.raises(BadRequest, match=r"too many commands.*3.*at most 2") as info:
         batch(b'[["PING"],["PING"],["PING"]]', 2)
     assert info.value.status == 413
 
