@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY, generate_latest
 from upstash_ratelimit import FixedWindow, Ratelimit, SlidingWindow, TokenBucket
 from upstash_ratelimit.asyncio import Ratelimit as AsyncRatelimit
 from upstash_redis import Redis
 from upstash_redis.asyncio import Redis as AsyncRedis
 from upstash_redis.errors import UpstashError
 
+from redisgate import metrics
 from redisgate.api_key_format import key_id_of
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.keys.static import remove_key
@@ -409,6 +411,24 @@ def test_connections_over_the_cap_are_refused_with_json(
         for sock in held:
             sock.close()
         wait_for(lambda: call(gw, "POST", "/", ["PING"])[0] == 200)
+
+
+def test_a_connection_without_a_whole_request_in_auth_timeout_is_closed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, auth_timeout_s=0.3) as gw:
+        silent = socket.create_connection(("127.0.0.1", gw.gateway.http_port))
+        slow = socket.create_connection(("127.0.0.1", gw.gateway.http_port))
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # and never the rest of its headers
+        for sock in (silent, slow):
+            sock.settimeout(5)
+            assert sock.recv(100) == b""  # closed by the gateway
+            sock.close()
+        assert call(gw, "POST", "/", ["PING"])[1] == {"result": "PONG"}
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.http.server.connections)) == 0)
+        assert metrics.REST_REQUESTS[("command", 200)] >= 1
+        scraped = generate_latest(REGISTRY).decode()
+        assert 'redisgate_rest_requests_total{endpoint="command",status="200"}' in scraped
 
 
 def test_a_flooding_tenant_is_limited_while_another_is_served(
