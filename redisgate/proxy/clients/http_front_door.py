@@ -291,6 +291,8 @@ class HttpFrontDoor:
         args, sha = self.dialect.rewrite(args)
         value = _value(await caller.call(args), base64, sha)
         if isinstance(value, ReplyError):
+            if caller.closed:  # its key went, or the gateway is stopping: retry elsewhere
+                return _error(503, str(value))
             return _error(429 if _refusals(caller) > limited else 400, str(value) or "ERR")
         return _json(200, {"result": value})
 

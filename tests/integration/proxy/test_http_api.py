@@ -397,6 +397,33 @@ def test_a_revoked_key_ends_its_stream(redis_server: RedisServer, tmp_path: Path
         sock.close()
 
 
+def test_shutdown_ends_streams_and_requests_within_its_time(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, http_timeout_s=30) as gw:
+        stream = open_stream(gw, "/subscribe/c", gw.tokens["main"])
+        assert read_events(stream, 1) == ["subscribe,c,1"]
+        blocked: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: blocked.append(call(gw, "POST", "/", ["BLPOP", "never", "0"])[0])
+        )
+        waiter.start()
+        wait_for(lambda: gw.dedicated_in_use() == 2)
+        started = time.monotonic()
+        gw.call_async(gw.gateway.shutdown(timeout_s=1.0))
+        assert time.monotonic() - started < 3
+        rest = b""
+        stream.settimeout(5)
+        while not rest.endswith(b"0\r\n\r\n"):
+            chunk = stream.recv(65536)
+            assert chunk, rest
+            rest += chunk
+        stream.close()
+        waiter.join(10)
+        assert blocked in ([503], [])  # told to retry, or its connection closed unanswered
+        assert gw.call(lambda: len(gw.gateway.callers)) == 0
+
+
 # --- Bounds against a hostile caller ----------------------------------------------------------
 
 
