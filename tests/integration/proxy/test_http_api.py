@@ -25,10 +25,10 @@ from upstash_redis import Redis
 from upstash_redis.asyncio import Redis as AsyncRedis
 from upstash_redis.errors import UpstashError
 
-from redisgate import metrics
+from redisgate import api_key_format, metrics
 from redisgate.api_key_format import key_id_of
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.static import remove_key
+from redisgate.proxy.keys.static import remove_key, store_key
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 SCOPES = {
@@ -273,7 +273,7 @@ def test_bad_requests_get_a_clear_json_error_and_forward_nothing(
         assert not direct.exists("k")
 
 
-def test_a_missing_or_revoked_token_is_401_and_takes_effect_on_the_next_request(
+def test_a_missing_re_scoped_or_revoked_token_takes_effect_on_the_next_request(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     with run_gateway(redis_server, tmp_path, http_port=0) as gw:
@@ -281,12 +281,21 @@ def test_a_missing_or_revoked_token_is_401_and_takes_effect_on_the_next_request(
             401,
             {"error": "Unauthorized: send the API key as Authorization: Bearer <key>"},
         )
-        assert call(gw, "POST", "/", ["PING"])[1] == {"result": "PONG"}
+        r = sdk(gw, gw.tokens["main"])
+        assert r.set("k", "1") is True
         key_id = key_id_of(gw.tokens["main"].encode())
         assert key_id is not None
-        remove_key(gw.keys_file, key_id)
+        token = gw.tokens["main"]
+        minted = api_key_format.MintedKey(key_id, token, api_key_format.digest(token))
+        store_key(gw.keys_file, "main", "main-key", minted, "+@read allkeys")  # re-scoped
+        wait_for(lambda: call(gw, "POST", "/", ["SET", "probe", "x"])[0] == 400)
+        with pytest.raises(UpstashError, match="NOPERM"):
+            r.set("k", "3")
+        assert r.get("k") == "1"
+        remove_key(gw.keys_file, key_id)  # revoked
         wait_for(lambda: call(gw, "POST", "/", ["PING"])[0] == 401)
-        assert "Unauthorized" in call(gw, "POST", "/", ["PING"])[1]["error"]
+        with pytest.raises(UpstashError, match="Unauthorized"):
+            r.get("k")
 
 
 def test_a_blocking_command_is_cut_off_at_the_request_timeout(
