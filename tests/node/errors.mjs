@@ -1,8 +1,9 @@
 // Refusals as the SDK reports them, with single commands (POST /, a 4xx answer) and with
 // auto-pipelined ones (an error entry of POST /pipeline): NOPERM from a read-only key (also
-// for a transaction and a subscription) and from a key without scripting, an argument that
+// for a transaction and a subscription), from a key without scripting and from one without
+// transactions (whose commands must not run outside one either), an argument that
 // cannot be one, the rate limit of a key with ops_per_second, and a bad token.
-// Tokens: NODE_SDK_READER_TOKEN, NODE_SDK_LIMITED_TOKEN. Prints one JSON object.
+// Tokens: NODE_SDK_READER_TOKEN, NODE_SDK_NO_MULTI_TOKEN, NODE_SDK_LIMITED_TOKEN. Prints one JSON object.
 import { client, described, emit, outcome } from "./common.mjs";
 
 const r = {};
@@ -21,6 +22,10 @@ for (const [name, options] of [["auto", {}], ["single", single]]) {
   r[`nullArg_${name}`] = await outcome(main.set("e:null", undefined));
   r[`noScripting_${name}`] = await outcome(main.eval("return 1", [], []));
 }
+
+// a key that may not run MULTI: its transaction is refused, and none of its commands runs
+const noMulti = client({ token: process.env.NODE_SDK_NO_MULTI_TOKEN });
+r.noMulti = await outcome(noMulti.multi().set("e:t1", "1").set("e:t2", "2").exec());
 
 // ops_per_second 1, burst 3: of 8 commands at once (one /pipeline request) 3 run; the
 // commands sent alone right after are refused too, with 429.

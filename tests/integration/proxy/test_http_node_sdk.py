@@ -40,6 +40,7 @@ SCOPES = {
     "ratelimit": prefix_scope("rl:") + " +@scripting",  # scripts, on the limiters' keys only
     "reader": PRESETS["read-only"],
     "doomed": PRESETS["full"],  # revoked by its test
+    "no_multi": "+get +set allkeys",  # no MULTI (@transaction)
 }
 LIMITS = {"key:limited": {"ops_per_second": 1, "burst": 3}}
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -415,6 +416,7 @@ def test_refusals_are_upstash_errors_with_the_gateways_words(
         gw,
         "errors.mjs",
         NODE_SDK_READER_TOKEN=gw.scoped["reader"],
+        NODE_SDK_NO_MULTI_TOKEN=gw.scoped["no_multi"],
         NODE_SDK_LIMITED_TOKEN=gw.tokens["limited"],
     )
 
@@ -435,6 +437,10 @@ def test_refusals_are_upstash_errors_with_the_gateways_words(
     # a transaction holding a command the key may not run runs none of them (EXECABORT)
     discarded = f'{no_set}, command was: [["get","e:k"],["set","e:k","v"]]'
     assert r["readerMulti_auto"] == r["readerMulti_single"] == error(discarded)
+    assert r["noMulti"] == error(
+        "NOPERM this user has no permissions to run the 'multi' command, "
+        'command was: [["set","e:t1","1"],["set","e:t2","2"]]'
+    )
     assert r["noScripting_auto"] == error(f"Command failed: {no_eval}")
     assert r["noScripting_single"] == error(f'{no_eval}, command was: ["eval","return 1",0]')
     # a burst of 3: the first three of one request run, the rest and what follows are refused
@@ -451,7 +457,7 @@ def test_refusals_are_upstash_errors_with_the_gateways_words(
     assert r["nullArg_auto"] == error(f"Command failed: {null}")
     assert r["nullArg_single"] == error(f'{null}, command was: ["set","e:null",null]')
     with gw.direct() as direct:
-        assert direct.exists("e:k", "e:null") == 0
+        assert direct.exists("e:k", "e:null", "e:t1", "e:t2") == 0
     with gw.direct("limited") as direct:
         assert direct.get("e:n") == b"3"  # refused commands never reached Redis
     assert r["badToken"] == {
