@@ -38,11 +38,13 @@ r.limitedSingle = await Promise.all(
 
 // a subscription the key may not make: the refusal reaches the subscriber's error listener
 const readerSub = client({ token: process.env.NODE_SDK_READER_TOKEN }).subscribe(["e:chan"]);
+let timer;
 r.readerSubscribe = await new Promise((resolve) => {
   readerSub.on("error", (error) => resolve(described(error)));
   readerSub.on("subscribe", (count) => resolve({ subscribed: count }));
-  setTimeout(() => resolve("nothing within 5 s"), 5000);
+  timer = setTimeout(() => resolve("nothing within 5 s"), 5000);
 });
+clearTimeout(timer);
 await readerSub.unsubscribe();
 
 const bad = "rg_nosuchkeyid1_" + "x".repeat(43);
