@@ -359,7 +359,7 @@ def test_pipelines_and_transactions(gw: RunningGateway, node_binary: str) -> Non
         assert direct.get("bulk:2000") == b"2000"
         assert direct.mget("b:m", "b:m2", "b:m3", "b:h") == [b"3", b"x", b"y", None]
         assert direct.hgetall("b:h") == {b"f": b"v"}
-    assert gw.dedicated_in_use() == 0  # the transactions' connections went back
+    assert gw.call(gw.dedicated_in_use) == 0  # the transactions' connections went back
 
 
 # --- Scripts ------------------------------------------------------------------------------------
