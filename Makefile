@@ -32,10 +32,14 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/redisgate dev
 
-# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml; its tests fail,
-# saying so, where it cannot be installed.
+# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml; node and npm
+# (Debian's nodejs and npm) run the official Upstash SDKs against the HTTP command API (the
+# SDKs themselves are pinned in tests/node/package-lock.json and installed by the tests). Their
+# tests fail, saying so, where these cannot be installed. Two calls: one failing to install
+# leaves the other's packages be.
 test: install
 	@scripts/install-system-deps.sh --optional prometheus
+	@scripts/install-system-deps.sh --optional nodejs npm
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -67,4 +71,4 @@ deploy-test: install
 	scripts/deploy-test.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .fuzz-artifacts tests/node/node_modules

@@ -5,16 +5,29 @@
 # which packages to install and fail.
 #
 # `install-system-deps.sh --optional PKG…` installs extra packages the same way when possible
-# (e.g. nutcracker for the benchmarks) and never fails: what cannot be had is skipped.
+# (e.g. nutcracker for the benchmarks, nodejs and npm for the Node SDK tests) and never fails:
+# what cannot be had is skipped.
 set -euo pipefail
 
 missing=()
 optional=0
+
+# An optional package counts as there when dpkg has it, or, for node and npm, when the command
+# is on PATH however it came (NodeSource's nodejs package carries npm, and conflicts with
+# Debian's npm package).
+optional_present() {
+  case "$1" in
+    nodejs) command -v node >/dev/null 2>&1 && return 0 ;;
+    npm) command -v npm >/dev/null 2>&1 && return 0 ;;
+  esac
+  dpkg -s "$1" >/dev/null 2>&1
+}
+
 if [ "${1:-}" = "--optional" ]; then
   optional=1
   shift
   for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    optional_present "$pkg" || missing+=("$pkg")
   done
 fi
 

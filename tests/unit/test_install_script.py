@@ -129,3 +129,20 @@ def test_optional_packages_never_fail(machine: Machine) -> None:
     result = machine.run("--optional", "nutcracker")
     assert result.returncode == 0, result.stderr
     assert "apt-get install -y -q --no-install-recommends nutcracker" in machine.apt_calls()
+
+
+def test_node_and_npm_count_as_there_when_on_path(machine: Machine) -> None:
+    """`make test` asks for Debian's nodejs and npm; a node from elsewhere (NodeSource's
+    nodejs carries npm and conflicts with Debian's npm package) is left alone."""
+    result = machine.run("--optional", "nodejs", "npm")
+    assert result.returncode == 0, result.stderr
+    assert "apt-get install -y -q --no-install-recommends nodejs npm" in machine.apt_calls()
+    machine.log.write_text("")
+    for command in ("node", "npm"):  # dpkg still knows neither
+        (machine.bin / command).write_text("#!/bin/sh\n")
+        (machine.bin / command).chmod(0o755)
+    assert machine.run("--optional", "nodejs", "npm").returncode == 0
+    assert machine.apt_calls() == []
+    (machine.bin / "npm").unlink()  # Debian's nodejs alone: npm is its own package
+    assert machine.run("--optional", "nodejs", "npm").returncode == 0
+    assert "apt-get install -y -q --no-install-recommends npm" in machine.apt_calls()

@@ -335,10 +335,13 @@ class HttpFrontDoor:
             shas.append(sha)
         if not runnable:
             return _json(200, [])
-        replies = await caller.call_all([[b"MULTI"], *runnable, [b"EXEC"]])
-        opened, queued, executed = parse(replies[0]), replies[1:-1], replies[-1]
+        # MULTI alone first: refused (by the key's scope, a rate limit), the commands would
+        # run one by one, outside any transaction, and the client be told it failed.
+        opened = parse(await caller.call([b"MULTI"]))
         if isinstance(opened, ReplyError):
             return _error(400, str(opened))
+        replies = await caller.call_all([*runnable, [b"EXEC"]])
+        queued, executed = replies[:-1], replies[-1]
         results = parse(executed, base64, error_depth=2)
         if isinstance(results, ReplyError) or results is None:
             first = next((parse(r) for r in queued if r.startswith(b"-")), None)
