@@ -48,14 +48,14 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
             settings = dataclasses.replace(
                 settings, proxy_port=gateway.port, http_port=gateway.http_port or 0
             )
-            runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(
-                runner,
-                settings.control_host,
-                settings.control_port,
+            runner = web.AppRunner(
+                create_app(settings),
+                handle_signals=False,
+                access_log=None,
                 shutdown_timeout=settings.shutdown_timeout_s,
             )
+            await runner.setup()
+            site = web.TCPSite(runner, settings.control_host, settings.control_port)
             try:
                 await site.start()
             except OSError as exc:

@@ -1,5 +1,4 @@
-"""`/openapi.json` and `/docs`, both built once at start-up from the route table, and `/`,
-which leads to `/docs`."""
+"""`/openapi.json` and `/docs`, both built once at start-up from the route table."""
 
 from __future__ import annotations
 
@@ -15,12 +14,6 @@ DOCS_HTML = web.AppKey("docs_html", str)
 
 async def openapi_json(call: Call) -> web.StreamResponse:
     return reply(call.request.app[OPENAPI])
-
-
-async def root(call: Call) -> web.StreamResponse:
-    """The control URL opened in a browser: the API reference, rather than a JSON 404. A
-    temporary redirect (302), so browsers do not remember it once the console is served here."""
-    return web.Response(status=302, headers={"Location": "/docs"})
 
 
 async def docs(call: Call) -> web.StreamResponse:

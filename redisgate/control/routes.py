@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from redisgate.control import (
+    console,
     health,
     identity,
     instances,
@@ -34,10 +35,17 @@ ME_PATCH_REPLY = {
 
 # fmt: off
 ROUTES: list[Route] = [
+    # The web console (docs/console.md): a page, its stylesheet and scripts; data from /v1
+    Route("GET", "/", console.index, "The web console (HTML; its pages are hash routes).",
+          PUBLIC, response={"type": "string"}, content_type="text/html", tag="console"),
+    Route("GET", "/console/console.css", console.stylesheet, "The console's stylesheet.",
+          PUBLIC, response={"type": "string"}, content_type="text/css", tag="console"),
+    Route("GET", "/console/favicon.svg", console.favicon, "The console's icon.", PUBLIC,
+          response={"type": "string"}, content_type="image/svg+xml", tag="console"),
+    Route("GET", "/console/js/{name}", console.script, "One of the console's ES modules.",
+          PUBLIC, response={"type": "string"}, content_type="text/javascript", errors=(404,),
+          tag="console"),
     # Health and reference
-    Route("GET", "/", reference.root,
-          "Leads to the API reference: a redirect to /docs (until the web console lives here).",
-          PUBLIC, status=302, tag="reference"),
     Route("GET", "/healthz", health.healthz, "The process answers.", PUBLIC,
           response=health.HEALTHZ_REPLY, tag="health"),
     Route("GET", "/readyz", health.readyz, "PostgreSQL answers and migrations are current.",

@@ -1,10 +1,11 @@
 """The Node packages of the test suite, installed as `make install` installs the Python ones.
 
-tests/node/package-lock.json pins the official Upstash SDKs (and what they depend on, with
-their integrity hashes); `npm ci` installs exactly that into tests/node/node_modules
-(gitignored) the first time, and again only when the lock changes: a stamp in node_modules
-holds the hash of package.json and package-lock.json. node_modules sits next to the scripts
-because Node resolves `import "@upstash/redis"` from the importing file's folder upwards.
+tests/node/package-lock.json pins the official Upstash SDKs and axe-core (the console's
+accessibility check in tests/browser/), and what they depend on, with their integrity
+hashes; `npm ci` installs exactly that into tests/node/node_modules (gitignored) the first
+time, and again only when the lock changes: a stamp in node_modules holds the hash of
+package.json and package-lock.json. node_modules sits next to the scripts because Node
+resolves `import "@upstash/redis"` from the importing file's folder upwards.
 
 node and npm themselves come from Debian's `nodejs` and `npm` packages (`make test` installs
 them as root: scripts/install-system-deps.sh --optional nodejs npm). Without them, or when npm
