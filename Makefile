@@ -35,11 +35,13 @@ run: install
 # promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml; node and npm
 # (Debian's nodejs and npm) run the official Upstash SDKs against the HTTP command API (the
 # SDKs themselves are pinned in tests/node/package-lock.json and installed by the tests). Their
-# tests fail, saying so, where these cannot be installed. Two calls: one failing to install
-# leaves the other's packages be.
+# tests fail, saying so, where these cannot be installed. chromium (Debian's) is the browser
+# the console's tests (tests/browser/) drive with Playwright. Separate calls: one failing to
+# install leaves the others' packages be.
 test: install
 	@scripts/install-system-deps.sh --optional prometheus
 	@scripts/install-system-deps.sh --optional nodejs npm
+	@scripts/install-system-deps.sh --optional chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
