@@ -70,12 +70,12 @@ async def test_docs_page_is_self_contained(api: Api) -> None:
     assert css.status == 200 and "font" in css.body
 
 
-async def test_root_leads_to_the_api_reference(api: Api) -> None:
+async def test_the_api_reference_stays_at_docs(api: Api) -> None:
+    """The control URL is the console now (test_console.py); the reference keeps /docs."""
     root = await api.get("/")
-    assert root.status == 302 and root.headers["Location"] == "/docs"
-    followed = await api.client.get("/")  # as a browser opening the control URL
-    assert followed.status == 200 and followed.url.path == "/docs"
-    assert "<h1>RedisGate control API" in await followed.text()
+    assert root.status == 200 and "RedisGate" in root.body
+    docs = await api.get("/docs")
+    assert docs.status == 200 and "<h1>RedisGate control API" in docs.body
 
 
 async def test_unknown_route_and_method_are_json(api: Api) -> None:
