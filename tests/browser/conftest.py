@@ -206,7 +206,7 @@ def sign_up(page: Page, stack: RunningStack, name: str = "Ada") -> str:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    page.get_by_role("heading", name="Instances").wait_for()
+    page.get_by_role("heading", name="Instances", exact=True).wait_for()
     return email
 
 
@@ -215,4 +215,4 @@ def sign_in(page: Page, stack: RunningStack, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Instances").wait_for()
+    page.get_by_role("heading", name="Instances", exact=True).wait_for()

@@ -44,7 +44,9 @@ async def test_every_script_is_served_and_imports_only_its_siblings(api: Api) ->
         for imported in re.findall(r'from "\./([^"]+)"', script.body):
             assert imported in names, f"{name} imports {imported}, which is not served"
         # markup only from data, tokens only in memory (auth.js)
-        assert not re.search(r"\.(inner|outer)HTML\b|insertAdjacentHTML|document\.write", script.body), name
+        assert not re.search(
+            r"\.(inner|outer)HTML\b|insertAdjacentHTML|document\.write", script.body
+        ), name
         assert not re.search(r"\b(local|session)Storage\s*[.\[]", script.body), name
     css = await api.get("/console/console.css")
     assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")

@@ -106,7 +106,7 @@ export async function register(ctx) {
         toast("Welcome to RedisGate! Create your first instance.")
         ctx.navigate(`/orgs/${reply.org.id}/instances`)
       } catch (err) {
-        if (err.code === "email_taken") errors.show(err, { email: "already has an account: sign in instead, or use another email" })
+        if (err.code === "email_taken") errors.show(err, { email: "is already registered: sign in instead, or use another email" })
         else errors.show(err)
       }
     })

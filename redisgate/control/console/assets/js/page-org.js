@@ -169,7 +169,8 @@ export async function audit(ctx) {
       for (const e of page.items) body.append(auditRow(e, names))
       cursor = page.next_cursor
       more.hidden = !cursor
-      status.textContent = body.children.length ? `${body.children.length} entries shown.` : "No entries match these filters."
+      const shown = body.children.length
+      status.textContent = shown ? `${shown} ${shown === 1 ? "entry" : "entries"} shown${cursor ? "; older ones follow" : ""}.` : "No entries match these filters."
     } catch (err) {
       errors.show(err)
     }
@@ -187,7 +188,7 @@ function auditRow(e, names) {
     h("td", { "data-label": "When" }, dateTime(e.created_at)),
     h("td", { "data-label": "Who", class: "wrap" }, e.actor_id ? names[e.actor_id] || e.actor_id : "—"),
     h("td", { "data-label": "Action" }, h("code", {}, e.action)),
-    h("td", { "data-label": "Target", class: "wrap" }, `${e.target.type} ${e.target.id}`),
+    h("td", { "data-label": "Target", class: "wrap" }, `${e.target.type} ${e.target.type === "user" && names[e.target.id] ? names[e.target.id] : e.target.id}`),
     h("td", { "data-label": "From" }, e.client_addr || "—"),
     h("td", { "data-label": "Details" }, Object.keys(detail).length
       ? h("details", {}, h("summary", {}, "Show"), h("pre", { class: "code" }, JSON.stringify(detail, null, 2)))
