@@ -105,7 +105,7 @@ def _serve(
 def console_stack(
     postgres_server: PostgresServer, migrated_template: str
 ) -> Iterator[RunningStack]:
-    ready, box = threading.Event(), {}  # type: ignore[var-annotated]
+    ready, box = threading.Event(), dict[str, Any]()
     thread = threading.Thread(
         target=_serve, args=(postgres_server, migrated_template, ready, box), daemon=True
     )
