@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits
@@ -69,7 +70,7 @@ async def _make_tenant(server: PostgresServer, redis: RedisServer, scopes: str) 
                 provisioner="static",
                 created_by=user.id,
             )
-        backend = instances.Backend("127.0.0.1", redis.port, 0, password=redis.password)
+        backend = Backend("127.0.0.1", redis.port, 0, password=redis.password)
         await instances.set_status(conn, instance.id, "running", backend=backend)
         key = api_key_format.mint()
         async with conn.transaction():

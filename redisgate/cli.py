@@ -90,7 +90,7 @@ def _keys_file(settings: Settings) -> Path:
 
 
 def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.proxy.keys.principals import Backend
+    from redisgate.backends import Backend
     from redisgate.proxy.keys.static import set_instance
 
     backend = Backend(

@@ -22,14 +22,15 @@ import asyncpg
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from redisgate.backends import Backend
 from redisgate.config import Settings
 from redisgate.config.checks import parse_port_range
 from redisgate.errors import ProvisionError, ServiceUnavailable, StoreError
-from redisgate.provision import Endpoint, InstanceSpec, State, Status
+from redisgate.provision import InstanceSpec, State, Status
 from redisgate.provision.local import LocalProvisioner
 from redisgate.store import instances, servers
 from redisgate.store.db import map_exceptions
-from redisgate.store.instances import Backend, Instance
+from redisgate.store.instances import Instance
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,6 @@ def spec_of(instance: Instance) -> InstanceSpec:
         memory_mb=instance.memory_mb,
         eviction_policy=instance.eviction_policy,
         persistence=instance.persistence,
-    )
-
-
-def _backend(endpoint: Endpoint) -> Backend:
-    return Backend(
-        host=endpoint.host,
-        port=endpoint.port,
-        db=endpoint.db,
-        username=endpoint.username,
-        password=endpoint.password,
-        tls=endpoint.tls,
-        shared=endpoint.shared,
     )
 
 
@@ -138,10 +127,10 @@ class Provisioning:
             return instance
         assert self.local is not None
         try:
-            endpoint = await self.local.provision(spec_of(instance))
+            backend = await self.local.provision(spec_of(instance))
         except ProvisionError as exc:
             return await self._record(instance.id, "failed", str(exc))
-        return await self._record(instance.id, "running", "", _backend(endpoint))
+        return await self._record(instance.id, "running", "", backend)
 
     async def update(self, instance: Instance) -> None:
         """Apply memory, eviction policy and persistence live (local); static records them
@@ -194,24 +183,12 @@ class Provisioning:
                 log.warning("cannot re-adopt local instances yet: %s", exc)
                 await asyncio.sleep(ADOPT_RETRY_S)
         known = {
-            str(i.id): (spec_of(i), _endpoint(i.backend))
+            str(i.id): (spec_of(i), i.backend)
             for i in rows
             if i.provisioner == "local" and i.backend is not None
         }
         adopted = await self.local.adopt(known)
         log.info("re-adopted %d local instance(s)", len(adopted))
-
-
-def _endpoint(backend: Backend) -> Endpoint:
-    return Endpoint(
-        host=backend.host,
-        port=backend.port,
-        password=backend.password or "",
-        db=backend.db,
-        username=backend.username,
-        tls=backend.tls,
-        shared=backend.shared,
-    )
 
 
 def client_for(backend: Backend) -> aioredis.Redis:

@@ -1,14 +1,14 @@
 """How an instance gets a real Redis: a supervised local redis-server or an operator's server.
 
-`base` holds what every provisioner shares (the interface, specs, endpoints, statuses);
-`local.LocalProvisioner` runs one redis-server per instance on this machine.
+`base` holds what every provisioner shares (the interface, specs, statuses; the address it
+returns is `redisgate.backends.Backend`); `local.LocalProvisioner` runs one redis-server per
+instance on this machine.
 """
 
 from __future__ import annotations
 
 from redisgate.provision.base import (
     EVICTION_POLICIES,
-    Endpoint,
     InstanceSpec,
     Provisioner,
     State,
@@ -19,7 +19,6 @@ from redisgate.provision.base import (
 
 __all__ = [
     "EVICTION_POLICIES",
-    "Endpoint",
     "InstanceSpec",
     "Provisioner",
     "State",

@@ -15,11 +15,11 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.backends import Backend
 from redisgate.errors import NotFound
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.store import changes, instances, limits, quotas, sealing
 from redisgate.store.db import map_exceptions
-from redisgate.store.instances import Backend
 
 _COLUMNS = (
     "id, instance_id, org_id, name, scopes, expires_at, last_used_at, created_by, "

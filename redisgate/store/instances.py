@@ -1,4 +1,4 @@
-"""Instances: a tenant's Redis, where it lives, and its status; backend servers for `static`.
+"""Instances: a tenant's Redis, where it lives (a `redisgate.backends.Backend`), and its status.
 
 An instance row is written in two steps: created `provisioning` (inside the quota-checked
 transaction), then, once the provisioner has a Redis for it, `running` with its backend
@@ -15,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.backends import Backend
 from redisgate.errors import Conflict, NotFound
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.store import changes, limits, quotas, sealing
@@ -29,22 +30,6 @@ _COLUMNS = (
     "backend_password, backend_tls, backend_shared, created_by, created_at, updated_at, "
     + limits.columns()
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Backend:
-    """Where an instance's data lives (what the gateway connects to)."""
-
-    host: str
-    port: int
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    shared: bool = False
-
-    def __repr__(self) -> str:  # never print the password
-        return f"Backend({self.host}:{self.port} db={self.db} shared={self.shared})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from redisgate.backends import Backend
 from redisgate.store import api_keys, db, instances, sealing, servers
 from redisgate.store.migrations import default_migrations_dir, migrate
 from redisgate.store.sealing import SecretBox, decode_key
@@ -56,9 +57,7 @@ async def test_passwords_are_sealed_in_the_rows_and_clear_through_the_store(
 async def test_rotation_reseals_with_the_first_key(
     conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    instance = await new_instance(
-        conn, instances.Backend(host="127.0.0.1", port=6379, password=SECRET)
-    )
+    instance = await new_instance(conn, Backend(host="127.0.0.1", port=6379, password=SECRET))
     old_row = await conn.fetchval("SELECT backend_password FROM instances")
     rotated = SecretBox((decode_key(sealing.new_key()), decode_key(TEST_SECRET_KEY)))
     monkeypatch.setattr(sealing, "_box", rotated)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 from redisgate import api_key_format, metrics
+from redisgate.backends import Backend
 from redisgate.errors import StoreError
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
@@ -26,24 +27,6 @@ if TYPE_CHECKING:
     from redisgate.store.usage import UsageRow
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
-
-
-@dataclass(frozen=True, slots=True)
-class Backend:
-    """Where an instance's data lives: a Redis endpoint and a db index on it.
-
-    `shared` marks a server whose other dbs belong to other tenants. Scripts (EVAL, FCALL,
-    FUNCTION) are refused there: a Lua script may SELECT another db, and no gateway can see
-    inside a script to stop it.
-    """
-
-    host: str
-    port: int
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in logs or reprs
-    tls: bool = False
-    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from redisgate.backends import Backend
 from redisgate.errors import StoreError
 from redisgate.proxy.backend import key_user_rules
-from redisgate.proxy.keys.principals import Authenticator, Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Authenticator, Instance, Principal
 
 if TYPE_CHECKING:
     from redisgate.proxy.commands.table import CommandTable

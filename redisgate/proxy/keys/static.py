@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.errors import ConfigError
 from redisgate.limits import FIELDS, MAXIMUM, Limits
-from redisgate.proxy.keys.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.principals import FULL_SCOPE, Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope, parse_scope
 
 if TYPE_CHECKING:

@@ -29,13 +29,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits as LimitValues
 from redisgate.proxy.clients.gateway import Gateway
 from redisgate.proxy.keys.postgres import PostgresSource
-from redisgate.proxy.keys.principals import Backend as ProxyBackend
 from redisgate.proxy.keys.sources import open_source
 from redisgate.proxy.keys.static import StaticSource, set_instance
 from redisgate.scopes import PRESETS, parse_scope
@@ -121,14 +121,12 @@ def direct(redis_server: RedisServer) -> Iterator[redis.Redis]:
         yield client
 
 
-def backend_of(server: RedisServer, db_index: int = DB_INDEX) -> instances.Backend:
-    return instances.Backend(
-        host="127.0.0.1", port=server.port, db=db_index, password=server.password
-    )
+def backend_of(server: RedisServer, db_index: int = DB_INDEX) -> Backend:
+    return Backend(host="127.0.0.1", port=server.port, db=db_index, password=server.password)
 
 
 async def new_instance(
-    conn: asyncpg.Connection, backend: instances.Backend | None, name: str = "cache"
+    conn: asyncpg.Connection, backend: Backend | None, name: str = "cache"
 ) -> instances.Instance:
     """An org with one instance; `running` on `backend` unless backend is None."""
     user = await users.create_user(conn, f"{uuid.uuid4().hex}@example.com", "T", "not-a-hash")
@@ -349,7 +347,7 @@ async def test_no_token_digest_or_backend_password_in_logs(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
-    dead = instances.Backend(host="127.0.0.1", port=dead_port, password=BACKEND_SECRET)
+    dead = Backend(host="127.0.0.1", port=dead_port, password=BACKEND_SECRET)
     broken = await new_instance(conn, dead, name="broken")
     broken_key = await new_key(conn, broken)
     with pytest.raises(redis.RedisError):
@@ -372,7 +370,7 @@ async def test_open_source_needs_a_keys_file_or_a_database() -> None:
 
 async def test_open_source_prefers_the_keys_file(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys.toml"
-    set_instance(keys_file, "cache", ProxyBackend(host="127.0.0.1", port=6379))
+    set_instance(keys_file, "cache", Backend(host="127.0.0.1", port=6379))
     settings = dataclasses.replace(
         load_settings(env={}), keys_file=keys_file, database_url=dead_database_url()
     )
