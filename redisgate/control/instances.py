@@ -18,12 +18,12 @@ from aiohttp import web
 
 from redisgate.control import pagination
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
-from redisgate.control.provisioning import client_for
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
 from redisgate.errors import Conflict, ServiceUnavailable
 from redisgate.limits import NO_LIMITS
 from redisgate.provision import EVICTION_POLICIES
+from redisgate.provision.backend_client import client_for
 from redisgate.store import api_keys, audit, instances
 from redisgate.store import limits as limit_store
 from redisgate.store.instances import Instance

@@ -2,7 +2,10 @@
 
 `base` holds what every provisioner shares (the interface, specs, statuses; the address it
 returns is `redisgate.backends.Backend`); `local.LocalProvisioner` runs one redis-server per
-instance on this machine.
+instance on this machine; `static` gives an instance a db on an operator-registered server (an
+allocation in the database, not a process); `backend_client` is the control plane's direct
+client of an instance's Redis. `control/provisioning.py` wires the configured one to the
+instance rows.
 """
 
 from __future__ import annotations

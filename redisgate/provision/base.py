@@ -91,7 +91,11 @@ StatusCallback = Callable[[str, Status], None]
 
 
 class Provisioner(Protocol):
-    """Gives instances a real Redis and keeps it running."""
+    """Gives instances a real Redis and keeps it running (`local.LocalProvisioner`).
+
+    The `static` provisioner (`static.py`) runs nothing to keep running: it allocates a db in
+    the creating transaction instead, so it is two functions, not this interface.
+    """
 
     on_status: StatusCallback | None
 
