@@ -9,7 +9,7 @@ from redisgate.control.spec import EMAIL, obj
 from redisgate.control.validation import check
 from redisgate.errors import ConfigError, ValidationFailed
 from redisgate.store import audit, db, orgs, users
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import QuotaLimits
 from redisgate.store.users import User
 
 
@@ -31,7 +31,7 @@ async def create_user(
     if problem:
         raise ValidationFailed(f"password {problem}")
     password_hash = await Passwords(settings).hash(password)
-    limits = Limits(
+    limits = QuotaLimits(
         settings.quota_default_max_instances,
         settings.quota_default_max_memory_mb,
         settings.quota_default_max_api_keys,

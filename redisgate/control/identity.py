@@ -26,7 +26,7 @@ from redisgate.control.state import KEYRING, PASSWORDS, REGISTER_THROTTLE, THROT
 from redisgate.control.tokens import new_refresh_token, refresh_digest
 from redisgate.errors import TooManyRequests, Unauthenticated, ValidationFailed
 from redisgate.store import audit, orgs, sessions, users
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import QuotaLimits
 from redisgate.store.users import User
 
 PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
@@ -59,9 +59,9 @@ LOGIN_BODY = obj({"email": EMAIL, "password": PASSWORD}, {"remember_me": {"type"
 REFRESH_BODY = obj({"refresh_token": REFRESH})
 
 
-def default_limits(call: Call) -> Limits:
+def default_limits(call: Call) -> QuotaLimits:
     s = call.settings
-    return Limits(
+    return QuotaLimits(
         s.quota_default_max_instances, s.quota_default_max_memory_mb, s.quota_default_max_api_keys
     )
 

@@ -94,7 +94,7 @@ class PostgresSource:
     async def day_totals(
         self, day: date, key_ids: list[str], instance_ids: list[str]
     ) -> dict[tuple[str, str], tuple[int, int]]:
-        """What the fleet flushed of `day` for these daily quotas (`quotas.QuotaBook.apply`);
+        """What the fleet flushed of `day` for these daily quotas (`daily_quotas.QuotaBook.apply`);
         raises StoreError when PostgreSQL cannot answer."""
         try:
             async with asyncio.timeout(self.timeout_s):

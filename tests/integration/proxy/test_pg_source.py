@@ -33,7 +33,7 @@ from redisgate.backends import Backend
 from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
-from redisgate.limits import Limits as LimitValues
+from redisgate.limits import Limits
 from redisgate.proxy.clients.gateway import Gateway
 from redisgate.proxy.keys.postgres import PostgresSource
 from redisgate.proxy.keys.sources import open_source
@@ -41,7 +41,7 @@ from redisgate.proxy.keys.static import StaticSource, set_instance
 from redisgate.scopes import PRESETS, parse_scope
 from redisgate.store import api_keys, db, instances, orgs, users
 from redisgate.store import limits as limit_store
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import QuotaLimits
 
 T = TypeVar("T")
 NO_RETRY = Retry(NoBackoff(), 0)  # redis-py would retry a failed AUTH for seconds
@@ -131,7 +131,9 @@ async def new_instance(
     """An org with one instance; `running` on `backend` unless backend is None."""
     user = await users.create_user(conn, f"{uuid.uuid4().hex}@example.com", "T", "not-a-hash")
     async with conn.transaction():
-        org = await orgs.create_org(conn, "acme", user.id, Limits(10, 10_000, 100), personal=False)
+        org = await orgs.create_org(
+            conn, "acme", user.id, QuotaLimits(10, 10_000, 100), personal=False
+        )
         instance = await instances.create_instance(
             conn,
             org.id,
@@ -388,9 +390,7 @@ async def test_org_default_caps_connections_of_an_instance(
     pg_gw: PgGateway, conn: asyncpg.Connection, redis_server: RedisServer, direct: redis.Redis
 ) -> None:
     instance = await new_instance(conn, backend_of(redis_server))
-    await limit_store.set_limits(
-        conn, "org_quotas", instance.org_id, LimitValues(max_connections=1)
-    )
+    await limit_store.set_limits(conn, "org_quotas", instance.org_id, Limits(max_connections=1))
     key = await new_key(conn, instance)
     with pg_gw.client(key.token) as first, pg_gw.client(key.token, retry=NO_RETRY) as second:
         assert first.ping()
@@ -403,11 +403,11 @@ async def test_a_raised_key_limit_reaches_open_connections_at_the_next_auth(
 ) -> None:
     instance = await new_instance(conn, backend_of(redis_server))
     key = await new_key(conn, instance)
-    await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=0))
+    await limit_store.set_limits(conn, "api_keys", key.key_id, Limits(ops_per_second=0))
     with pg_gw.client(key.token, retry=NO_RETRY) as suspended:
         with pytest.raises(redis.ResponseError, match="max requests limit exceeded"):
             suspended.get("k")
-        await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=1000))
+        await limit_store.set_limits(conn, "api_keys", key.key_id, Limits(ops_per_second=1000))
         with socket.create_connection(("127.0.0.1", pg_gw.port), timeout=10) as other:
             other.sendall(b"AUTH " + key.token.encode() + b"\r\n")
             assert raw_line(other) == b"+OK\r\n"  # this AUTH re-shapes the key's bucket
