@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 
 from redisgate.control import pagination
-from redisgate.control.identity import default_limits
 from redisgate.control.spec import ROLE, TIME, UUID, Call, Param, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
 from redisgate.errors import QuotaExceeded
@@ -86,7 +85,11 @@ async def create_org(call: Call) -> web.StreamResponse:
                 details={"resource": "organizations", "used": owned, "limit": most},
             )
         org = await orgs.create_org(
-            conn, call.body["name"].strip(), call.user.id, default_limits(call), personal=False
+            conn,
+            call.body["name"].strip(),
+            call.user.id,
+            org_quotas.default_quota(call.settings),
+            personal=False,
         )
         await audit.record(
             conn,

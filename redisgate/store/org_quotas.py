@@ -18,6 +18,7 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.config import Settings
 from redisgate.errors import NotFound, QuotaExceeded, StoreError
 from redisgate.store.db import map_exceptions
 
@@ -48,6 +49,15 @@ class QuotaLimits:
             "max_memory_mb": self.max_memory_mb,
             "max_api_keys": self.max_api_keys,
         }
+
+
+def default_quota(settings: Settings) -> QuotaLimits:
+    """The `quota_default_*` settings: what a new org gets."""
+    return QuotaLimits(
+        settings.quota_default_max_instances,
+        settings.quota_default_max_memory_mb,
+        settings.quota_default_max_api_keys,
+    )
 
 
 @dataclass(frozen=True, slots=True)
