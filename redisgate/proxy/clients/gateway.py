@@ -344,8 +344,7 @@ class Gateway:
             client.check_timeouts(now)
             self.usage.harvest(client, today)
             principal = client.session.principal if client.session else None
-            expires_at = principal.expires_at if principal is not None else None
-            if expires_at is not None and expires_at <= wall:  # expiry needs no notice
+            if principal is not None and principal.expired(wall):  # expiry needs no notice
                 client.apply_principal(None)
         self.limits.sweep(now, today)
         for pool in self.pools:

@@ -154,6 +154,4 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
         instance_limits=found.instance_limits,
         org_limits=found.org_limits,
     )
-    return KeyRecord(
-        key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at
-    )
+    return KeyRecord(key_id=found.key_id, digest=found.digest, principal=principal)

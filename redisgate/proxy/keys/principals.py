@@ -53,15 +53,18 @@ class Principal:
     instance_limits: Limits = NO_LIMITS
     org_limits: Limits = NO_LIMITS
 
+    def expired(self, wall: float) -> bool:
+        """Whether the key has expired at wall-clock (Unix) time `wall`."""
+        return self.expires_at is not None and self.expires_at <= wall
+
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """A key as its source knows it; `expires_at` is wall-clock (Unix) time, None: never."""
+    """A key as its source knows it (its expiry is its principal's `expires_at`)."""
 
     key_id: str
     digest: str
     principal: Principal
-    expires_at: float | None = None
 
 
 class PrincipalSource(Protocol):
@@ -141,7 +144,7 @@ class Authenticator:
         if record is None or not api_key_format.verify(token, record.digest):
             metrics.AUTH_FAILURES["unknown_key" if record is None else "wrong_secret"] += 1
             return None
-        if record.expires_at is not None and record.expires_at <= self.wall_clock():
+        if record.principal.expired(self.wall_clock()):
             metrics.AUTH_FAILURES["expired"] += 1
             self._positive.pop(key_id, None)
             return None

@@ -147,9 +147,7 @@ class KeyRefresher(Generic[_Pool]):
                 log.warning("cannot re-read changed key %s, closing its sessions: %s", key_id, exc)
                 record = None
             principal: Principal | None = None
-            if record is not None and (
-                record.expires_at is None or record.expires_at > auth.wall_clock()
-            ):
+            if record is not None and not record.principal.expired(auth.wall_clock()):
                 principal = record.principal
             if principal is None:
                 auth.forget(key_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -255,8 +256,8 @@ def test_invalidate_everything() -> None:
 
 def test_expiry_is_checked_on_every_auth_even_when_cached() -> None:
     source = DictSource()
-    who = source.add(KEY, "web")
-    source.records[KEY.key_id] = KeyRecord(KEY.key_id, KEY.digest, who, expires_at=1000.0)
+    who = dataclasses.replace(source.add(KEY, "web"), expires_at=1000.0)
+    source.records[KEY.key_id] = KeyRecord(KEY.key_id, KEY.digest, who)
     wall = [999.0]
     authenticator = Authenticator(source, ttl_s=60.0, wall_clock=lambda: wall[0])
     assert auth(authenticator, KEY.token, 0.0) is who
