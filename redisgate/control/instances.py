@@ -16,6 +16,7 @@ from typing import Any
 import redis.exceptions
 from aiohttp import web
 
+from redisgate import api_key_format
 from redisgate.control import pagination
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
@@ -92,21 +93,12 @@ STATS_REPLY = obj(
 )
 
 
-def gateway_endpoint(call: Call) -> tuple[str, int]:
-    """Where clients reach the gateway (the public host setting, else the listen address)."""
-    settings = call.settings
-    host = settings.gateway_public_host or settings.proxy_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return host, settings.proxy_port
-
-
 def present(call: Call, instance: Instance) -> dict[str, Any]:
-    host, port = gateway_endpoint(call)
+    host, port = call.settings.gateway_address()
     return {
         **instance.public(),
         "endpoint": {"host": host, "port": port},
-        "redis_cli": f"redis-cli -u redis://default:<API_KEY>@{host}:{port}/0",
+        "redis_cli": f"redis-cli -u {api_key_format.url('<API_KEY>', host, port)}",
     }
 
 
