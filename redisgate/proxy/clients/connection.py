@@ -52,7 +52,7 @@ from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.policy.usage_meter import UsageCounters
 from redisgate.proxy.wire.encode import encode_error
-from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
+from redisgate.proxy.wire.framing_limits import REQUEST_TOO_BIG_PREFIX
 from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
 from redisgate.proxy.wire.runs import Run
 

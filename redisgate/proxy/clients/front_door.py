@@ -40,7 +40,7 @@ from redisgate.proxy.commands.table import CommandTable
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.policy.usage_meter import UsageCounters
 from redisgate.proxy.wire.encode import encode_command, encode_error
-from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
+from redisgate.proxy.wire.framing_limits import REQUEST_TOO_BIG_PREFIX
 from redisgate.proxy.wire.requests import Command, RequestFramer
 
 if TYPE_CHECKING:

@@ -1,6 +1,10 @@
 """The limits a request framer enforces by default and the words it refuses with: Redis's
 own (networking.c), so clients see what Redis would have said, and, for the request size,
-the words managed Redis services use (docs/limits.md)."""
+the words managed Redis services use (docs/limits.md).
+
+These are RESP's framing limits (array length, bulk length, inline size, request size), not
+the per-key and per-instance data-plane limits (`redisgate.limits`, enforced in
+`proxy/policy/`); a key's `max_request_bytes` reaches the framer as a tighter request size."""
 
 __all__ = [
     "DEFAULT_MAX_ARRAY_LEN",
