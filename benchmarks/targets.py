@@ -62,7 +62,7 @@ def start_gateway(
             *source,
             *("--port", str(port)),
             *("--max-clients", str(max_clients), "--log-level", "warning"),
-            *("--metrics-port", "0"),  # several gateways run at once
+            *("--metrics-port", "0", "--http-port", "0"),  # several gateways run at once
             *extra,
         ],
         workdir / f"gateway-{tag}.log",

@@ -30,7 +30,7 @@ Handler = Callable[[Settings, argparse.Namespace], int]
 ADMIN_PASSWORD_ENV = "REDISGATE_ADMIN_PASSWORD"
 # What `redisgate dev --free-ports` sets to 0 (a free port) unless given explicitly; the
 # PostgreSQL cluster's port is 0 by default already.
-FREE_PORTS = ("proxy_port", "control_port", "metrics_port", "postgres_port")
+FREE_PORTS = ("proxy_port", "http_port", "control_port", "metrics_port", "postgres_port")
 
 
 # --- Subcommands ---------------------------------------------------------------------------

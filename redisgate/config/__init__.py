@@ -77,6 +77,44 @@ class Settings:
         validate=check.workers,
         flag="--workers",
     )
+    http_enabled: bool = setting(
+        True,
+        "Serve the HTTP command API (Upstash-compatible REST, docs/http.md) on "
+        "proxy_host:http_port, with the same keys, scopes and limits as the RESP port.",
+    )
+    http_port: int = setting(
+        7379,
+        "TCP port of the HTTP command API (0 picks a free one).",
+        validate=check.port,
+    )
+    http_tls_port: int = setting(
+        0,
+        "Extra TLS port of the HTTP command API (https://, with proxy_tls_cert_file and "
+        "proxy_tls_key_file); 0 turns it off.",
+        validate=check.port,
+    )
+    http_cors_origins: str | None = setting(
+        None,
+        "Comma-separated browser origins allowed to call the HTTP command API (or * for any); "
+        "unset: none.",
+        validate=check.origins_or_any,
+    )
+    http_max_commands: int = setting(
+        1000,
+        "Most commands in one /pipeline or /multi-exec request of the HTTP command API.",
+        validate=check.at_least_one,
+    )
+    http_timeout_s: float = setting(
+        30.0,
+        "Longest an HTTP command request may run, blocking commands included (they are "
+        "answered with an error after it); server-sent event streams are not bounded by it.",
+        validate=check.positive,
+    )
+    http_max_connections: int = setting(
+        10_000,
+        "Most HTTP connections the command API holds at once; more are refused with 503.",
+        validate=check.at_least_one,
+    )
     keys_file: Path | None = setting(
         None,
         "TOML file of instances and API keys (the static key source); `redisgate dev` "

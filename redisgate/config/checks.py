@@ -100,6 +100,10 @@ def origins(value: Any) -> str | None:
     return None
 
 
+def origins_or_any(value: Any) -> str | None:
+    return None if str(value).strip() == "*" else origins(value)
+
+
 def ip_list(value: Any) -> str | None:
     try:
         for item in str(value).split(","):

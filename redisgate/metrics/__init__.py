@@ -207,6 +207,14 @@ UNSENT_DROPPED: dict[str, int] = {"commands": 0}
 CLIENT_BYTES: dict[str, int] = {"in": 0, "out": 0}
 # Batched `last_used_at` writes that failed (kept and retried at the next flush).
 USAGE_FLUSH_FAILURES: dict[str, int] = {"failures": 0}
+# The HTTP command API: requests by endpoint (command, pipeline, multi-exec, subscribe) and
+# status code, their duration by endpoint, and the server-sent event streams open now.
+REST_ENDPOINTS = ("command", "pipeline", "multi-exec", "subscribe", "other")
+REST_REQUESTS: dict[tuple[str, int], int] = {}
+REST_LATENCY = {
+    endpoint: PlainHistogram(LATENCY_BOUNDS) for endpoint in REST_ENDPOINTS
+}  # fmt: skip
+REST_STREAMS: dict[str, int] = {"open": 0}
 # Seconds between a change notice being sent (control plane's clock) and a gateway receiving it.
 NOTIFY_LAG = PlainHistogram(
     (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -311,6 +319,28 @@ class _PlainCounters(Collector):
         for part, histogram in LATENCY.items():
             latency.add_metric([part], histogram.cumulative(), histogram.sum)
         yield latency
+        rest = CounterMetricFamily(
+            "redisgate_rest_requests",
+            "HTTP command API requests, by endpoint and status code.",
+            labels=["endpoint", "status"],
+        )
+        for (endpoint, status), count in sorted(REST_REQUESTS.items()):
+            rest.add_metric([endpoint, str(status)], count)
+        yield rest
+        rest_latency = HistogramMetricFamily(
+            "redisgate_rest_request_duration_seconds",
+            "HTTP command API request time (headers read to response written; streams "
+            "excluded), by endpoint.",
+            labels=["endpoint"],
+        )
+        for endpoint, histogram in REST_LATENCY.items():
+            rest_latency.add_metric([endpoint], histogram.cumulative(), histogram.sum)
+        yield rest_latency
+        streams = GaugeMetricFamily(
+            "redisgate_rest_streams", "Server-sent event streams (subscriptions) open now."
+        )
+        streams.add_metric([], REST_STREAMS["open"])
+        yield streams
         lag = HistogramMetricFamily(
             "redisgate_notify_lag_seconds", "Delay from a NOTIFY sent to a gateway applying it."
         )

@@ -56,7 +56,7 @@ class Dev:
         ports = (
             ["--free-ports"]
             if free_ports
-            else ["--port", "0", "--control-port", "0", "--metrics-port", "0"]
+            else ["--port", "0", "--control-port", "0", "--metrics-port", "0", "--http-port", "0"]
         )
         self.stderr_path = data_dir.parent / f"dev-stderr-{time.monotonic_ns()}.log"
         with self.stderr_path.open("w") as stderr:

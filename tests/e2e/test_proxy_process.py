@@ -56,7 +56,17 @@ class Proxy:
         with log_path.open("w") as log:
             self.proc = subprocess.Popen(
                 # metrics on a free port: tests may run several proxies at once
-                [sys.executable, "-m", "redisgate", "proxy", "--metrics-port", "0", *args],
+                [
+                    sys.executable,
+                    "-m",
+                    "redisgate",
+                    "proxy",
+                    "--metrics-port",
+                    "0",
+                    "--http-port",
+                    "0",
+                    *args,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

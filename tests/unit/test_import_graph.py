@@ -11,7 +11,12 @@ from pathlib import Path
 import redisgate
 
 ROOT = Path(redisgate.__file__).parent
-SANS_IO_FLOORS = ("redisgate.proxy.wire", "redisgate.proxy.commands", "redisgate.proxy.policy")
+SANS_IO_FLOORS = (
+    "redisgate.proxy.wire",
+    "redisgate.proxy.commands",
+    "redisgate.proxy.policy",
+    "redisgate.proxy.http_api",
+)
 IO_MODULES = frozenset({"asyncio", "asyncpg", "socket", "time", "uvloop", "selectors"})
 
 

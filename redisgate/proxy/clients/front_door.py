@@ -18,8 +18,9 @@ pushes rather than a reply (SUBSCRIBE and friends) return b"" and their frames c
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from redisgate import metrics
@@ -29,6 +30,7 @@ from redisgate.proxy.backend.upstream import PendingRequest
 from redisgate.proxy.clients.decisions import (
     Answer,
     Authenticate,
+    Decision,
     Forward,
     Pin,
     RunScript,
@@ -46,10 +48,15 @@ from redisgate.proxy.wire.requests import Command, RequestFramer
 if TYPE_CHECKING:
     from redisgate.config import Settings
 
+log = logging.getLogger(__name__)
+
 REPLY_NOT_HERE = encode_error(
     "ERR", "this command is not available here: authenticate with the request's key"
 )
 REPLY_CLOSED = encode_error("ERR", "this caller is closed")
+REPLY_ENDED = encode_error(
+    "ERR", "the request ended before its reply: its key changed or the gateway is stopping"
+)
 
 
 class CallerHost(KeyHost, Protocol):
@@ -61,6 +68,8 @@ class CallerHost(KeyHost, Protocol):
     def table(self) -> CommandTable: ...
     @property
     def server_version(self) -> str: ...
+    @property
+    def callers(self) -> set[Caller]: ...
     def next_client_id(self) -> int: ...
 
 
@@ -84,12 +93,21 @@ class Caller:
         self.slots: deque[PendingRequest] = deque()
         self.inflight = 0
         self.closed = self.closing = False
-        self.pushes: list[bytes] = []  # frames that answer no command (pub/sub messages)
+        # Frames that answer no command (pub/sub messages), until `take_pushes`; more than
+        # max_client_output_bytes of them (a reader too slow) closes the caller.
+        self.pushes: list[bytes] = []
+        self.pushed_bytes = 0
+        self.pushed = asyncio.Event()
+        self.streaming = False  # its pushes are streamed to a client (server-sent events)
         self.usage = UsageCounters()
         self.link = DedicatedLink(self)
         self.binding = KeyBinding(self)
         self._waiting: dict[PendingRequest, asyncio.Future[bytes]] = {}
         self._answered: list[bytes] = []  # what the dedicated link answered itself
+
+    def __repr__(self) -> str:
+        session = self.session
+        return f"<Caller {session.client_id if session else '-'} {self.peer_host}>"
 
     @property
     def principal(self) -> Principal | None:
@@ -103,11 +121,53 @@ class Caller:
             return decision.reply
         self.usage.commands += 1  # as on the RESP port (the key's use starts after it)
         request = PendingRequest(self, names=[b"auth"])
-        return await self._wait(request, work=self.binding.authenticate(decision.request, request))
+        reply = await self._wait(request, work=self.binding.authenticate(decision.request, request))
+        if self.principal is not None and not self.closed:
+            self.gateway.callers.add(self)  # key changes and expiry reach it (`apply_principal`)
+        return reply
+
+    def take_pushes(self) -> list[bytes]:
+        """The frames pushed since the last call, oldest first."""
+        pushes, self.pushes, self.pushed_bytes = self.pushes, [], 0
+        self.pushed.clear()
+        return pushes
+
+    def apply_principal(self, principal: Principal | None) -> None:
+        """The key changed while this caller used it (`KeyBinding.apply`; None closes it)."""
+        self.binding.apply(principal)
 
     async def call(self, args: Sequence[bytes]) -> bytes:
         """Run one command; its reply as RESP bytes (b"" for one answered by pushes)."""
+        return (await self.call_all([args]))[0]
+
+    async def call_all(self, commands: Sequence[Sequence[bytes]]) -> list[bytes]:
+        """Run commands in order, as one pipeline of a RESP client: a run of commands for the
+        shared connection is sent whole before their replies are awaited (one round trip),
+        and any other command waits for the replies before it, as on a RESP connection."""
         session = self._session()
+        replies: list[bytes | asyncio.Future[bytes]] = []
+        for args in commands:
+            decided = self._decide(session, args)
+            if isinstance(decided, bytes):
+                replies.append(decided)
+                continue
+            command, decision = decided
+            if isinstance(decision, Forward):
+                assert self.pool is not None
+                request = PendingRequest(self, None, decision.transform, 1, [command.args[0]])
+                replies.append(self._expect(request))
+                raw = command.raw if decision.raw is None else decision.raw
+                self._forward(request, raw, decision)
+                continue
+            for i, reply in enumerate(replies):  # everything before it is answered first
+                if not isinstance(reply, bytes):
+                    replies[i] = await reply
+            replies.append(await self._carry_out(session, command, decision))
+        session.settle()  # the batch is one read: give back what the rate let run ahead
+        return [reply if isinstance(reply, bytes) else await reply for reply in replies]
+
+    def _decide(self, session: Session, args: Sequence[bytes]) -> bytes | tuple[Command, Decision]:
+        """Frame and decide one command: the decision, or the reply of one refused before it."""
         if self.closed:
             return REPLY_CLOSED
         self.framer.feed(encode_command(list(args)))
@@ -121,15 +181,13 @@ class Caller:
             return encode_error("ERR", str(exc))
         assert command is not None
         decision = session.handle(command)
-        session.settle()  # each call is its own read: give back what the rate let run ahead
         self.usage.commands += 1
         self.usage.bytes_in += len(command.raw)
+        return command, decision
+
+    async def _carry_out(self, session: Session, command: Command, decision: Decision) -> bytes:
+        """Any decision but a shared-connection `Forward`: its reply."""
         name = command.args[0]
-        if isinstance(decision, Forward):
-            assert self.pool is not None
-            request = PendingRequest(self, None, decision.transform, 1, [name])
-            raw = command.raw if decision.raw is None else decision.raw
-            return await self._wait(request, send=lambda: self._forward(request, raw, decision))
         if isinstance(decision, Pin):
             raw = command.raw if decision.raw is None else decision.raw
             before = len(self.slots)
@@ -145,6 +203,7 @@ class Caller:
             return await self._script(name, decision.raw, session)
         if isinstance(decision, Authenticate):
             return REPLY_NOT_HERE
+        assert not isinstance(decision, Forward)
         metrics.count_local(name, decision.reply)
         self.usage.bytes_out += len(decision.reply)
         if not isinstance(decision, Answer):  # RESET, QUIT: this caller ends
@@ -157,8 +216,11 @@ class Caller:
         if self.closed:
             return
         self.closed = self.closing = True
+        self.gateway.callers.discard(self)
+        self.pushed.set()  # a stream waiting for pushes ends
         for future in self._waiting.values():
-            future.cancel()
+            if not future.done():
+                future.set_result(REPLY_ENDED)
         self._waiting.clear()
         for slot in self.slots:
             slot.cancelled = True
@@ -187,24 +249,20 @@ class Caller:
         work = pool.send_script(request, raw, principal, session.table, session.protocol)
         return await self._wait(request, work=work)
 
-    async def _wait(
-        self,
-        request: PendingRequest,
-        *,
-        send: Callable[[], None] | None = None,
-        work: Coroutine[Any, Any, None] | None = None,
-    ) -> bytes:
-        """The reply to `request`, once `reply_ready` has it (`send` or `work` sends it)."""
+    def _expect(self, request: PendingRequest) -> asyncio.Future[bytes]:
+        """A future `reply_ready` completes with `request`'s reply."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[request] = future
-        if send is not None:
-            send()
+        return future
+
+    async def _wait(
+        self, request: PendingRequest, *, work: Coroutine[Any, Any, None] | None = None
+    ) -> bytes:
+        """The reply to `request`, once `reply_ready` has it (`work` sends it)."""
+        future = self._expect(request)
         if work is not None:
             await work
-        try:
-            return await future
-        finally:
-            self._waiting.pop(request, None)
+        return await future
 
     def _session(self) -> Session:
         assert self.session is not None
@@ -228,7 +286,7 @@ class Caller:
             self.inflight -= request.count
         reply = request.reply or b""
         self.usage.bytes_out += len(reply)
-        future = self._waiting.get(request)
+        future = self._waiting.pop(request, None)
         if future is not None and not future.done():
             future.set_result(reply)
 
@@ -236,13 +294,20 @@ class Caller:
         pass  # a caller's request is one command: its reply comes whole
 
     def write(self, data: bytes) -> None:
+        if self.closed:
+            return
         self.pushes.append(data)
+        self.pushed_bytes += len(data)
+        self.pushed.set()
+        if self.pushed_bytes > self.settings.max_client_output_bytes:
+            log.info("%r: its pushes outgrew max_client_output_bytes unread; closing", self)
+            self.close()
 
     def local_reply(self, reply: bytes) -> None:
         self._answered.append(reply)
 
     def finish_with(self, reply: bytes) -> None:
-        self.pushes.append(reply)
+        self.write(reply)
         self.close()
 
     def resume(self) -> None:

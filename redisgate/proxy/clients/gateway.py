@@ -20,11 +20,12 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import logging
 import operator
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.backend.command_tables import CommandTables
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.clients.connection import ClientConnection
+from redisgate.proxy.clients.front_door import Caller
+from redisgate.proxy.clients.http_front_door import HttpFrontDoor
 from redisgate.proxy.clients.usage_recorder import UsageRecorder
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
@@ -88,7 +91,10 @@ class Gateway:
         self.usage = UsageRecorder(source, self.authenticator, self.limits.quotas)
         self.pools = PoolRegistry(self._new_pool)
         self.clients: set[ClientConnection] = set()
-        self.refresher = KeyRefresher(self.authenticator, self.clients, self.pools, self.tables.get)
+        self.callers: set[Caller] = set()  # of other front doors, while authenticated
+        self.http: HttpFrontDoor | None = None  # the HTTP command API, once started
+        connections = _Connections(self.clients, self.callers)
+        self.refresher = KeyRefresher(self.authenticator, connections, self.pools, self.tables.get)
         self.live = LivePolicy(self.refresher, dsn, settings.key_cache_ttl_s) if dsn else None
         # Clients not authenticated yet, oldest first, in all and per client address.
         self._anonymous: dict[ClientConnection, None] = {}
@@ -100,6 +106,7 @@ class Gateway:
         self.reply_bytes = 0
         self._by_id: dict[int, ClientConnection] = {}
         self.servers: list[asyncio.Server] = []
+        self.http_servers: list[asyncio.Server] = []  # the HTTP command API's (`http`)
         self.addresses: list[tuple[str, int] | str] = []
         self._next_id = 0
         self._sweeper: asyncio.TimerHandle | None = None
@@ -245,7 +252,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         s = self.settings
         _fix_mmap_threshold()
-        tls_context = self._tls_context() if s.proxy_tls_port else None  # fail before binding
+        tls_wanted = s.proxy_tls_port or (s.http_tls_port and s.http_enabled)
+        tls_context = self._tls_context() if tls_wanted else None  # fail before binding
         factory = lambda: ClientConnection(self)  # noqa: E731
         where = ""
         try:
@@ -273,6 +281,28 @@ class Gateway:
                 )
                 self._unix_inode = s.proxy_unix_socket.stat().st_ino
                 self._listening(unix)
+            if s.http_enabled:
+                self.http = HttpFrontDoor(self)
+                where = f"{s.proxy_host}:{s.http_port} (http_port, {s.source_of('http_port')})"
+                http = await loop.create_server(
+                    self.http.protocol,
+                    s.proxy_host,
+                    s.http_port,
+                    backlog=1024,
+                    reuse_port=reuse_port,
+                )
+                self.http_servers.append(http)
+                if s.http_tls_port:
+                    where = f"{s.proxy_host}:{s.http_tls_port} (http_tls_port)"
+                    https = await loop.create_server(
+                        self.http.protocol,
+                        s.proxy_host,
+                        s.http_tls_port,
+                        ssl=tls_context,
+                        backlog=1024,
+                        reuse_port=reuse_port,
+                    )
+                    self.http_servers.append(https)
         except OSError as exc:
             self._close_listeners()
             raise ServiceError(
@@ -304,9 +334,10 @@ class Gateway:
         return gauges
 
     def _close_listeners(self) -> None:
-        for server in self.servers:
+        for server in [*self.servers, *self.http_servers]:
             server.close()
         self.servers.clear()
+        self.http_servers.clear()
 
     def _listening(self, server: asyncio.Server) -> None:
         self.servers.append(server)
@@ -319,8 +350,8 @@ class Gateway:
         s = self.settings
         if s.proxy_tls_cert_file is None or s.proxy_tls_key_file is None:
             raise ConfigError(
-                "proxy_tls_port is set: proxy_tls_cert_file and proxy_tls_key_file "
-                "must name the certificate and its key"
+                "a TLS port is set (proxy_tls_port or http_tls_port): proxy_tls_cert_file and "
+                "proxy_tls_key_file must name the certificate and its key"
             )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
@@ -336,6 +367,13 @@ class Gateway:
         assert isinstance(first, tuple)
         return first[1]
 
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP command API's TCP port actually bound (None: it is off)."""
+        if not self.http_servers:
+            return None
+        return int(self.http_servers[0].sockets[0].getsockname()[1])
+
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self._sweeper = loop.call_later(_SWEEP_INTERVAL_S, self._sweep)  # whatever happens below
@@ -346,6 +384,11 @@ class Gateway:
             principal = client.session.principal if client.session else None
             if principal is not None and principal.expired(wall):  # expiry needs no notice
                 client.apply_principal(None)
+        for caller in list(self.callers):  # long ones: server-sent event streams
+            self.usage.harvest(caller, today)
+            expires_at = caller.principal.expires_at if caller.principal is not None else None
+            if expires_at is not None and expires_at <= wall:
+                caller.apply_principal(None)
         self.limits.sweep(now, today)
         for pool in self.pools:
             pool.key_users.sweep(now)
@@ -416,7 +459,7 @@ class Gateway:
         deadline = loop.time() + timeout_s
         flush_s = min(_FINAL_FLUSH_TIMEOUT_S, timeout_s / 4)
         metrics.GAUGE_SOURCES.discard(self.metric_gauges)
-        for server in self.servers:
+        for server in [*self.servers, *self.http_servers]:
             server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -431,23 +474,43 @@ class Gateway:
         self._all_gone.clear()
         for client in list(self.clients):
             client.stop()
+        http = (
+            loop.create_task(self.http.shutdown(max(0.0, deadline - flush_s - loop.time())))
+            if self.http is not None
+            else None
+        )
         if self.clients:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), deadline - flush_s - loop.time())
+        if http is not None:  # HTTP requests in progress get the same time
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(http, max(0.0, deadline - flush_s - loop.time()) + 0.1)
         for client in list(self.clients):
             self.usage.harvest(client)  # nothing counted is lost on SIGTERM
             client.abort()
+        for caller in list(self.callers):
+            caller.close()  # its usage is harvested as it closes
         await asyncio.sleep(0)
         self.pools.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(max(deadline, loop.time() + 0.1)):
                 await self.usage.close()
-        for server in self.servers:
+        for server in [*self.servers, *self.http_servers]:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         path = self.settings.proxy_unix_socket
         if path is not None and self._unix_inode is not None:
             _remove_socket_file(path, self._unix_inode)
+
+
+class _Connections:
+    """Every connection using a key, RESP clients and other callers alike (a live view)."""
+
+    def __init__(self, clients: set[ClientConnection], callers: set[Caller]) -> None:
+        self.clients, self.callers = clients, callers
+
+    def __iter__(self) -> Iterator[ClientConnection | Caller]:
+        return itertools.chain(self.clients, self.callers)
 
 
 def _fix_mmap_threshold() -> None:

@@ -271,21 +271,25 @@ def reserve_ports(settings: Settings) -> tuple[Settings, list[socket.socket]]:
     """Bind the gateway's TCP ports for the workers to share (SO_REUSEPORT, not listening):
     the settings with the ports chosen, and the sockets to keep open meanwhile."""
     held: list[socket.socket] = []
-    source = settings.source_of("proxy_port")
-    where = f"{settings.proxy_host}:{settings.proxy_port} (proxy_port, {source})"
-    try:
-        port = _hold(settings.proxy_host, settings.proxy_port, held)
-        settings = dataclasses.replace(settings, proxy_port=port)
-        if settings.proxy_tls_port:
-            where = f"{settings.proxy_host}:{settings.proxy_tls_port} (proxy_tls_port)"
-            _hold(settings.proxy_host, settings.proxy_tls_port, held)
-    except OSError as exc:
-        for sock in held:
-            sock.close()
-        raise ServiceError(
-            f"the gateway cannot listen on {where}: {exc.strerror or exc}; "
-            f"choose another port (0 picks a free one) or stop what uses it"
-        ) from None
+    names = ["proxy_port", "proxy_tls_port"]
+    if settings.http_enabled:
+        names += ["http_port", "http_tls_port"]
+    for name in names:
+        port = getattr(settings, name)
+        if name.endswith("_tls_port") and not port:
+            continue  # 0 turns a TLS port off (it does not pick one)
+        try:
+            chosen = _hold(settings.proxy_host, port, held)
+        except OSError as exc:
+            for sock in held:
+                sock.close()
+            raise ServiceError(
+                f"the gateway cannot listen on {settings.proxy_host}:{port} ({name}, "
+                f"{settings.source_of(name)}): {exc.strerror or exc}; choose another port "
+                "(0 picks a free one) or stop what uses it"
+            ) from None
+        chosen_port: dict[str, Any] = {name: chosen}
+        settings = dataclasses.replace(settings, **chosen_port)
     return settings, held
 
 

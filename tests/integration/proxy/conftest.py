@@ -47,6 +47,11 @@ class RunningGateway:
     def port(self) -> int:
         return self.gateway.port
 
+    @property
+    def http_url(self) -> str:
+        """The HTTP command API's base URL."""
+        return f"http://127.0.0.1:{self.gateway.http_port}"
+
     def url(self, instance: str = "main") -> str:
         return f"redis://default:{self.tokens[instance]}@127.0.0.1:{self.port}/0"
 
@@ -126,8 +131,9 @@ def run_gateway(
             set_limits(keys_file, "keys", key_id, dict(values))
         else:
             set_limits(keys_file, "instances", target, dict(values))
+    ports: dict[str, Any] = {"http_port": 0, **overrides}  # the HTTP command API's too
     settings = dataclasses.replace(
-        load_settings(env={}), proxy_port=0, keys_file=keys_file, **overrides
+        load_settings(env={}), proxy_port=0, keys_file=keys_file, **ports
     )
     loop = uvloop.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)

@@ -194,6 +194,7 @@ async def test_bad_tls_files_fail_the_gateway_start_with_a_config_error(
     settings = dataclasses.replace(
         load_settings(env={}),
         proxy_port=0,
+        http_port=0,
         proxy_tls_port=free_port(),
         proxy_tls_cert_file=cert_file,
         proxy_tls_key_file=key_file,
@@ -215,7 +216,11 @@ async def test_a_gateway_that_fails_to_start_leaves_nothing_listening(
     port = free_port()
     keys_file = _keys_file(tmp_path, redis_server)
     settings = dataclasses.replace(
-        load_settings(env={}), proxy_port=port, proxy_tls_port=free_port(), keys_file=keys_file
+        load_settings(env={}),
+        proxy_port=port,
+        http_port=0,
+        proxy_tls_port=free_port(),
+        keys_file=keys_file,
     )
     gateway = Gateway(settings, StaticSource(keys_file))
     try:

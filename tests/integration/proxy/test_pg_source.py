@@ -77,7 +77,7 @@ class PgGateway:
 @contextlib.contextmanager
 def run_pg_gateway(database_url: str) -> Iterator[PgGateway]:
     settings = dataclasses.replace(
-        load_settings(env={}), proxy_port=0, keys_file=None, database_url=database_url
+        load_settings(env={}), proxy_port=0, http_port=0, keys_file=None, database_url=database_url
     )
     loop = uvloop.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway", daemon=True)
