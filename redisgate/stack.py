@@ -45,7 +45,9 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
         endpoint: MetricsEndpoint | None = None
         try:
             endpoint = await MetricsEndpoint.start(settings)
-            settings = dataclasses.replace(settings, proxy_port=gateway.port)
+            settings = dataclasses.replace(
+                settings, proxy_port=gateway.port, http_port=gateway.http_port or 0
+            )
             runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
             await runner.setup()
             site = web.TCPSite(

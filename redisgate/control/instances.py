@@ -45,6 +45,11 @@ INSTANCE: dict[str, Any] = obj(
         "status_reason": {"type": "string"},
         "endpoint": ENDPOINT,
         "redis_cli": {"type": "string"},
+        "rest_url": {
+            "type": ["string", "null"],
+            "description": "Base URL of the HTTP command API (Upstash-compatible REST: "
+            "docs/http.md), used with an API key as a bearer token; null when it is off.",
+        },
         "created_at": TIME,
         "updated_at": TIME,
         "limits": LIMITS,
@@ -93,12 +98,24 @@ STATS_REPLY = obj(
 )
 
 
+def rest_url(call: Call) -> str | None:
+    """The HTTP command API's base URL (HTTPS when its TLS port is set), None when it is off."""
+    settings = call.settings
+    if not settings.http_enabled:
+        return None
+    host, _ = settings.gateway_address()
+    if settings.http_tls_port:
+        return f"https://{host}:{settings.http_tls_port}"
+    return f"http://{host}:{settings.http_port}"
+
+
 def present(call: Call, instance: Instance) -> dict[str, Any]:
     host, port = call.settings.gateway_address()
     return {
         **instance.public(),
         "endpoint": {"host": host, "port": port},
         "redis_cli": f"redis-cli -u {api_key_format.url('<API_KEY>', host, port)}",
+        "rest_url": rest_url(call),
     }
 
 

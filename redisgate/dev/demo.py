@@ -35,6 +35,7 @@ class Demo:
     instance_id: str
     token: str
     url: str
+    rest_url: str | None = None  # the HTTP command API's (None: http_enabled is off)
 
 
 def _read(path: Path) -> str | None:
@@ -106,6 +107,7 @@ async def ensure_demo(control_url: str, data_dir: Path) -> Demo:
         instance_id=instance["id"],
         token=token,
         url=api_key_format.url(token, host, port),
+        rest_url=instance.get("rest_url"),
     )
 
 

@@ -47,6 +47,8 @@ class DevEndpoints:
     demo_email: str
     demo_password: str
     metrics_url: str | None = None
+    rest_url: str | None = None  # the HTTP command API (None: http_enabled is off)
+    rest_token: str = ""
     # With the local cluster's password: what `redisgate admin create-user` and `migrate`
     # need against this stack (a local dev database, so printing it is fine).
     database_url: str = ""
@@ -57,6 +59,8 @@ class DevEndpoints:
             f"REDISGATE_CONTROL_URL={self.control_url}",
             f"REDISGATE_DEMO_LOGIN={self.demo_email}:{self.demo_password}",
             f"redis-cli -u {self.redis_url}",
+            f"REDISGATE_REST_URL={self.rest_url or '(http_enabled is off)'}",
+            f"REDISGATE_REST_TOKEN={self.rest_token}",
             f"REDISGATE_METRICS_URL={self.metrics_url or '(metrics_enabled is off)'}",
             f"REDISGATE_DATABASE_URL={self.database_url}",
         ]
@@ -127,6 +131,8 @@ async def _serve(settings: Settings, postgres: PostgresServer, started: float) -
                 demo_password=demo.password,
                 metrics_url=stack.metrics_url,
                 database_url=database_url,
+                rest_url=demo.rest_url,
+                rest_token=demo.token,
             )
             log.info("ready in %.1fs", time.monotonic() - started)
             sys.stdout.write("\n".join(endpoints.lines()) + "\n")

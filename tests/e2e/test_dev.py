@@ -25,6 +25,8 @@ LINES = [
     re.compile(r"^REDISGATE_CONTROL_URL=http://127\.0\.0\.1:\d+$"),
     re.compile(r"^REDISGATE_DEMO_LOGIN=demo@redisgate\.dev:[A-Za-z0-9_-]+$"),
     re.compile(r"^redis-cli -u redis://default:[A-Za-z0-9_-]+@127\.0\.0\.1:\d+/0$"),
+    re.compile(r"^REDISGATE_REST_URL=http://127\.0\.0\.1:\d+$"),
+    re.compile(r"^REDISGATE_REST_TOKEN=rg_[A-Za-z0-9_-]+$"),
     re.compile(r"^REDISGATE_METRICS_URL=http://127\.0\.0\.1:\d+/metrics$"),
     re.compile(r"^REDISGATE_DATABASE_URL=postgresql://\w+:[^@\s]+@127\.0\.0\.1:\d+/redisgate$"),
 ]
@@ -138,7 +140,7 @@ def get_json(url: str) -> dict[str, object]:
 
 
 def call_json(
-    url: str, body: dict[str, object] | None = None, token: str | None = None
+    url: str, body: dict[str, object] | list[str] | None = None, token: str | None = None
 ) -> dict[str, object]:
     headers = {"Content-Type": "application/json"}
     if token:
@@ -163,7 +165,11 @@ def test_dev_prints_working_lines_and_stops_clean_on_sigterm(dev_dir: Path) -> N
         control = lines[1].split("=", 1)[1]
         ready = get_json(control + "/readyz")
         assert ready["status"] == "ready"
-        with urllib.request.urlopen(lines[4].split("=", 1)[1], timeout=10) as response:
+        rest_url, rest_token = (line.split("=", 1)[1] for line in lines[4:6])
+        assert call_json(rest_url, ["GET", "kept"], token=rest_token) == {
+            "result": "across-restarts"
+        }
+        with urllib.request.urlopen(lines[6].split("=", 1)[1], timeout=10) as response:
             scraped = response.read().decode()
         assert 'redisgate_commands_total{command="ping",outcome="ok"}' in scraped
         account = {"email": "dev@example.com", "password": "a long dev passphrase"}
@@ -289,11 +295,12 @@ def test_dev_with_a_busy_port_says_so_and_leaves_nothing(dev_dir: Path) -> None:
 def test_free_ports_when_the_default_ports_are_taken_and_the_database_url_works(
     dev_dir: Path,
 ) -> None:
-    """`--free-ports` with 9121 (metrics), 6380 (gateway) and 8080 (control) busy: every URL
-    printed works, and the printed database URL makes a platform admin from a script."""
+    """`--free-ports` with 9121 (metrics), 6380 (gateway), 7379 (HTTP) and 8080 (control)
+    busy: every URL printed works, and the printed database URL makes a platform admin from a
+    script."""
     held: list[socket.socket] = []
     try:
-        for port in (9121, 6380, 8080):
+        for port in (9121, 6380, 8080, 7379):
             sock = socket.socket()
             try:
                 sock.bind(("127.0.0.1", port))
@@ -310,13 +317,13 @@ def test_free_ports_when_the_default_ports_are_taken_and_the_database_url_works(
                 assert pattern.match(line), line
             urls = [line.split("=", 1)[1] for line in lines if "=" in line.split()[0]]
             ports = {int(re.findall(r":(\d+)(?:/|$)", url)[-1]) for url in urls if "//" in url}
-            assert not ports & {9121, 6380, 8080}, lines
+            assert not ports & {9121, 6380, 8080, 7379}, lines
             assert redis_cli(lines[3], "PING") == "PONG"
             control = lines[1].split("=", 1)[1]
             assert get_json(control + "/readyz")["status"] == "ready"
-            with urllib.request.urlopen(lines[4].split("=", 1)[1], timeout=10) as response:
+            with urllib.request.urlopen(lines[6].split("=", 1)[1], timeout=10) as response:
                 assert b"redisgate_" in response.read()
-            database_url = lines[5].split("=", 1)[1]
+            database_url = lines[7].split("=", 1)[1]
             env = {**os.environ, "REDISGATE_DATABASE_URL": database_url}
             env.pop("REDISGATE_ADMIN_PASSWORD", None)
             made = subprocess.run(

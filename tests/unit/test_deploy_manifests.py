@@ -145,9 +145,16 @@ def test_gateways_scale_out_and_are_protected_during_disruptions() -> None:
     hpa = objects("HorizontalPodAutoscaler")["redisgate-gateway"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "redisgate-gateway"
     assert hpa["spec"]["minReplicas"] >= 2
-    # Only the RESP port faces clients; HTTP commands have no port yet.
+    # The RESP port and the HTTP command API's face clients, as the configmap sets them.
     client_ports = [p["port"] for p in objects("Service")["redisgate-gateway"]["spec"]["ports"]]
-    assert client_ports == [int(configmap_env()["REDISGATE_PROXY_PORT"])]
+    env = configmap_env()
+    assert client_ports == [int(env["REDISGATE_PROXY_PORT"]), int(env["REDISGATE_HTTP_PORT"])]
+    container_ports = {
+        p["name"]: p["containerPort"] for p in container("redisgate-gateway")["ports"]
+    }
+    assert container_ports["http"] == int(env["REDISGATE_HTTP_PORT"])
+    policy = objects("NetworkPolicy")["redisgate-gateway"]["spec"]["ingress"][0]["ports"]
+    assert {p["port"] for p in policy} == set(client_ports)
 
 
 def test_gateway_drains_within_its_grace_period() -> None:

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _OK = b"+OK\r\n"
 _HEARTBEAT_S = 15.0  # an idle stream gets a comment this often (and notices a dead client)
+_REFUSED_LINGER_S = 1.0  # how long a refused connection's request is drained
 _BODY_SLACK = 64 * 1024  # JSON's quoting around a command of exactly max_request_bytes
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 _ALLOWED_HEADERS = "Authorization, Content-Type, Upstash-Encoding, Upstash-Sync-Token"
@@ -103,7 +104,9 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over `http_max_connections`: told so and closed."""
+    """A connection over `http_max_connections`: answered 503 and closed. Its request is read
+    and dropped meanwhile (closing at once would reset it before the client reads the
+    answer), for `_REFUSED_LINGER_S` at most."""
 
     _BODY = dumps({"error": "ERR the gateway holds too many HTTP connections; retry shortly"})
     _REPLY = (
@@ -114,7 +117,14 @@ class _Refused(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         writer = cast(asyncio.WriteTransport, transport)  # uvloop's are not subclasses
         writer.write(self._REPLY)
-        writer.close()
+        writer.write_eof()
+        asyncio.get_running_loop().call_later(_REFUSED_LINGER_S, writer.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request nobody will serve
+
+    def eof_received(self) -> bool:
+        return False  # the client is done too: close
 
 
 class HttpFrontDoor:
@@ -137,10 +147,17 @@ class HttpFrontDoor:
         return f"<HttpFrontDoor [{len(self.server.connections)} connections]>"
 
     def protocol(self) -> asyncio.Protocol:
-        """A new connection's protocol (a refusal past `http_max_connections`)."""
+        """A new connection's protocol (a refusal past `http_max_connections`). A connection
+        whose first request's headers have not all arrived within `auth_timeout_s` is closed,
+        as the RESP port closes one that does not authenticate: aiohttp waits for headers
+        forever, and slow ones would hold a connection each."""
         if len(self.server.connections) >= self.settings.http_max_connections:
             return _Refused()
-        return self.server()
+        handler = self.server()
+        asyncio.get_running_loop().call_later(
+            self.settings.auth_timeout_s, _close_if_silent, handler
+        )
+        return handler
 
     async def shutdown(self, timeout_s: float) -> None:
         """Let requests in progress finish within `timeout_s` (streams end at once)."""
@@ -274,6 +291,8 @@ class HttpFrontDoor:
         args, sha = self.dialect.rewrite(args)
         value = _value(await caller.call(args), base64, sha)
         if isinstance(value, ReplyError):
+            if caller.closed:  # its key went, or the gateway is stopping: retry elsewhere
+                return _error(503, str(value))
             return _error(429 if _refusals(caller) > limited else 400, str(value) or "ERR")
         return _json(200, {"result": value})
 
@@ -411,6 +430,13 @@ class HttpFrontDoor:
             }
         )
         return response
+
+
+def _close_if_silent(handler: Any) -> None:
+    """Close a connection that has not sent a whole request yet (aiohttp counts them)."""
+    if getattr(handler, "_request_count", 1) == 0 and handler.transport is not None:
+        log.debug("closing an HTTP connection that sent no request in auth_timeout_s")
+        handler.transport.close()
 
 
 def _endpoint(segments: list[bytes]) -> str:

@@ -18,15 +18,17 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY, generate_latest
 from upstash_ratelimit import FixedWindow, Ratelimit, SlidingWindow, TokenBucket
 from upstash_ratelimit.asyncio import Ratelimit as AsyncRatelimit
 from upstash_redis import Redis
 from upstash_redis.asyncio import Redis as AsyncRedis
 from upstash_redis.errors import UpstashError
 
+from redisgate import api_key_format, metrics
 from redisgate.api_key_format import key_id_of
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.static import remove_key
+from redisgate.proxy.keys.static import remove_key, store_key
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 SCOPES = {
@@ -271,7 +273,7 @@ def test_bad_requests_get_a_clear_json_error_and_forward_nothing(
         assert not direct.exists("k")
 
 
-def test_a_missing_or_revoked_token_is_401_and_takes_effect_on_the_next_request(
+def test_a_missing_re_scoped_or_revoked_token_takes_effect_on_the_next_request(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     with run_gateway(redis_server, tmp_path, http_port=0) as gw:
@@ -279,12 +281,21 @@ def test_a_missing_or_revoked_token_is_401_and_takes_effect_on_the_next_request(
             401,
             {"error": "Unauthorized: send the API key as Authorization: Bearer <key>"},
         )
-        assert call(gw, "POST", "/", ["PING"])[1] == {"result": "PONG"}
+        r = sdk(gw, gw.tokens["main"])
+        assert r.set("k", "1") is True
         key_id = key_id_of(gw.tokens["main"].encode())
         assert key_id is not None
-        remove_key(gw.keys_file, key_id)
+        token = gw.tokens["main"]
+        minted = api_key_format.MintedKey(key_id, token, api_key_format.digest(token))
+        store_key(gw.keys_file, "main", "main-key", minted, "+@read allkeys")  # re-scoped
+        wait_for(lambda: call(gw, "POST", "/", ["SET", "probe", "x"])[0] == 400)
+        with pytest.raises(UpstashError, match="NOPERM"):
+            r.set("k", "3")
+        assert r.get("k") == "1"
+        remove_key(gw.keys_file, key_id)  # revoked
         wait_for(lambda: call(gw, "POST", "/", ["PING"])[0] == 401)
-        assert "Unauthorized" in call(gw, "POST", "/", ["PING"])[1]["error"]
+        with pytest.raises(UpstashError, match="Unauthorized"):
+            r.get("k")
 
 
 def test_a_blocking_command_is_cut_off_at_the_request_timeout(
@@ -395,6 +406,33 @@ def test_a_revoked_key_ends_its_stream(redis_server: RedisServer, tmp_path: Path
         sock.close()
 
 
+def test_shutdown_ends_streams_and_requests_within_its_time(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, http_timeout_s=30) as gw:
+        stream = open_stream(gw, "/subscribe/c", gw.tokens["main"])
+        assert read_events(stream, 1) == ["subscribe,c,1"]
+        blocked: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: blocked.append(call(gw, "POST", "/", ["BLPOP", "never", "0"])[0])
+        )
+        waiter.start()
+        wait_for(lambda: gw.dedicated_in_use() == 2)
+        started = time.monotonic()
+        gw.call_async(gw.gateway.shutdown(timeout_s=1.0))
+        assert time.monotonic() - started < 3
+        rest = b""
+        stream.settimeout(5)
+        while not rest.endswith(b"0\r\n\r\n"):
+            chunk = stream.recv(65536)
+            assert chunk, rest
+            rest += chunk
+        stream.close()
+        waiter.join(10)
+        assert blocked in ([503], [])  # told to retry, or its connection closed unanswered
+        assert gw.call(lambda: len(gw.gateway.callers)) == 0
+
+
 # --- Bounds against a hostile caller ----------------------------------------------------------
 
 
@@ -409,6 +447,24 @@ def test_connections_over_the_cap_are_refused_with_json(
         for sock in held:
             sock.close()
         wait_for(lambda: call(gw, "POST", "/", ["PING"])[0] == 200)
+
+
+def test_a_connection_without_a_whole_request_in_auth_timeout_is_closed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with run_gateway(redis_server, tmp_path, auth_timeout_s=0.3) as gw:
+        silent = socket.create_connection(("127.0.0.1", gw.gateway.http_port))
+        slow = socket.create_connection(("127.0.0.1", gw.gateway.http_port))
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # and never the rest of its headers
+        for sock in (silent, slow):
+            sock.settimeout(5)
+            assert sock.recv(100) == b""  # closed by the gateway
+            sock.close()
+        assert call(gw, "POST", "/", ["PING"])[1] == {"result": "PONG"}
+        wait_for(lambda: gw.call(lambda: len(gw.gateway.http.server.connections)) == 0)
+        assert metrics.REST_REQUESTS[("command", 200)] >= 1
+        scraped = generate_latest(REGISTRY).decode()
+        assert 'redisgate_rest_requests_total{endpoint="command",status="200"}' in scraped
 
 
 def test_a_flooding_tenant_is_limited_while_another_is_served(
