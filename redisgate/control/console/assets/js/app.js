@@ -6,7 +6,9 @@ import { describe } from "./errors.js"
 import * as session from "./session.js"
 import { toast } from "./toast.js"
 import { can } from "./roles.js"
+import * as events from "./events.js"
 import * as entry from "./page-entry.js"
+import * as data from "./page-data.js"
 import * as instances from "./page-instances.js"
 import * as instance from "./page-instance.js"
 import * as keys from "./page-keys.js"
@@ -22,6 +24,7 @@ const ROUTES = [
   ["/orgs/:org/instances/new", instances.create],
   ["/orgs/:org/instances/:instance", instance.overview],
   ["/orgs/:org/instances/:instance/keys", keys.list],
+  ["/orgs/:org/instances/:instance/data", data.data],
   ["/orgs/:org/instances/:instance/settings", instance.settings],
   ["/orgs/:org/members", org.members],
   ["/orgs/:org/audit", org.audit],
@@ -88,6 +91,7 @@ async function route(focus = true) {
     return
   }
   header(orgId, path)
+  events.watch(orgId || (session.orgs()[0] || {}).id || null)
   const ctx = {
     main,
     params: found.params,
@@ -100,6 +104,17 @@ async function route(focus = true) {
     onLeave: (fn) => cleanups.push(fn),
     stale: () => ticket !== rendering,
     refreshHeader: () => header(orgId, path),
+    reload: () => { if (ticket === rendering) route(false) },
+    // `fn()` after live updates of these kinds (and after a gap in them), at most every 300 ms.
+    onEvent: (kinds, fn) => {
+      let timer = null
+      const off = events.onEvent((kind, event) => {
+        if (kind !== "resync" && !kinds.includes(kind)) return
+        clearTimeout(timer)
+        timer = setTimeout(() => { if (ticket === rendering) fn(kind, event) }, 300)
+      })
+      cleanups.push(() => { off(); clearTimeout(timer) })
+    },
   }
   clear(main)
   try {
@@ -145,6 +160,7 @@ function header(orgId, path = "") {
     link(`/orgs/${selected}/settings`, "Organization")))
   const signOut = h("button", { type: "button", class: "small" }, "Sign out")
   signOut.addEventListener("click", async () => {
+    events.stop()
     await auth.logout()
     session.reset()
     toast("You are signed out.")
@@ -155,7 +171,24 @@ function header(orgId, path = "") {
     h("div", { class: "user" }, h("a", { href: "#/profile", "aria-current": path === "/profile" ? "page" : null }, me.name || me.email), signOut))
 }
 
+// Membership and organization changes (another tab, another user) reach the header at once.
+events.onEvent(async (kind, event) => {
+  const me = session.user()
+  if (!me || !["org", "member", "resync"].includes(kind)) return
+  if (kind === "member" && event.id !== me.id) return
+  await session.load().catch(() => {})
+  const { path } = current()
+  const orgId = match(path) && match(path).params.org
+  if (orgId && !session.org(orgId)) {
+    toast("You no longer have access to that organization.", "error")
+    navigate("/")
+  } else if (orgId) {
+    header(orgId, path)
+  }
+})
+
 auth.onSignedOut(() => {
+  events.stop()
   session.reset()
   toast("Your session has ended. Sign in again.", "error")
   navigate(`/login?next=${encodeURIComponent(current().path)}`)

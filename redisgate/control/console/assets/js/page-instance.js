@@ -22,6 +22,7 @@ export function instancePath(ctx) {
 export function instanceHead(ctx, instance, tab) {
   const base = `#/orgs/${ctx.orgId}/instances/${instance.id}`
   const tabs = [["overview", "Overview", base]]
+  if (instance.rest_url && ctx.can("instances.browse")) tabs.push(["data", "Data", `${base}/data`])
   if (ctx.can("keys.read")) tabs.push(["keys", "API keys", `${base}/keys`])
   if (ctx.can("instances.manage")) tabs.push(["settings", "Settings", `${base}/settings`])
   return [
@@ -61,6 +62,7 @@ export async function overview(ctx) {
     if (!ctx.stale()) timer = setTimeout(tick, STATS_EVERY_MS)
   }
   ctx.onLeave(() => clearTimeout(timer))
+  ctx.onEvent(["instance"], (kind, event) => { if (!event || event.id === instance.id) ctx.reload() })
   await Promise.all([tick(), renderUsage(ctx, usage)])
 }
 

@@ -56,6 +56,7 @@ export async function list(ctx) {
       ctx.onLeave(() => clearTimeout(timer))
     }
   }
+  ctx.onEvent(["instance", "quota"], () => load().catch(() => {}))
   await load()
 }
 

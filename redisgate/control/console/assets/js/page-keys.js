@@ -54,6 +54,7 @@ export async function list(ctx) {
     }
     clear(listHolder, title, keyTable(ctx, keys, refresh))
   }
+  ctx.onEvent(["key"], () => refresh().catch(() => {}))
   await refresh()
 }
 

@@ -52,6 +52,7 @@ export async function members(ctx) {
       h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Joined", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
       h("tbody", {}, rows.map((m) => memberRow(ctx, m, manage && m.user_id !== me.id, refresh)))))
   }
+  ctx.onEvent(["member"], () => refresh().catch(() => {}))
   await refresh()
   if (manage) append(ctx.main, inviteForm(ctx, refresh))
   append(ctx.main, h("section", { class: "card", "aria-labelledby": "roles-title" }, h("h2", { id: "roles-title" }, "What each role may do"),
@@ -201,6 +202,7 @@ export async function settings(ctx) {
   if (ctx.stale()) return
   append(ctx.main, h("h1", {}, org.name), h("p", { class: "hint" }, `Your role: ${ctx.role}. ${ROLE_TEXT[ctx.role]}`))
   append(ctx.main, quotaCard(ctx, quota))
+  ctx.onEvent(["quota", "org"], () => ctx.reload())
   if (ctx.can("org.update")) {
     const name = field({ name: "name", label: "Name", value: org.name, maxlength: 100, required: true })
     const alert = alertBox()
