@@ -31,11 +31,11 @@ export async function data(ctx) {
   const writer = ctx.can("keys.manage")
   const run = (...args) => command(path, args.map(String))
   const view = h("section", { class: "card", "aria-labelledby": "value-title", "aria-live": "polite" },
-    h("h2", { id: "value-title" }, "Value"), h("p", { class: "hint" }, "Choose a key to see its value."))
+    h("h2", { id: "value-title" }, "Selected key"), h("p", { class: "hint" }, "Choose a key to see its value."))
   append(ctx.main, h("p", { class: "hint" }, writer
     ? "Commands run as you, through the gateway, with a key that lasts a few minutes (no scripts or admin commands)."
     : "Your role can read the data, not change it."),
-  browser(ctx, run, view, writer), view, cli(path))
+  h("div", { class: "data-grid" }, browser(ctx, run, view, writer), view), cli(path))
 }
 
 function browser(ctx, run, view, writer) {
