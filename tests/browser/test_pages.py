@@ -129,6 +129,16 @@ def test_key_rules_refused_by_the_api_are_marked_where_they_fail(
     page.get_by_role("button", name="I have copied it").click()
     row = page.locator("tr", has_text="reader")
     expect(row.locator("code").nth(1)).to_contain_text("~app:*")
+
+    row.get_by_role("button", name="Edit reader").click()
+    edit = page.get_by_role("dialog", name="Edit reader")
+    edit.get_by_role("textbox", name="ACL rules").fill("+@read ~other:* +nope")
+    edit.get_by_role("button", name="Save key").click()
+    expect(edit.get_by_text("Unknown command 'nope'")).to_be_visible()
+    edit.get_by_role("textbox", name="ACL rules").fill("+@read ~other:*")
+    edit.get_by_role("button", name="Save key").click()
+    expect(page.get_by_text("Saved reader.")).to_be_visible()
+    expect(row.locator("code").nth(1)).to_contain_text("~other:*")
     assert page_errors(page) == []
 
 

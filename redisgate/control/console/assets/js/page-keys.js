@@ -1,7 +1,7 @@
 // An instance's API keys: the list, a scope builder to create one, the token shown once,
 // and revocation.
 
-import { all, del, post } from "./api.js"
+import { all, del, patch, post } from "./api.js"
 import { copyField } from "./copy.js"
 import { confirmDialog, openDialog } from "./dialog.js"
 import { h, append, clear, empty, skeleton } from "./dom.js"
@@ -64,8 +64,11 @@ function keyTable(ctx, keys, refresh) {
     h("thead", {}, h("tr", {}, ["Name", "Id", "Scopes", "Last used", "Expires", "State", ""].map((t) => h("th", { scope: "col" }, t || h("span", { class: "visually-hidden" }, "Actions"))))),
     h("tbody", {}, keys.map((key) => {
       const [state, cls] = keyState(key)
-      const revoke = ctx.can("keys.manage") && state !== "revoked"
-        ? h("button", { type: "button", class: "small danger", "aria-label": `Revoke ${key.name}`, onclick: () => revokeKey(ctx, key, refresh) }, "Revoke")
+      const manage = ctx.can("keys.manage") && state !== "revoked"
+      const revoke = manage
+        ? h("div", { class: "actions" },
+          h("button", { type: "button", class: "small", "aria-label": `Edit ${key.name}`, onclick: () => editKey(ctx, key, refresh) }, "Edit"),
+          h("button", { type: "button", class: "small danger", "aria-label": `Revoke ${key.name}`, onclick: () => revokeKey(ctx, key, refresh) }, "Revoke"))
         : null
       return h("tr", { "data-key": key.id },
         h("td", { "data-label": "Name" }, key.name),
@@ -76,6 +79,45 @@ function keyTable(ctx, keys, refresh) {
         h("td", { "data-label": "State" }, h("span", { class: ["badge", cls] }, state)),
         h("td", {}, revoke))
     })))
+}
+
+// Rename or re-scope a key: its open connections follow the new scope from their next command.
+function editKey(ctx, key, refresh) {
+  return openDialog(`Edit ${key.name}`, (done) => {
+    const name = field({ name: "name", label: "Name", value: key.name, maxlength: 100, required: true })
+    const rules = field({ name: "scopes", label: "ACL rules", control: "textarea", spellcheck: "false",
+      hint: "Connections using the key follow the new rules from their next command." })
+    rules.input.value = key.scopes
+    const alert = alertBox()
+    const submit = h("button", { type: "submit", class: "primary" }, "Save key")
+    const form = h("form", { class: "stack", novalidate: true }, alert, name.wrap, rules.wrap,
+      h("div", { class: "actions" }, submit, h("button", { type: "button", onclick: () => done(false) }, "Cancel")))
+    const errors = new FormErrors(alert, { name, scopes: rules })
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault()
+      errors.clear()
+      const change = {}
+      if (name.input.value.trim() !== key.name) change.name = name.input.value.trim()
+      if (rules.input.value.trim() !== key.scopes) change.scopes = rules.input.value
+      if (!Object.keys(change).length) return done(false)
+      await busy(submit, async () => {
+        try {
+          await patch(`${instancePath(ctx)}/keys/${encodeURIComponent(key.id)}`, change)
+          toast(`Saved ${change.name || key.name}.`)
+          done(true)
+          await refresh()
+        } catch (err) {
+          if (err.fields.scopes) {
+            errors.show(err, { scopes: String(err.fields.scopes).replace(/ at (\d+)$/, " (column $1)") })
+            if (Number.isInteger(err.details.position)) pointAt(rules.input, err.details.position)
+          } else {
+            errors.show(err)
+          }
+        }
+      })
+    })
+    return form
+  })
 }
 
 async function revokeKey(ctx, key, refresh) {
