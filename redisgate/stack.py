@@ -66,7 +66,7 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
                     "another port (0 picks a free one) or stop what uses it"
                 ) from None
             host, port = runner.addresses[0][:2]
-            log.info("control API on http://%s:%s", host, port)
+            log.info("control API and web console on http://%s:%s", host, port)
             metrics_url = endpoint.url if endpoint is not None else None
             yield Stack(gateway, f"http://{host}:{port}", settings, metrics_url)
         finally:

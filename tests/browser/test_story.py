@@ -113,6 +113,10 @@ def test_sign_up_create_instance_and_key_connect_revoke(
     expect(page.get_by_text("Copied redis-cli command.")).to_be_visible()
     copied = page.evaluate("() => navigator.clipboard.readText()")
     assert copied == shown and copied.startswith("redis-cli -u redis://default:rg_"), copied
+    dialog.get_by_text("Code for your client, with this key").click()
+    dialog.get_by_label("Client").select_option(label="redis-py")
+    token = copied.split("default:")[1].split("@")[0]
+    expect(dialog.locator("pre")).to_contain_text(f'from_url("redis://default:{token}@')
     pong = redis_cli(copied, "PING")
     assert pong.stdout.strip() == "PONG", pong
     session = live_session(copied)

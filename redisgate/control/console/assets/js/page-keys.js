@@ -9,6 +9,7 @@ import { describe } from "./errors.js"
 import { FormErrors, alertBox, busy, field } from "./forms.js"
 import { ago, dateTime } from "./format.js"
 import { instanceHead, instancePath, loadInstance } from "./page-instance.js"
+import { snippets } from "./snippets.js"
 import { toast } from "./toast.js"
 
 const PRESETS = [
@@ -191,7 +192,7 @@ function createForm(ctx, instance, refresh) {
         rules.wrap.hidden = true
         prefix.wrap.hidden = false
         await refresh()
-        await showToken(made)
+        await showToken(made, instance)
       } catch (err) {
         if (err.fields.scopes && scope === "custom") {
           errors.show(err, { scopes: String(err.fields.scopes).replace(/ at (\d+)$/, " (column $1)") })
@@ -215,11 +216,21 @@ function pointAt(textarea, position) {
   textarea.setSelectionRange(start, Math.max(start + 1, end))
 }
 
-function showToken(key) {
+// The token, once: copy buttons for it, the redis-cli line, the URL, and every client's
+// snippet with the token filled in.
+function showToken(key, instance) {
+  const list = snippets(instance, key.token)
+  const code = h("pre", { class: "code", tabindex: "0", "aria-label": "Code with this key" })
+  const select = h("select", { id: "token-snippet" }, list.map(([name], i) => h("option", { value: String(i) }, name)))
+  const showSnippet = () => { code.textContent = list[Number(select.value)][2] }
+  select.addEventListener("change", showSnippet)
+  showSnippet()
   return openDialog(`Key ${key.name} created`, (done) => h("div", { class: "stack" },
     h("p", { class: "note" }, "Copy the token now: this is the only time it is shown. Only its hash is stored."),
     h("div", { class: "field" }, h("span", { class: "label" }, "Token"), copyField(key.token, "token", "token")),
     h("div", { class: "field" }, h("span", { class: "label" }, "redis-cli"), copyField(`redis-cli -u ${key.url}`, "redis-cli command", "key-redis-cli")),
     h("div", { class: "field" }, h("span", { class: "label" }, "Connection URL"), copyField(key.url, "connection URL", "key-url")),
+    h("details", {}, h("summary", {}, "Code for your client, with this key"),
+      h("div", { class: "field" }, h("label", { for: "token-snippet" }, "Client"), select), code),
     h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => done(true) }, "I have copied it"))))
 }
