@@ -43,6 +43,17 @@ TIMEOUT_MS = 10_000
 class RunningStack:
     url: str  # the control API, where the console is served
     stack: Stack
+    loop: asyncio.AbstractEventLoop  # the stack's, in its thread
+
+    def sql(self, query: str, *args: Any) -> str:
+        """One statement on the stack's database, run on the stack's loop."""
+
+        async def run() -> str:
+            assert self.stack.settings.database_url is not None
+            async with db.connection(self.stack.settings.database_url) as conn:
+                return str(await conn.execute(query, *args))
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         """The control API over HTTP, as a script would call it (status, body)."""
@@ -115,7 +126,7 @@ def console_stack(
         raise RuntimeError(f"the stack did not start: {box.get('error')!r}")
     stack: Stack = box["stack"]
     try:
-        yield RunningStack(stack.control_url, stack)
+        yield RunningStack(stack.control_url, stack, box["stop"][0])
     finally:
         loop, stop = box["stop"]
         loop.call_soon_threadsafe(stop.set)

@@ -297,3 +297,30 @@ def test_instance_settings_edit_and_typed_delete(
     status, _ = stack.call("GET", f"/v1/orgs/{org}/instances/{instance['id']}", token=token)
     assert status == 404
     assert page_errors(page) == []
+
+
+def test_a_platform_admin_edits_the_quota(
+    page: Page, console_stack: RunningStack, axe_source: str
+) -> None:
+    stack = console_stack
+    admin = stack.register("admin")
+    assert stack.sql(
+        "UPDATE users SET is_platform_admin = true WHERE id = $1", admin["user"]["id"]
+    ).endswith("1")
+    sign_in(page, stack, admin["email"])
+    page.get_by_role("link", name="Organization").click()
+    form = page.get_by_role("form", name="Edit quota")
+    form.get_by_label("Instances").fill("7")
+    form.get_by_role("button", name="Save quota").click()
+    expect(page.get_by_text("Saved the quota.")).to_be_visible()
+    expect(page.get_by_text("0 / 7")).to_be_visible()
+    check_accessibility(page, axe_source, "quota, platform admin")
+    shot(page, "quota-admin")
+    user = stack.register("plain")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+    sign_in(page, stack, user["email"])
+    page.get_by_role("link", name="Organization").click()
+    expect(page.get_by_text("A platform administrator can raise these limits.")).to_be_visible()
+    expect(page.get_by_role("form", name="Edit quota")).to_have_count(0)
+    assert page_errors(page) == []
