@@ -324,3 +324,26 @@ def test_a_platform_admin_edits_the_quota(
     expect(page.get_by_text("A platform administrator can raise these limits.")).to_be_visible()
     expect(page.get_by_role("form", name="Edit quota")).to_have_count(0)
     assert page_errors(page) == []
+
+
+def test_keyboard_only_sign_in_and_skip_link(page: Page, console_stack: RunningStack) -> None:
+    stack = console_stack
+    user = stack.register("keys")
+    page.goto(stack.url + "/#/")
+    page.get_by_role("link", name="Sign in").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_focused()  # where a page starts
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(user["email"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Instances", exact=True)).to_be_focused()
+    skip = page.get_by_role("link", name="Skip to content")
+    skip.focus()  # the first Tab stop of every page
+    expect(skip).to_be_in_viewport()  # shown while focused
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    assert page.url.endswith("/instances"), page.url  # the route stays
+    assert page_errors(page) == []
