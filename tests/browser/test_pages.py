@@ -280,6 +280,19 @@ def test_instance_settings_edit_and_typed_delete(
     expect(page.get_by_text("Saved tmp.")).to_be_visible()
     _, stored = stack.call("GET", f"/v1/orgs/{org}/instances/{instance['id']}", token=token)
     assert (stored["memory_mb"], stored["eviction_policy"]) == (16, "allkeys-lru")
+
+    page.get_by_text("Limits for all of its keys together").click()
+    page.get_by_label("Commands per second").fill("100")
+    page.get_by_label("Burst").fill("0")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("Burst must be at least 1.")).to_be_visible()
+    page.get_by_label("Burst").fill("")
+    for toast in page.get_by_role("button", name="Dismiss").all():
+        toast.click()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("Saved tmp.")).to_be_visible()
+    _, stored = stack.call("GET", f"/v1/orgs/{org}/instances/{instance['id']}", token=token)
+    assert stored["limits"]["ops_per_second"] == 100 and stored["limits"]["burst"] is None
     check_accessibility(page, axe_source, "instance settings")
     shot(page, "instance-settings")
 

@@ -9,6 +9,7 @@ import { describe } from "./errors.js"
 import { FormErrors, alertBox, busy, checkbox, field } from "./forms.js"
 import { bytes, dateTime, number, percent } from "./format.js"
 import { POLICIES, statusBadge } from "./page-instances.js"
+import { limitsFieldset } from "./limits.js"
 import { snippets } from "./snippets.js"
 import { toast } from "./toast.js"
 
@@ -171,10 +172,11 @@ export async function settings(ctx) {
     hint: "Applied live. More memory counts against the organization's quota." })
   const policy = field({ name: "eviction_policy", label: "When memory is full", control: "select", options: POLICIES, value: instance.eviction_policy })
   const persistence = checkbox({ name: "persistence", label: "Keep the data across restarts", checked: instance.persistence })
+  const limits = limitsFieldset(instance.limits, "Limits for all of its keys together")
   const alert = alertBox()
   const submit = h("button", { type: "submit", class: "primary" }, "Save changes")
-  const form = h("form", { class: "stack", novalidate: true, "aria-labelledby": "edit-title" }, alert, name.wrap, memory.wrap, policy.wrap, persistence.wrap, h("div", { class: "actions" }, submit))
-  const errors = new FormErrors(alert, { name, memory_mb: memory, eviction_policy: policy, persistence })
+  const form = h("form", { class: "stack", novalidate: true, "aria-labelledby": "edit-title" }, alert, name.wrap, memory.wrap, policy.wrap, persistence.wrap, limits.wrap, h("div", { class: "actions" }, submit))
+  const errors = new FormErrors(alert, { name, memory_mb: memory, eviction_policy: policy, persistence, ...limits.fields })
   form.addEventListener("submit", async (event) => {
     event.preventDefault()
     errors.clear()
@@ -183,6 +185,8 @@ export async function settings(ctx) {
     if (Number(memory.input.value) !== instance.memory_mb) change.memory_mb = Number(memory.input.value)
     if (policy.input.value !== instance.eviction_policy) change.eviction_policy = policy.input.value
     if (persistence.input.checked !== instance.persistence) change.persistence = persistence.input.checked
+    const limitChanges = limits.changes()
+    if (limitChanges) change.limits = limitChanges
     if (!Object.keys(change).length) {
       toast("Nothing changed.")
       return

@@ -9,6 +9,7 @@ import { describe } from "./errors.js"
 import { FormErrors, alertBox, busy, field } from "./forms.js"
 import { ago, dateTime } from "./format.js"
 import { instanceHead, instancePath, loadInstance } from "./page-instance.js"
+import { limitsFieldset } from "./limits.js"
 import { snippets } from "./snippets.js"
 import { toast } from "./toast.js"
 
@@ -89,17 +90,20 @@ function editKey(ctx, key, refresh) {
     const rules = field({ name: "scopes", label: "ACL rules", control: "textarea", spellcheck: "false",
       hint: "Connections using the key follow the new rules from their next command." })
     rules.input.value = key.scopes
+    const limits = limitsFieldset(key.limits, "Limits of this key")
     const alert = alertBox()
     const submit = h("button", { type: "submit", class: "primary" }, "Save key")
-    const form = h("form", { class: "stack", novalidate: true }, alert, name.wrap, rules.wrap,
+    const form = h("form", { class: "stack", novalidate: true }, alert, name.wrap, rules.wrap, limits.wrap,
       h("div", { class: "actions" }, submit, h("button", { type: "button", onclick: () => done(false) }, "Cancel")))
-    const errors = new FormErrors(alert, { name, scopes: rules })
+    const errors = new FormErrors(alert, { name, scopes: rules, ...limits.fields })
     form.addEventListener("submit", async (event) => {
       event.preventDefault()
       errors.clear()
       const change = {}
       if (name.input.value.trim() !== key.name) change.name = name.input.value.trim()
       if (rules.input.value.trim() !== key.scopes) change.scopes = rules.input.value
+      const limitChanges = limits.changes()
+      if (limitChanges) change.limits = limitChanges
       if (!Object.keys(change).length) return done(false)
       await busy(submit, async () => {
         try {
