@@ -230,6 +230,9 @@ def test_members_audit_organization_and_profile_pages(
     page.get_by_label("Role", exact=True).select_option("viewer")
     page.get_by_role("button", name="Add member").click()
     expect(page.get_by_text(f"Added {colleague['email']} as viewer.")).to_be_visible()
+    expect(page.get_by_label("Role", exact=True)).to_have_value(
+        "member"
+    )  # the form's default again
     role = page.get_by_label(f"Role of {colleague['email']}")
     role.select_option("member")
     expect(page.get_by_text(f"{colleague['email']} is now member.")).to_be_visible()

@@ -24,7 +24,12 @@ function setAttrs(el, attrs) {
     if (value === undefined || value === null || value === false) continue
     if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value)
     else if (key === "class") el.setAttribute("class", Array.isArray(value) ? value.filter(Boolean).join(" ") : value)
-    else if (PROPS.has(key)) el[key] = value
+    else if (PROPS.has(key)) {
+      // also as the default, so a form's reset() comes back to it
+      if (key === "checked" || key === "selected") el.setAttribute(key, "")
+      if (key === "value" && el.tagName === "INPUT") el.setAttribute("value", String(value))
+      el[key] = value
+    }
     else el.setAttribute(key, value === true ? "" : String(value))
   }
 }
