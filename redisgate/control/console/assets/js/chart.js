@@ -18,6 +18,7 @@ export function barChart(days, metric, label, format = number) {
   const summary = total === 0
     ? `${label}: none in the last ${days.length} days.`
     : `${label}: ${format(total)} in the last ${days.length} days; the most, ${format(values[peak])}, on ${days[peak].date}.`
+  if (total === 0) return h("figure", { class: "chart" }, h("figcaption", { class: "hint" }, summary))
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": summary },
     s("line", { class: "axis", x1: left, y1: height - bottom, x2: width, y2: height - bottom }),
     s("text", { x: left - 6, y: 14, "text-anchor": "end" }, format(max)),

@@ -1,11 +1,12 @@
 // An organization: creating one, its members and roles, its audit log, its quota and name.
 
 import { all, del, get, patch, post, put } from "./api.js"
+import { barChart } from "./chart.js"
 import { confirmDialog } from "./dialog.js"
 import { h, append, clear, empty, skeleton } from "./dom.js"
 import { describe } from "./errors.js"
 import { FormErrors, alertBox, busy, field } from "./forms.js"
-import { dateTime, number } from "./format.js"
+import { bytes, dateTime, number } from "./format.js"
 import { ROLE_TEXT, can } from "./roles.js"
 import * as session from "./session.js"
 import { toast } from "./toast.js"
@@ -201,7 +202,7 @@ export async function settings(ctx) {
   const [org, quota] = await Promise.all([get(`/v1/orgs/${ctx.orgId}`), get(`/v1/orgs/${ctx.orgId}/quota`)])
   if (ctx.stale()) return
   append(ctx.main, h("h1", {}, org.name), h("p", { class: "hint" }, `Your role: ${ctx.role}. ${ROLE_TEXT[ctx.role]}`))
-  append(ctx.main, quotaCard(ctx, quota))
+  append(ctx.main, quotaCard(ctx, quota), await usageCard(ctx))
   ctx.onEvent(["quota", "org"], () => ctx.reload())
   if (ctx.can("org.update")) {
     const name = field({ name: "name", label: "Name", value: org.name, maxlength: 100, required: true })
@@ -257,6 +258,22 @@ export async function settings(ctx) {
     danger.querySelector(".actions").append(remove)
   }
   append(ctx.main, danger)
+}
+
+async function usageCard(ctx) {
+  const card = h("section", { class: "card", "aria-labelledby": "org-usage-title" }, h("h2", { id: "org-usage-title" }, "Usage, last 30 days, all instances"))
+  try {
+    const series = await get(`/v1/orgs/${ctx.orgId}/usage`)
+    const total = (name) => series.days.reduce((sum, d) => sum + (d[name] || 0), 0)
+    card.append(h("div", { class: "grid" },
+      [["Commands", number(total("commands"))], ["Bytes in", bytes(total("bytes_in"))], ["Bytes out", bytes(total("bytes_out"))],
+        ["Denied", number(total("denied"))], ["Limited", number(total("limited"))]].map(([label, value]) =>
+        h("div", { class: "stat" }, h("span", { class: "label" }, label), h("span", { class: "value" }, value)))),
+    barChart(series.days, "commands", "Commands"))
+  } catch (err) {
+    card.append(h("p", { class: "note" }, describe(err)))
+  }
+  return card
 }
 
 function quotaCard(ctx, quota) {
