@@ -201,10 +201,22 @@ def test_usable_at_375_px(browser: Browser, console_stack: RunningStack, axe_sou
         expect(page.get_by_text("Ops/s")).to_be_visible()
         check_accessibility(page, axe_source, "instance at 375 px")
         shot(page, "mobile-instance")
-        for where in ("instance", "keys", "instances"):
+        for where in ("instance", "keys", "key dialog", "instances"):
             if where == "keys":
                 page.get_by_role("link", name="API keys").click()
                 page.get_by_role("heading", name="Create an API key").wait_for()
+            if where == "key dialog":
+                page.get_by_label("Name").fill("phone")
+                page.get_by_role("button", name="Create key").click()
+                dialog = page.get_by_role("dialog", name="Key phone created")
+                expect(dialog).to_be_visible()
+                box = dialog.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+                assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth"), "content overflows"
+                expect(dialog.get_by_role("button", name="Copy token")).to_be_in_viewport()
+                check_accessibility(page, axe_source, "key dialog at 375 px")
+                shot(page, "mobile-key-created")
+                dialog.get_by_role("button", name="I have copied it").click()
             if where == "instances":
                 page.get_by_role("link", name="Instances", exact=True).first.click()
                 page.get_by_role("link", name="pocket").wait_for()
