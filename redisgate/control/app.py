@@ -16,15 +16,17 @@ import asyncpg
 from aiohttp import web
 
 from redisgate.config import Settings
-from redisgate.control import docs_page, openapi
+from redisgate.control import console_keys, docs_page, openapi
 from redisgate.control.audit_budget import AuditBudget
-from redisgate.control.middlewares import make_middlewares
+from redisgate.control.instances import rest_base_url
+from redisgate.control.middlewares import console_csp, make_middlewares
 from redisgate.control.passwords import Passwords
 from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
 from redisgate.control.routes import ROUTES, setup_routes
 from redisgate.control.state import (
     AUDIT_BUDGET,
+    CONSOLE_CSP,
     KEYRING,
     OPENAPI,
     PASSWORDS,
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
         forget_after_s=settings.login_failure_memory_s,
     )
     app[AUDIT_BUDGET] = AuditBudget(settings.audit_refusals_per_minute)
+    app[CONSOLE_CSP] = console_csp(rest_base_url(settings))
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
     app.cleanup_ctx.append(_database)
@@ -123,14 +126,18 @@ async def _provisioning(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _prune_sessions(pool: asyncpg.Pool) -> None:
-    """Forget sessions that ended over a week ago, hourly (the audit log keeps the history)."""
+    """Forget sessions that ended over a week ago and console keys expired over an hour ago,
+    hourly (the audit log keeps the history)."""
     while True:
         try:
             with db.map_exceptions("cannot prune sessions"):
                 async with pool.acquire() as conn:
                     pruned = await sessions.prune(conn, SESSION_KEEP_S)
+                    keys = await console_keys.prune_expired(conn)
             if pruned:
                 log.info("pruned %d ended sessions", pruned)
+            if keys:
+                log.info("deleted %d expired console keys", keys)
         except StoreError as exc:
             log.warning("%s", exc)
         await asyncio.sleep(PRUNE_INTERVAL_S)

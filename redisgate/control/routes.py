@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from redisgate.control import (
+    console_keys,
     health,
     identity,
     instances,
@@ -199,6 +200,12 @@ ROUTES: list[Route] = [
     Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}",
           keys.revoke_key, "Revoke a key (new connections with it are refused).", ORG,
           "keys.manage", status=204, errors=(404,), tag="keys"),
+    Route("POST", "/v1/orgs/{org_id}/instances/{instance_id}/console-key",
+          console_keys.create_console_key,
+          "A short-lived API key for the web console's data browser (expires within "
+          "console_key_ttl_s; read-only for viewers; not listed, not counted in the quota).",
+          ORG, "instances.browse", response=console_keys.CONSOLE_KEY, status=201,
+          errors=(404, 409), tag="keys"),
     # Platform administration
     Route("GET", "/v1/admin/servers", servers.list_servers,
           "Backend servers of the static provisioner.", ADMIN,

@@ -107,6 +107,10 @@ CALLS: dict[tuple[str, str], Callable[[Setup], tuple[str, Any]]] = {
         s["key"],
         None,
     ),
+    ("POST", "/v1/orgs/{org_id}/instances/{instance_id}/console-key"): lambda s: (
+        s["instance"] + "/console-key",
+        None,
+    ),
 }
 
 
