@@ -100,6 +100,7 @@ async def create_key(
             expires_at,
             created_by,
         )
+    await changes.announce(conn, "key", key_id, org_id)
     return _key(row)
 
 
@@ -205,7 +206,7 @@ async def update_key(
             expires_at,
             clear_expiry,
         )
-    await changes.notify(conn, "key", key.id)
+    await changes.notify(conn, "key", key.id, key.org_id)
     return _key(row)
 
 
@@ -219,7 +220,7 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> ApiKey:
         )
     if row is None:
         raise NotFound("no such API key", code="key_not_found")
-    await changes.notify(conn, "key", key_id)
+    await changes.notify(conn, "key", key_id, row["org_id"])
     return _key(row)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import NotFound, QuotaExceeded, StoreError
+from redisgate.store import changes
 from redisgate.store.db import map_exceptions
 
 UsageFn = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[int]]
@@ -82,6 +83,7 @@ async def set_quota(conn: asyncpg.Connection, org_id: uuid.UUID, limits: Limits)
         )
     if row is None:
         raise NotFound("organization not found", code="org_not_found")
+    await changes.announce(conn, "quota", org_id, org_id)
     return _quota(row)
 
 
