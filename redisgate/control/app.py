@@ -18,6 +18,7 @@ from aiohttp import web
 from redisgate.config import Settings
 from redisgate.control import console_keys, docs_page, openapi
 from redisgate.control.audit_budget import AuditBudget
+from redisgate.control.events import EVENTS, EventHub
 from redisgate.control.instances import rest_base_url
 from redisgate.control.middlewares import console_csp, make_middlewares
 from redisgate.control.passwords import Passwords
@@ -83,8 +84,15 @@ def create_app(settings: Settings) -> web.Application:
     app[CONSOLE_CSP] = console_csp(rest_base_url(settings))
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
+    app[EVENTS] = EventHub(
+        settings.database_url,
+        max_streams=settings.events_max_streams,
+        max_per_user=settings.events_max_streams_per_user,
+    )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_provisioning)
+    app.cleanup_ctx.append(_events)
+    app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
 
@@ -123,6 +131,18 @@ async def _provisioning(app: web.Application) -> AsyncIterator[None]:
     async with Provisioning(app[SETTINGS], app[POOL]).run() as provisioning:
         app[PROVISIONING] = provisioning
         yield
+
+
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    """The live-update streams' LISTEN connection (events.py)."""
+    app[EVENTS].start()
+    yield
+    await app[EVENTS].close()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """At shutdown, before the server waits for requests to finish: streams end at once."""
+    app[EVENTS].end_all()
 
 
 async def _prune_sessions(pool: asyncpg.Pool) -> None:

@@ -21,8 +21,8 @@ _STATUS_TEXT = {
     "`quota_exceeded`).",
     413: "The body is larger than `control_max_body_bytes` (`body_too_large`).",
     422: "Invalid fields; `details.fields` names each (`validation_failed`).",
-    429: "Too many failed logins (or registrations) from this address or for this email; "
-    "see the `Retry-After` header (`too_many_requests`).",
+    429: "Too many failed logins (or registrations) from this address or for this email, or "
+    "too many live-update streams open; see the `Retry-After` header (`too_many_requests`).",
     503: "PostgreSQL is unavailable (`database_unavailable`).",
 }
 

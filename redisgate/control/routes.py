@@ -10,6 +10,7 @@ from aiohttp import web
 
 from redisgate.control import (
     console_keys,
+    events,
     health,
     identity,
     instances,
@@ -118,6 +119,13 @@ ROUTES: list[Route] = [
           USER, body=orgs.ORG_BODY, response=orgs.ORG, status=201, errors=(409,), tag="orgs"),
     Route("GET", "/v1/orgs/{org_id}", orgs.get_org, "One organization.", ORG, "org.read",
           response=orgs.ORG, tag="orgs"),
+    Route("GET", "/v1/orgs/{org_id}/events", events.org_events,
+          "Live updates: a server-sent event stream (`event: <kind>`, `data: {kind, id, "
+          "org_id}`; kinds instance, key, member, org, quota) whenever something of the org "
+          "changes; a `: ping` comment every 15 s; it ends when the access token expires "
+          "(reconnect with a fresh one) or the caller loses access.", ORG, "org.read",
+          response={"type": "string"}, content_type="text/event-stream", errors=(429,),
+          tag="orgs"),
     Route("PATCH", "/v1/orgs/{org_id}", orgs.patch_org, "Rename an organization.", ORG,
           "org.update", body=orgs.ORG_BODY, response=orgs.ORG, tag="orgs"),
     Route("DELETE", "/v1/orgs/{org_id}", orgs.delete_org, "Delete an organization.", ORG,

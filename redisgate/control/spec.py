@@ -70,11 +70,17 @@ class Route:
     tag: str = "misc"
     content_type: str = "application/json"
 
+    @property
+    def streams(self) -> bool:
+        """A long-lived response: the handler runs without holding a database connection."""
+        return self.content_type == "text/event-stream"
+
 
 @dataclass(slots=True)
 class Caller:
     user: User
     session_id: uuid.UUID
+    token_expires_at: float = 0.0  # the access token's `exp` (Unix time)
 
 
 @dataclass(slots=True)
