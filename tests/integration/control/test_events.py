@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -222,3 +224,25 @@ async def test_streams_are_bounded_and_share_one_listen_connection(database_url:
                 break
             await asyncio.sleep(0.1)
         assert hub.streams == 0
+
+
+async def test_provisioner_status_changes_reach_the_stream(api: Api, settings: Settings) -> None:
+    """The instance's redis-server dies: the provisioner records failed, restarts it and
+    records running, with no request involved; each change is an event."""
+    owner = await api.register()
+    org, token = owner["org"]["id"], owner["access_token"]
+    created = await api.post(
+        f"/v1/orgs/{org}/instances", token=token, json={"name": "main", "memory_mb": 8}
+    )
+    assert created.status == 201 and created.body["status"] == "running"
+    instance_id = created.body["id"]
+    assert settings.instances_dir is not None
+    state = json.loads((settings.instances_dir / instance_id / "state.json").read_text())
+    async with events(api, org, token) as stream:
+        os.kill(state["pid"], signal.SIGKILL)
+        # Two events (failed, then running); reading the status between them would race the
+        # restart (0.1 s), so only the outcome is checked.
+        await stream.until("instance", instance_id, wait_s=10)
+        await stream.until("instance", instance_id, wait_s=10)
+        now = await api.get(f"/v1/orgs/{org}/instances/{instance_id}", token=token)
+        assert now.body["status"] == "running"
