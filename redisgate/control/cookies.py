@@ -2,7 +2,8 @@
 
 A browser page keeps its access token in memory only; the refresh token lives in an
 `HttpOnly` cookie scripts cannot read (`rg_refresh`, `Path=/v1/auth`, `SameSite=Strict`,
-`Secure` when the request came over TLS). Because a browser attaches that cookie by itself,
+`Secure` when the request came over TLS, directly or through a trusted proxy's
+`X-Forwarded-Proto: https`). Because a browser attaches that cookie by itself,
 the two routes that read it (`POST /v1/auth/refresh` and `/logout`) also require the
 double-submit token: header `X-CSRF-Token` equal to the readable `rg_csrf` cookie. Another
 site can neither read `rg_csrf` nor set a custom header on a cross-site request without a
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from redisgate.control.state import TRUSTED_PROXIES
 from redisgate.errors import Forbidden
 
 REFRESH_COOKIE = "rg_refresh"
@@ -38,7 +40,7 @@ def set_session_cookies(
     max_age = None
     if expires_at is not None:
         max_age = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
-    secure = request.secure
+    secure = came_over_tls(request)
     response.set_cookie(
         REFRESH_COOKIE,
         refresh_token,
@@ -58,8 +60,19 @@ def set_session_cookies(
     )
 
 
+def came_over_tls(request: web.Request) -> bool:
+    """Whether the browser reached us over TLS: directly, or through a trusted proxy
+    (`control_trusted_proxies`, the usual TLS terminator) saying `X-Forwarded-Proto: https`."""
+    if request.secure:
+        return True
+    if (request.remote or "") not in request.app[TRUSTED_PROXIES]:
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+    return proto == "https"
+
+
 def clear_session_cookies(request: web.Request, response: web.StreamResponse) -> None:
-    secure = request.secure or None
+    secure = came_over_tls(request) or None
     response.del_cookie(REFRESH_COOKIE, path=REFRESH_PATH, secure=secure, samesite="Strict")
     response.del_cookie(CSRF_COOKIE, path="/", secure=secure, samesite="Strict")
 

@@ -7,7 +7,7 @@ import uuid
 from http.cookies import SimpleCookie
 from typing import Any
 
-from tests.integration.control.conftest import PASSWORD, Api
+from tests.integration.control.conftest import PASSWORD, Api, api_for, control_settings
 
 
 def cookies_of(headers: Any) -> dict[str, Any]:
@@ -155,3 +155,18 @@ async def test_secure_flag_follows_tls_through_a_trusted_proxy_only(api: Api) ->
         headers={"X-Forwarded-Proto": "https"},
     )
     assert not cookies_of(response.headers)["rg_refresh"]["secure"]
+
+
+async def test_secure_behind_a_trusted_tls_proxy(database_url: str) -> None:
+    settings = control_settings(database_url, control_trusted_proxies="127.0.0.1")
+    async for api in api_for(settings):
+        user = await api.register()
+        for proto, secure in (("https", True), ("http", False)):
+            response = await api.post(
+                "/v1/auth/login",
+                json={"email": user["email"], "password": PASSWORD, "cookie": True},
+                headers={"X-Forwarded-Proto": proto},
+            )
+            got = cookies_of(response.headers)
+            assert bool(got["rg_refresh"]["secure"]) is secure
+            assert bool(got["rg_csrf"]["secure"]) is secure
