@@ -19,15 +19,13 @@ from redisgate.config import Settings
 from redisgate.control import console_keys, docs_page, openapi
 from redisgate.control.audit_budget import AuditBudget
 from redisgate.control.events import EVENTS, EventHub
-from redisgate.control.instances import rest_base_url
-from redisgate.control.middlewares import console_csp, make_middlewares
+from redisgate.control.middlewares import make_middlewares
 from redisgate.control.passwords import Passwords
 from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
 from redisgate.control.routes import ROUTES, setup_routes
 from redisgate.control.state import (
     AUDIT_BUDGET,
-    CONSOLE_CSP,
     KEYRING,
     OPENAPI,
     PASSWORDS,
@@ -81,7 +79,6 @@ def create_app(settings: Settings) -> web.Application:
         forget_after_s=settings.login_failure_memory_s,
     )
     app[AUDIT_BUDGET] = AuditBudget(settings.audit_refusals_per_minute)
-    app[CONSOLE_CSP] = console_csp(rest_base_url(settings))
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
     app[EVENTS] = EventHub(

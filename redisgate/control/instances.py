@@ -16,7 +16,6 @@ from typing import Any
 import redis.exceptions
 from aiohttp import web
 
-from redisgate.config import Settings
 from redisgate.control import pagination
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
 from redisgate.control.provisioning import client_for
@@ -100,10 +99,7 @@ STATS_REPLY = obj(
 
 def gateway_endpoint(call: Call) -> tuple[str, int]:
     """Where clients reach the gateway (the public host setting, else the listen address)."""
-    return _gateway_endpoint(call.settings)
-
-
-def _gateway_endpoint(settings: Settings) -> tuple[str, int]:
+    settings = call.settings
     host = settings.gateway_public_host or settings.proxy_host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -112,14 +108,10 @@ def _gateway_endpoint(settings: Settings) -> tuple[str, int]:
 
 def rest_url(call: Call) -> str | None:
     """The HTTP command API's base URL (HTTPS when its TLS port is set), None when it is off."""
-    return rest_base_url(call.settings)
-
-
-def rest_base_url(settings: Settings) -> str | None:
-    """`rest_url` from the settings alone (also the console's CSP connect-src)."""
+    settings = call.settings
     if not settings.http_enabled:
         return None
-    host, _ = _gateway_endpoint(settings)
+    host, _ = gateway_endpoint(call)
     if settings.http_tls_port:
         return f"https://{host}:{settings.http_tls_port}"
     return f"http://{host}:{settings.http_port}"

@@ -61,19 +61,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-
-def console_csp(rest_url: str | None) -> str:
-    """The Content-Security-Policy for the web console's pages: scripts, styles and images of
-    this origin only (no inline script), and fetches to this API and to the gateway's HTTP
-    command API (the data browser), whose origin `rest_url` gives (None: it is off)."""
-    connect = "'self'" + (f" {rest_url}" if rest_url else "")
-    return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"font-src 'self'; connect-src {connect}; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
-    )
-
-
 # Probed every few seconds by orchestrators: logged at debug level only.
 QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 

@@ -26,6 +26,4 @@ AUDIT_BUDGET: web.AppKey[AuditBudget] = web.AppKey("audit_budget")
 TRUSTED_PROXIES: web.AppKey[frozenset[str]] = web.AppKey("trusted_proxies")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 PROVISIONING: web.AppKey[Provisioning] = web.AppKey("provisioning")
-# The console pages' Content-Security-Policy (middlewares.console_csp): set it on their responses.
-CONSOLE_CSP = web.AppKey("console_csp", str)
 REQUEST_ID = web.RequestKey("request_id", str)
