@@ -14,8 +14,10 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 
 from redisgate.config import Settings
+from redisgate.control import events as events_module
 from redisgate.control.events import EVENTS
 from tests.integration.control.conftest import Api, api_for, control_settings
 from tests.integration.control.test_quotas import admin_token
@@ -246,3 +248,13 @@ async def test_provisioner_status_changes_reach_the_stream(api: Api, settings: S
         await stream.until("instance", instance_id, wait_s=10)
         now = await api.get(f"/v1/orgs/{org}/instances/{instance_id}", token=token)
         assert now.body["status"] == "running"
+
+
+async def test_an_idle_stream_gets_heartbeats(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events_module, "HEARTBEAT_S", 0.2)
+    owner = await api.register()
+    async with events(api, owner["org"]["id"], owner["access_token"]) as stream:
+        lines = [await asyncio.wait_for(stream.response.content.readline(), 2) for _ in range(4)]
+    # The opening comment, then a ping after 0.2 s of nothing.
+    assert lines[0].startswith(b": live updates") and lines[1] == b"\n"
+    assert lines[2:] == [b": ping\n", b"\n"]
