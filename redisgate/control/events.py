@@ -7,9 +7,11 @@ Theory of operation:
    notice out to the streams of its org. Streams never touch PostgreSQL for events; the
    number of LISTEN connections does not grow with them.
 2. A notice says what changed, never how (`changes.Event`: kind, id, org): the console
-   fetches what it shows again. So a stream may drop nothing silently: a stream whose queue
-   overflows, or any stream open while the LISTEN connection was lost (notices then are
-   gone for good), is ended, and the client reconnects and fetches everything afresh.
+   fetches what it shows again. So a stream may drop nothing silently: a stream opens only
+   while the hub listens (it waits up to `READY_WAIT_S`, then 503), and a stream whose queue
+   overflows, or any stream open when the LISTEN connection is lost (notices then are gone
+   for good), is ended; the client reconnects and fetches everything afresh. A notice sent
+   just before a stream opened may still arrive on it: an extra fetch, never a missed one.
 3. A stream lives at most as long as the access token it was opened with (the client
    reconnects with a fresh one), and ends when its user loses access: a "member" or "org"
    event naming them or their org, or a "session" notice for the user, has the stream check
@@ -36,7 +38,7 @@ from aiohttp import web
 from redisgate.control.middlewares import REQUEST_ID_HEADER, SECURITY_HEADERS
 from redisgate.control.spec import Call
 from redisgate.control.state import POOL, REQUEST_ID
-from redisgate.errors import StoreError, TooManyRequests
+from redisgate.errors import ServiceUnavailable, StoreError, TooManyRequests
 from redisgate.store import changes, orgs, users
 from redisgate.store.db import CONNECT_TIMEOUT_S, map_exceptions
 
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 15.0
 QUEUE_MAX = 256  # events waiting for one stream's client; past it the stream ends (resync)
 HEALTH_INTERVAL_S = 5.0
+READY_WAIT_S = 5.0  # a stream opened while not listening waits this long for it, then 503
 BACKOFF_S = (0.1, 5.0)
 
 _END = changes.Event("end", "", None)  # put in a queue: the stream must end
@@ -79,7 +82,7 @@ class EventHub:
         self.dsn = dsn
         self.max_streams = max_streams
         self.max_per_user = max_per_user
-        self.connected = False
+        self._listening = asyncio.Event()
         self._by_org: dict[uuid.UUID, set[Stream]] = {}
         self._per_user: dict[uuid.UUID, int] = {}
         self._count = 0
@@ -93,6 +96,23 @@ class EventHub:
     @property
     def streams(self) -> int:
         return self._count
+
+    @property
+    def connected(self) -> bool:
+        return self._listening.is_set()
+
+    async def wait_listening(self) -> None:
+        """Return once notices are heard (a stream opened before would miss some); 503 if
+        that takes over `READY_WAIT_S` (PostgreSQL is down)."""
+        if self._listening.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._listening.wait(), READY_WAIT_S)
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "live updates are unavailable while PostgreSQL is unreachable; try again shortly",
+                code="events_unavailable",
+            ) from None
 
     # --- Streams -----------------------------------------------------------------------------
 
@@ -162,7 +182,7 @@ class EventHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.connected = False
+        self._listening.clear()
 
     async def _run(self) -> None:
         delay = BACKOFF_S[0]
@@ -171,9 +191,8 @@ class EventHub:
                 await self._listen_once()
                 delay = BACKOFF_S[0]
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                if self.connected or delay == BACKOFF_S[0]:
+                if delay == BACKOFF_S[0]:
                     log.warning("live updates: connection lost (%s); reconnecting", exc)
-            self.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_S[1])
 
@@ -188,9 +207,7 @@ class EventHub:
             conn.add_termination_listener(lambda _conn: self._lost.set())
             await conn.add_listener(changes.CHANNEL, self._notice)
             await conn.add_listener(changes.EVENTS_CHANNEL, self._notice)
-            # Streams opened while nobody listened may have missed events: they start over.
-            self.end_all()
-            self.connected = True
+            self._listening.set()
             while not self._lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._lost.wait(), HEALTH_INTERVAL_S)
@@ -198,9 +215,9 @@ class EventHub:
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), HEALTH_INTERVAL_S)
             raise ConnectionResetError("the LISTEN connection was closed")
         finally:
-            if self.connected:
-                self.connected = False
-                self.end_all()  # events are being lost from now on
+            if self._listening.is_set():
+                self._listening.clear()
+                self.end_all()  # events are being lost from now on: clients start over
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), 1.0)
             if not conn.is_closed():
@@ -231,6 +248,7 @@ async def org_events(call: Call) -> web.StreamResponse:
     request = call.request
     hub = request.app[EVENTS]
     caller, org_id = call.caller, call.org_id
+    await hub.wait_listening()
     with hub.stream(caller.user.id, caller.session_id, org_id) as stream:
         response = web.StreamResponse(
             headers={
