@@ -71,9 +71,9 @@ from benchlib import (
 )
 from targets import pid_of, start_gateway
 
+from redisgate.backends import Backend
 from redisgate.launcher.process import ManagedProcess
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.keys.static import add_key, set_instance
 
 HOST = "127.0.0.1"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from redisgate.backends import Backend
 from redisgate.proxy.clients.session import AuthRequest, Session
 from redisgate.proxy.commands.table import CommandTable
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.wire.encode import encode_command
 from redisgate.proxy.wire.requests import Command, RequestFramer
 from redisgate.scopes import PRESETS, compile_scope, prefix_scope

@@ -16,9 +16,9 @@ from pathlib import Path
 from benchlib import BlockingClient
 from mixed import prepare
 
+from redisgate.backends import Backend
 from redisgate.launcher.process import ManagedProcess, free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.keys.static import add_key, set_instance
 
 BIG_KEY, BIG_SIZE = "bench:big", 100 * 1024

@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.launcher.postgres import PostgresServer
 from redisgate.launcher.redis import RedisServer
 from redisgate.limits import Limits
 from redisgate.store import api_keys, db, instances, orgs, sealing, users
 from redisgate.store import limits as limit_store
 from redisgate.store.migrations import default_migrations_dir, migrate
-from redisgate.store.quotas import Limits as Quota
+from redisgate.store.org_quotas import QuotaLimits
 
 # Active but never reached by a benchmark: every command still goes through the checks.
 HIGH_LIMITS = Limits(
@@ -58,7 +59,9 @@ async def _make_tenant(server: PostgresServer, redis: RedisServer, scopes: str) 
         await migrate(conn, default_migrations_dir())
         user = await users.create_user(conn, "bench@example.com", "Bench", "not-a-hash")
         async with conn.transaction():
-            org = await orgs.create_org(conn, "bench", user.id, Quota(1, 1024, 10), personal=False)
+            org = await orgs.create_org(
+                conn, "bench", user.id, QuotaLimits(1, 1024, 10), personal=False
+            )
             instance = await instances.create_instance(
                 conn,
                 org.id,
@@ -69,7 +72,7 @@ async def _make_tenant(server: PostgresServer, redis: RedisServer, scopes: str) 
                 provisioner="static",
                 created_by=user.id,
             )
-        backend = instances.Backend("127.0.0.1", redis.port, 0, password=redis.password)
+        backend = Backend("127.0.0.1", redis.port, 0, password=redis.password)
         await instances.set_status(conn, instance.id, "running", backend=backend)
         key = api_key_format.mint()
         async with conn.transaction():

@@ -60,6 +60,12 @@ def key_id_of(token: bytes) -> str | None:
     return key_id if set(key_id) <= _ID_ALPHABET else None
 
 
+def url(token: str, host: str, port: int) -> str:
+    """The URL a client connects to the gateway with: the token as the password (the gateway
+    reads only that; `default` is Redis's user name for password-only AUTH), db 0."""
+    return f"redis://default:{token}@{host}:{port}/0"
+
+
 def verify(token: bytes, stored_digest: str) -> bool:
     """Constant-time comparison of a presented token with a stored digest."""
     return hmac.compare_digest(digest(token), stored_digest)

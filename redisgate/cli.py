@@ -90,7 +90,7 @@ def _keys_file(settings: Settings) -> Path:
 
 
 def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
-    from redisgate.proxy.keys.principals import Backend
+    from redisgate.backends import Backend
     from redisgate.proxy.keys.static import set_instance
 
     backend = Backend(
@@ -108,6 +108,7 @@ def cmd_keys_add_instance(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
+    from redisgate import api_key_format
     from redisgate.proxy.keys.static import add_key
     from redisgate.scopes import parse_scope, prefix_scope, preset_scope
 
@@ -123,13 +124,10 @@ def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     key = add_key(_keys_file(settings), args.instance, args.name or args.instance, scopes)
-    host = settings.gateway_public_host or settings.proxy_host
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
     if scopes is not None:
         print(f"scopes: {parse_scope(scopes).canonical}")
     print(f"key id {key.key_id} for instance {args.instance!r} (the token is shown only now):")
-    print(f"REDISGATE_URL=redis://default:{key.token}@{host}:{settings.proxy_port}/0")
+    print(f"REDISGATE_URL={api_key_format.url(key.token, *settings.gateway_address())}")
     return 0
 
 

@@ -21,7 +21,9 @@ FIELDS = (
     "daily_commands",
     "daily_bytes",
 )
-# The largest value of each field (what its Postgres column holds).
+# The smallest value of each field (0 suspends; a bucket holds at least one token) and the
+# largest (what its Postgres column holds); migrations/004_limits.sql CHECKs the same.
+MINIMUM = {name: 1 if name == "burst" else 0 for name in FIELDS}
 MAXIMUM = {name: 2**31 - 1 for name in FIELDS[:3]} | {name: 2**63 - 1 for name in FIELDS[3:]}
 
 
@@ -36,12 +38,6 @@ class Limits:
 
     def public(self) -> dict[str, int | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_mapping(cls, values: object) -> Limits:
-        """From a dict or a database row holding (some of) the fields; others are None."""
-        get = getattr(values, "get")  # noqa: B009 (asyncpg.Record and dict both have .get)
-        return cls(*(get(name) for name in FIELDS))
 
     def merged(self, changes: dict[str, int | None]) -> Limits:
         """These limits with the given fields replaced (PATCH: absent fields stay)."""

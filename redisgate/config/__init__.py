@@ -492,6 +492,14 @@ class Settings:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
         return f"Settings({fields})"
 
+    def gateway_address(self) -> tuple[str, int]:
+        """Where clients reach the gateway, as endpoints and key URLs show it:
+        `gateway_public_host`, else `proxy_host` (127.0.0.1 when it listens on every address)."""
+        host = self.gateway_public_host or self.proxy_host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return host, self.proxy_port
+
     def masked(self) -> dict[str, Any]:
         """The settings as a dict, secrets masked, fit to print or log."""
         out: dict[str, Any] = {}

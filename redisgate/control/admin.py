@@ -9,7 +9,7 @@ from redisgate.control.spec import EMAIL, obj
 from redisgate.control.validation import check
 from redisgate.errors import ConfigError, ValidationFailed
 from redisgate.store import audit, db, orgs, users
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import default_quota
 from redisgate.store.users import User
 
 
@@ -31,11 +31,6 @@ async def create_user(
     if problem:
         raise ValidationFailed(f"password {problem}")
     password_hash = await Passwords(settings).hash(password)
-    limits = Limits(
-        settings.quota_default_max_instances,
-        settings.quota_default_max_memory_mb,
-        settings.quota_default_max_api_keys,
-    )
     async with db.connection(settings.database_url) as conn, conn.transaction():
         user = await users.create_user(conn, email, name, password_hash, is_platform_admin=admin)
         actor = audit.Actor(None, "cli", "")
@@ -49,7 +44,7 @@ async def create_user(
             after={"email": email, "is_platform_admin": admin},
         )
         org_name = f"{name or email.split('@')[0]}'s organization"[:100]
-        org = await orgs.create_org(conn, org_name, user.id, limits, personal=True)
+        org = await orgs.create_org(conn, org_name, user.id, default_quota(settings), personal=True)
         await audit.record(
             conn,
             actor,

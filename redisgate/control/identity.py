@@ -27,7 +27,7 @@ from redisgate.control.state import KEYRING, PASSWORDS, REGISTER_THROTTLE, THROT
 from redisgate.control.tokens import new_refresh_token, refresh_digest
 from redisgate.errors import TooManyRequests, Unauthenticated, ValidationFailed
 from redisgate.store import audit, orgs, sessions, users
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import default_quota
 from redisgate.store.sessions import Session
 from redisgate.store.users import User
 
@@ -85,17 +85,10 @@ REFRESH_BODY = obj(
 )
 
 
-def default_limits(call: Call) -> Limits:
-    s = call.settings
-    return Limits(
-        s.quota_default_max_instances, s.quota_default_max_memory_mb, s.quota_default_max_api_keys
-    )
-
-
 async def create_personal_org(conn: asyncpg.Connection, call: Call, user: User) -> orgs.Org:
     """The org every user starts with (they own it); audited like any other create."""
     name = f"{user.name or user.email.split('@')[0]}'s organization"[:100]
-    org = await orgs.create_org(conn, name, user.id, default_limits(call), personal=True)
+    org = await orgs.create_org(conn, name, user.id, default_quota(call.settings), personal=True)
     actor = call.actor(user.id)
     await audit.record(
         conn,

@@ -16,14 +16,15 @@ from typing import Any
 import redis.exceptions
 from aiohttp import web
 
+from redisgate import api_key_format
 from redisgate.control import pagination
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
-from redisgate.control.provisioning import client_for
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
 from redisgate.errors import Conflict, ServiceUnavailable
 from redisgate.limits import NO_LIMITS
 from redisgate.provision import EVICTION_POLICIES
+from redisgate.provision.backend_client import client_for
 from redisgate.store import api_keys, audit, instances
 from redisgate.store import limits as limit_store
 from redisgate.store.instances import Instance
@@ -97,32 +98,23 @@ STATS_REPLY = obj(
 )
 
 
-def gateway_endpoint(call: Call) -> tuple[str, int]:
-    """Where clients reach the gateway (the public host setting, else the listen address)."""
-    settings = call.settings
-    host = settings.gateway_public_host or settings.proxy_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return host, settings.proxy_port
-
-
 def rest_url(call: Call) -> str | None:
     """The HTTP command API's base URL (HTTPS when its TLS port is set), None when it is off."""
     settings = call.settings
     if not settings.http_enabled:
         return None
-    host, _ = gateway_endpoint(call)
+    host, _ = settings.gateway_address()
     if settings.http_tls_port:
         return f"https://{host}:{settings.http_tls_port}"
     return f"http://{host}:{settings.http_port}"
 
 
 def present(call: Call, instance: Instance) -> dict[str, Any]:
-    host, port = gateway_endpoint(call)
+    host, port = call.settings.gateway_address()
     return {
         **instance.public(),
         "endpoint": {"host": host, "port": port},
-        "redis_cli": f"redis-cli -u redis://default:<API_KEY>@{host}:{port}/0",
+        "redis_cli": f"redis-cli -u {api_key_format.url('<API_KEY>', host, port)}",
         "rest_url": rest_url(call),
     }
 

@@ -16,7 +16,6 @@ from aiohttp import web
 
 from redisgate import api_key_format
 from redisgate.control import pagination
-from redisgate.control.instances import gateway_endpoint
 from redisgate.control.limits import LIMITS, LIMITS_CHANGE, changed
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, page_of, reply
 from redisgate.errors import Conflict, ValidationFailed
@@ -161,8 +160,7 @@ async def create_key(call: Call) -> web.StreamResponse:
             target_id=key.id,
             after=_audited(key),
         )
-    host, port = gateway_endpoint(call)
-    url = f"redis://default:{minted.token}@{host}:{port}/0"
+    url = api_key_format.url(minted.token, *call.settings.gateway_address())
     return reply({**key.public(), "token": minted.token, "url": url}, status=201)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from redisgate.control.spec import Call, obj, reply
-from redisgate.limits import FIELDS, MAXIMUM, Limits
+from redisgate.limits import FIELDS, MAXIMUM, MINIMUM, Limits
 from redisgate.store import audit
 from redisgate.store import limits as limit_store
 
@@ -23,7 +23,7 @@ from redisgate.store import limits as limit_store
 def _field(name: str) -> dict[str, Any]:
     return {
         "type": ["integer", "null"],
-        "minimum": 1 if name == "burst" else 0,
+        "minimum": MINIMUM[name],
         "maximum": MAXIMUM[name],
     }
 

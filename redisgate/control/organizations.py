@@ -8,11 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from redisgate.control import pagination
-from redisgate.control.identity import default_limits
 from redisgate.control.spec import ROLE, TIME, UUID, Call, Param, no_content, obj, page_of, reply
 from redisgate.control.state import PROVISIONING
 from redisgate.errors import QuotaExceeded
-from redisgate.store import audit, instances, orgs, quotas
+from redisgate.store import audit, instances, org_quotas, orgs
 
 ORG_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"}
 ORG: dict[str, Any] = obj(
@@ -86,7 +85,11 @@ async def create_org(call: Call) -> web.StreamResponse:
                 details={"resource": "organizations", "used": owned, "limit": most},
             )
         org = await orgs.create_org(
-            conn, call.body["name"].strip(), call.user.id, default_limits(call), personal=False
+            conn,
+            call.body["name"].strip(),
+            call.user.id,
+            org_quotas.default_quota(call.settings),
+            personal=False,
         )
         await audit.record(
             conn,
@@ -147,7 +150,7 @@ async def delete_org(call: Call) -> web.StreamResponse:
     return no_content()
 
 
-def _quota(quota: quotas.Quota, used: dict[str, int | None]) -> dict[str, Any]:
+def _quota(quota: org_quotas.Quota, used: dict[str, int | None]) -> dict[str, Any]:
     return {
         "org_id": str(quota.org_id),
         "limits": quota.limits.public(),
@@ -159,18 +162,18 @@ def _quota(quota: quotas.Quota, used: dict[str, int | None]) -> dict[str, Any]:
 async def get_quota(call: Call) -> web.StreamResponse:
     assert call.org_id
     async with call.connect() as conn:
-        quota = await quotas.get_quota(conn, call.org_id)
-        used = await quotas.usage(conn, call.org_id)
+        quota = await org_quotas.get_quota(conn, call.org_id)
+        used = await org_quotas.usage(conn, call.org_id)
     return reply(_quota(quota, used))
 
 
 async def put_quota(call: Call) -> web.StreamResponse:
     """Platform admins set an org's limits (lowering below current use blocks new creates only)."""
     org_id = call.path_id("org_id")
-    limits = quotas.Limits(**call.body)
+    limits = org_quotas.QuotaLimits(**call.body)
     async with call.connect() as conn, conn.transaction():
-        before = await quotas.get_quota(conn, org_id)
-        quota = await quotas.set_quota(conn, org_id, limits)
+        before = await org_quotas.get_quota(conn, org_id)
+        quota = await org_quotas.set_quota(conn, org_id, limits)
         await audit.record(
             conn,
             call.actor(),
@@ -181,7 +184,7 @@ async def put_quota(call: Call) -> web.StreamResponse:
             before=before.limits.public(),
             after=limits.public(),
         )
-        used = await quotas.usage(conn, org_id)
+        used = await org_quotas.usage(conn, org_id)
     return reply(_quota(quota, used))
 
 

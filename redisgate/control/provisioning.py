@@ -1,12 +1,12 @@
 """The control plane's side of provisioning: the configured provisioner, kept in step with the
-instance rows.
+instance rows. The provisioners themselves live in `redisgate/provision/`.
 
-- `local`: a `LocalProvisioner` runs one redis-server per instance. At start-up the servers of
-  every stored instance are re-adopted (never duplicated); the provisioner's status changes
-  (a crash, a restart) are written back to the instance's row.
-- `static`: an instance is a db on an operator-registered server, chosen inside the creating
-  transaction; its data is flushed when the instance is deleted, so the next tenant of that db
-  starts empty. Memory limits are recorded, not enforced per db (Redis cannot).
+- `local` (`provision/local.py`): a `LocalProvisioner` runs one redis-server per instance. At
+  start-up the servers of every stored instance are re-adopted (never duplicated); the
+  provisioner's status changes (a crash, a restart) are written back to the instance's row.
+- `static` (`provision/static.py`): an instance is a db on an operator-registered server,
+  allocated inside the creating transaction, where its row becomes `running`; the db is
+  emptied after commit and when the instance is deleted.
 """
 
 from __future__ import annotations
@@ -19,17 +19,16 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
-import redis.exceptions
 
+from redisgate.backends import Backend
 from redisgate.config import Settings
 from redisgate.config.checks import parse_port_range
 from redisgate.errors import ProvisionError, ServiceUnavailable, StoreError
-from redisgate.provision import Endpoint, InstanceSpec, State, Status
+from redisgate.provision import InstanceSpec, State, Status, static
 from redisgate.provision.local import LocalProvisioner
-from redisgate.store import instances, servers
+from redisgate.store import instances
 from redisgate.store.db import map_exceptions
-from redisgate.store.instances import Backend, Instance
+from redisgate.store.instances import Instance
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +41,6 @@ def spec_of(instance: Instance) -> InstanceSpec:
         memory_mb=instance.memory_mb,
         eviction_policy=instance.eviction_policy,
         persistence=instance.persistence,
-    )
-
-
-def _backend(endpoint: Endpoint) -> Backend:
-    return Backend(
-        host=endpoint.host,
-        port=endpoint.port,
-        db=endpoint.db,
-        username=endpoint.username,
-        password=endpoint.password,
-        tls=endpoint.tls,
-        shared=endpoint.shared,
     )
 
 
@@ -110,16 +97,9 @@ class Provisioning:
         """For `static`, inside the creating transaction: a free db, and the row running."""
         if self.kind != "static":
             return instance
-        found = await servers.allocate_db(conn)
-        if found is None:
-            raise ServiceUnavailable(
-                "no backend server has a free database: a platform admin must register "
-                "another server (POST /v1/admin/servers)",
-                code="no_backend_capacity",
-            )
-        server, db = found
+        backend, server_id = await static.allocate(conn)
         updated = await instances.set_status(
-            conn, instance.id, "running", backend=server.backend(db), server_id=server.id
+            conn, instance.id, "running", backend=backend, server_id=server_id
         )
         assert updated is not None
         return updated
@@ -132,16 +112,16 @@ class Provisioning:
         if self.kind == "static":
             assert instance.backend is not None
             try:
-                await _flush(instance.backend)
+                await static.flush(instance.backend)
             except ServiceUnavailable as exc:
                 return await self._record(instance.id, "failed", str(exc))
             return instance
         assert self.local is not None
         try:
-            endpoint = await self.local.provision(spec_of(instance))
+            backend = await self.local.provision(spec_of(instance))
         except ProvisionError as exc:
             return await self._record(instance.id, "failed", str(exc))
-        return await self._record(instance.id, "running", "", _backend(endpoint))
+        return await self._record(instance.id, "running", "", backend)
 
     async def update(self, instance: Instance) -> None:
         """Apply memory, eviction policy and persistence live (local); static records them
@@ -160,7 +140,7 @@ class Provisioning:
                 )
             await self.local.deprovision(str(instance.id))
         elif instance.backend is not None:
-            await _flush(instance.backend)
+            await static.flush(instance.backend)
 
     # --- Status ------------------------------------------------------------------------------
 
@@ -194,46 +174,9 @@ class Provisioning:
                 log.warning("cannot re-adopt local instances yet: %s", exc)
                 await asyncio.sleep(ADOPT_RETRY_S)
         known = {
-            str(i.id): (spec_of(i), _endpoint(i.backend))
+            str(i.id): (spec_of(i), i.backend)
             for i in rows
             if i.provisioner == "local" and i.backend is not None
         }
         adopted = await self.local.adopt(known)
         log.info("re-adopted %d local instance(s)", len(adopted))
-
-
-def _endpoint(backend: Backend) -> Endpoint:
-    return Endpoint(
-        host=backend.host,
-        port=backend.port,
-        password=backend.password or "",
-        db=backend.db,
-        username=backend.username,
-        tls=backend.tls,
-        shared=backend.shared,
-    )
-
-
-def client_for(backend: Backend) -> aioredis.Redis:
-    """A short-lived client of an instance's own Redis (stats, flushes), never via the gateway."""
-    return aioredis.Redis(
-        host=backend.host,
-        port=backend.port,
-        db=backend.db,
-        username=backend.username,
-        password=backend.password,
-        ssl=backend.tls,
-        socket_timeout=5.0,
-        socket_connect_timeout=5.0,
-    )
-
-
-async def _flush(backend: Backend) -> None:
-    try:
-        async with client_for(backend) as client:
-            await client.flushdb()
-    except (redis.exceptions.RedisError, OSError) as exc:
-        raise ServiceUnavailable(
-            f"the backend server cannot be reached to empty the instance's database: {exc}",
-            code="backend_unavailable",
-        ) from None

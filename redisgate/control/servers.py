@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from redisgate.control.spec import TIME, UUID, Call, no_content, obj, reply
-from redisgate.store import audit, servers
+from redisgate.store import audit, backend_servers
 
 SERVER: dict[str, Any] = obj(
     {
@@ -44,14 +44,14 @@ CREATE_BODY = obj(
 
 async def list_servers(call: Call) -> web.StreamResponse:
     async with call.connect() as conn:
-        rows = await servers.list_servers(conn)
+        rows = await backend_servers.list_servers(conn)
     return reply({"items": [server.public(used) for server, used in rows]})
 
 
 async def create_server(call: Call) -> web.StreamResponse:
     body = call.body
     async with call.connect() as conn, conn.transaction():
-        server = await servers.create_server(
+        server = await backend_servers.create_server(
             conn,
             name=body["name"].strip(),
             host=body["host"],
@@ -76,8 +76,8 @@ async def create_server(call: Call) -> web.StreamResponse:
 async def delete_server(call: Call) -> web.StreamResponse:
     server_id = call.path_id("server_id")
     async with call.connect() as conn, conn.transaction():
-        server = await servers.get_server(conn, server_id)
-        await servers.delete_server(conn, server_id)
+        server = await backend_servers.get_server(conn, server_id)
+        await backend_servers.delete_server(conn, server_id)
         await audit.record(
             conn,
             call.actor(),

@@ -19,7 +19,7 @@ import jwt
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, Unauthenticated
-from redisgate.keyfiles import read_or_create
+from redisgate.secret_files import read_or_create
 
 ISSUER = "redisgate"
 AUDIENCE = "redisgate-control"

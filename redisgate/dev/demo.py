@@ -106,7 +106,7 @@ async def ensure_demo(control_url: str, data_dir: Path) -> Demo:
         org_id=org_id,
         instance_id=instance["id"],
         token=token,
-        url=f"redis://default:{token}@{host}:{port}/0",
+        url=api_key_format.url(token, host, port),
         rest_url=instance.get("rest_url"),
     )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from redisgate.backends import Backend
 from redisgate.errors import InvalidSpec
 
 # Redis 7's maxmemory-policy values, in the order redis.conf documents them.
@@ -71,22 +72,6 @@ class InstanceSpec:
             raise InvalidSpec(f"persistence must be true or false: {self.persistence!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """How the gateway reaches an instance's Redis. The password is never shown to users.
-
-    Its fields match `proxy.principals.Backend`, which the gateway builds from it.
-    """
-
-    host: str
-    port: int
-    password: str = field(repr=False)
-    db: int = 0
-    username: str | None = None
-    tls: bool = False
-    shared: bool = False
-
-
 class State(Enum):
     STARTING = "starting"
     RUNNING = "running"
@@ -106,12 +91,16 @@ StatusCallback = Callable[[str, Status], None]
 
 
 class Provisioner(Protocol):
-    """Gives instances a real Redis and keeps it running."""
+    """Gives instances a real Redis and keeps it running (`local.LocalProvisioner`).
+
+    The `static` provisioner (`static.py`) runs nothing to keep running: it allocates a db in
+    the creating transaction instead, so it is two functions, not this interface.
+    """
 
     on_status: StatusCallback | None
 
-    async def provision(self, spec: InstanceSpec) -> Endpoint:
-        """Start a Redis for a new instance and return its endpoint once it answers.
+    async def provision(self, spec: InstanceSpec) -> Backend:
+        """Start a Redis for a new instance and return its address once it answers.
 
         On failure: ProvisionError (also reported as failed), and nothing is left behind.
         """
@@ -126,9 +115,7 @@ class Provisioner(Protocol):
         """Stop the instance's Redis and remove its data. Unknown ids are not an error."""
         ...
 
-    async def adopt(
-        self, known: Mapping[str, tuple[InstanceSpec, Endpoint]]
-    ) -> dict[str, Endpoint]:
+    async def adopt(self, known: Mapping[str, tuple[InstanceSpec, Backend]]) -> dict[str, Backend]:
         """Take back the stored instances after a restart: running ones are kept, never
         duplicated; missing ones start again on their stored endpoint. One that cannot
         start is reported failed and retried in the background, not raised."""

@@ -46,10 +46,10 @@ from pathlib import Path
 
 import hiredis
 
+from redisgate.backends import Backend
 from redisgate.errors import InvalidSpec, ProvisionError, ServiceError
 from redisgate.launcher.binaries import find_redis_server
 from redisgate.provision.base import (
-    Endpoint,
     InstanceSpec,
     Provisioner,
     State,
@@ -152,7 +152,7 @@ class LocalProvisioner:
 
     # --- Provisioner interface ---------------------------------------------------------------
 
-    async def provision(self, spec: InstanceSpec) -> Endpoint:
+    async def provision(self, spec: InstanceSpec) -> Backend:
         self._check_open()
         if spec.instance_id in self._instances:
             raise ProvisionError(f"instance {spec.instance_id} is already provisioned")
@@ -188,7 +188,7 @@ class LocalProvisioner:
             )
         self._report(inst, Status(State.RUNNING))
         self._supervise_soon(inst)
-        return self._endpoint(inst)
+        return self._backend(inst)
 
     async def update(self, spec: InstanceSpec) -> None:
         self._check_open()
@@ -222,24 +222,22 @@ class LocalProvisioner:
         await asyncio.to_thread(remove_folder, folder)
         log.info("instance %s deprovisioned", instance_id)
 
-    async def adopt(
-        self, known: Mapping[str, tuple[InstanceSpec, Endpoint]]
-    ) -> dict[str, Endpoint]:
+    async def adopt(self, known: Mapping[str, tuple[InstanceSpec, Backend]]) -> dict[str, Backend]:
         self._check_open()
         for instance_id, (spec, endpoint) in known.items():  # all checked before any change
             if spec.instance_id != instance_id:
                 raise InvalidSpec(f"instance {instance_id} came with the spec of {spec}")
             if endpoint.shared or endpoint.db != 0 or endpoint.tls or endpoint.username:
                 raise InvalidSpec(f"instance {instance_id}: {endpoint} is not a local endpoint")
-        result: dict[str, Endpoint] = {}
+        result: dict[str, Backend] = {}
         adopting: list[_Instance] = []
         for instance_id, (spec, endpoint) in known.items():
             if instance_id not in self._instances:
                 folder = self.base_dir / instance_id
-                inst = _Instance(spec, folder, endpoint.port, endpoint.password)
+                inst = _Instance(spec, folder, endpoint.port, endpoint.password or "")
                 self._instances[instance_id] = inst
                 adopting.append(inst)
-            result[instance_id] = self._endpoint(self._instances[instance_id])
+            result[instance_id] = self._backend(self._instances[instance_id])
         await asyncio.gather(*(self._adopt_one(inst) for inst in adopting))
         strangers = sorted(
             p.name for p in self.base_dir.iterdir() if p.is_dir() and p.name not in self._instances
@@ -499,8 +497,8 @@ class LocalProvisioner:
                 raise ProvisionError(str(exc)) from None
         return self._binary
 
-    def _endpoint(self, inst: _Instance) -> Endpoint:
-        return Endpoint(host=self.host, port=inst.port, password=inst.password)
+    def _backend(self, inst: _Instance) -> Backend:
+        return Backend(host=self.host, port=inst.port, password=inst.password)
 
     def _get(self, instance_id: str) -> _Instance:
         inst = self._instances.get(instance_id)

@@ -19,11 +19,11 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.backends import Backend
 from redisgate.errors import NotFound
 from redisgate.limits import NO_LIMITS, Limits
-from redisgate.store import changes, instances, limits, quotas, sealing
+from redisgate.store import changes, instances, limits, org_quotas, sealing
 from redisgate.store.db import map_exceptions
-from redisgate.store.instances import Backend
 
 _COLUMNS = (
     "id, instance_id, org_id, name, scopes, expires_at, last_used_at, created_by, "
@@ -86,7 +86,7 @@ async def create_key(
     created_by: uuid.UUID | None,
 ) -> ApiKey:
     """Insert a key after checking the org's API-key quota; call inside a transaction."""
-    await quotas.check_quota(conn, org_id, "api_keys", 1)
+    await org_quotas.check_quota(conn, org_id, "api_keys", 1)
     with map_exceptions("cannot create the API key"):
         row = await conn.fetchrow(
             "INSERT INTO api_keys (id, digest, instance_id, org_id, name, scopes, expires_at, "
@@ -245,7 +245,7 @@ async def count_live_keys(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
     return int(value)
 
 
-quotas.USAGE["api_keys"] = count_live_keys
+org_quotas.USAGE["api_keys"] = count_live_keys
 
 
 # --- The gateway's lookup --------------------------------------------------------------------

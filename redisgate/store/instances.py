@@ -1,4 +1,4 @@
-"""Instances: a tenant's Redis, where it lives, and its status; backend servers for `static`.
+"""Instances: a tenant's Redis, where it lives (a `redisgate.backends.Backend`), and its status.
 
 An instance row is written in two steps: created `provisioning` (inside the quota-checked
 transaction), then, once the provisioner has a Redis for it, `running` with its backend
@@ -15,9 +15,10 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.backends import Backend
 from redisgate.errors import Conflict, NotFound
 from redisgate.limits import NO_LIMITS, Limits
-from redisgate.store import changes, limits, quotas, sealing
+from redisgate.store import changes, limits, org_quotas, sealing
 from redisgate.store.db import map_exceptions
 
 STATUSES = ("provisioning", "running", "failed")
@@ -29,22 +30,6 @@ _COLUMNS = (
     "backend_password, backend_tls, backend_shared, created_by, created_at, updated_at, "
     + limits.columns()
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Backend:
-    """Where an instance's data lives (what the gateway connects to)."""
-
-    host: str
-    port: int
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    shared: bool = False
-
-    def __repr__(self) -> str:  # never print the password
-        return f"Backend({self.host}:{self.port} db={self.db} shared={self.shared})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +118,8 @@ async def create_instance(
 ) -> Instance:
     """Insert a `provisioning` instance after checking the instance and memory quotas; call
     inside the creating transaction (the quota row stays locked until it ends)."""
-    await quotas.check_quota(conn, org_id, "instances", 1)
-    await quotas.check_quota(conn, org_id, "memory_mb", memory_mb)
+    await org_quotas.check_quota(conn, org_id, "instances", 1)
+    await org_quotas.check_quota(conn, org_id, "memory_mb", memory_mb)
     with map_exceptions("cannot create the instance"):
         try:
             row = await conn.fetchrow(
@@ -217,7 +202,9 @@ async def update_instance(
     """Change name, memory (quota-checked for the growth), eviction policy or persistence; in
     a transaction."""
     if memory_mb is not None and memory_mb > instance.memory_mb:
-        await quotas.check_quota(conn, instance.org_id, "memory_mb", memory_mb - instance.memory_mb)
+        await org_quotas.check_quota(
+            conn, instance.org_id, "memory_mb", memory_mb - instance.memory_mb
+        )
     with map_exceptions("cannot change the instance"):
         try:
             row = await conn.fetchrow(
@@ -298,5 +285,5 @@ async def memory_in_use(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
     return int(value)
 
 
-quotas.USAGE["instances"] = count_instances
-quotas.USAGE["memory_mb"] = memory_in_use
+org_quotas.USAGE["instances"] = count_instances
+org_quotas.USAGE["memory_mb"] = memory_in_use

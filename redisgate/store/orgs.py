@@ -11,7 +11,7 @@ import asyncpg
 from redisgate.errors import Conflict, NotFound, StoreError
 from redisgate.store import changes
 from redisgate.store.db import map_exceptions
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import QuotaLimits
 
 _COLUMNS = "id, name, personal, created_at, updated_at"
 
@@ -67,7 +67,7 @@ def _member(row: asyncpg.Record) -> Member:
 
 
 async def create_org(
-    conn: asyncpg.Connection, name: str, owner_id: uuid.UUID, limits: Limits, *, personal: bool
+    conn: asyncpg.Connection, name: str, owner_id: uuid.UUID, limits: QuotaLimits, *, personal: bool
 ) -> Org:
     """The org, its owner's membership and its quota row; call inside a transaction."""
     with map_exceptions("cannot create the organization"):

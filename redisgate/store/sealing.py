@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from redisgate.config import Settings
 from redisgate.errors import ConfigError, StoreError
-from redisgate.keyfiles import read_or_create
+from redisgate.secret_files import read_or_create
 from redisgate.store.db import map_exceptions
 
 SEALED = "rgs1:"

@@ -25,9 +25,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from redisgate.backends import Backend
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.keys.static import add_key, set_instance
 from tests.conftest import TEST_SECRET_KEY
 

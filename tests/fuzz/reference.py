@@ -8,8 +8,8 @@ that has none of it:
 - `sdssplitargs`: Redis's `sdssplitargs` (sds.c) transcribed pointer by pointer, C string
   semantics included (a NUL ends the line, C `isspace()` in the C locale).
 - `frame_requests`: Redis's `processMultibulkBuffer` / `processInlineBuffer` over a whole
-  buffer, with the framer's documented limits and words (`resp_limits`), returning each
-  command with its byte span.
+  buffer, with the framer's documented limits and words (`wire/framing_limits.py`), returning
+  each command with its byte span.
 - `frame_replies`: a recursive RESP2/RESP3 reply parser that returns where each top-level
   reply ends, and whether the stream is broken or just unfinished.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from redisgate.proxy.wire import limits as words
+from redisgate.proxy.wire import framing_limits as words
 
 # Redis's string2ll ----------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from collections.abc import Callable
 import hiredis
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.wire import limits as words
+from redisgate.proxy.wire import framing_limits as words
 from redisgate.proxy.wire.inline import split_inline_args
 from redisgate.proxy.wire.replies import ReplyFramer, is_error, is_push
 from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands

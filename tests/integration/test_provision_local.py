@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
+from redisgate.backends import Backend
 from redisgate.errors import InvalidSpec, ProvisionError
 from redisgate.launcher.process import free_port
-from redisgate.provision import Endpoint, InstanceSpec, State, Status
+from redisgate.provision import InstanceSpec, State, Status
 from redisgate.provision.local import LocalProvisioner
 from redisgate.provision.redisconf import read_state
 
@@ -135,11 +136,11 @@ def listener() -> Iterator[socket.socket]:
         yield sock
 
 
-def client(endpoint: Endpoint) -> aredis.Redis:
+def client(endpoint: Backend) -> aredis.Redis:
     return aredis.Redis(host=endpoint.host, port=endpoint.port, password=endpoint.password)
 
 
-async def config(endpoint: Endpoint, name: str) -> str:
+async def config(endpoint: Backend, name: str) -> str:
     async with client(endpoint) as r:
         value = await r.config_get(name)
     return str(value[name])
@@ -388,7 +389,7 @@ asyncio.run(main())
 """
 
 
-async def killed_control_plane(base_dir: Path, mode: str) -> Endpoint:
+async def killed_control_plane(base_dir: Path, mode: str) -> Backend:
     """Run CONTROL_PLANE in a subprocess until it provisioned c1, then SIGKILL it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CONTROL_PLANE, str(base_dir), mode, stdout=asyncio.subprocess.PIPE
@@ -399,7 +400,7 @@ async def killed_control_plane(base_dir: Path, mode: str) -> Endpoint:
     finally:
         proc.kill()  # SIGKILL: no close(), no clean-up of any kind
         await proc.wait()
-    return Endpoint("127.0.0.1", port, password)
+    return Backend("127.0.0.1", port, password=password)
 
 
 async def test_servers_survive_a_killed_control_plane_process(
@@ -450,7 +451,7 @@ async def test_a_changed_stored_endpoint_replaces_the_stale_server(make: Factory
     await first.close(stop_servers=False)
 
     second = make()
-    rotated = Endpoint(endpoint.host, endpoint.port, "a-new-password")
+    rotated = Backend(endpoint.host, endpoint.port, password="a-new-password")
     await second.adopt({"s1": (spec, rotated)})
     await asyncio.to_thread(reap, pid)  # the stale server was stopped, not adopted
     assert not alive(pid)
@@ -483,7 +484,7 @@ async def test_folders_the_control_plane_does_not_know(make: Factory) -> None:
 
 async def test_adopt_without_a_folder_starts_afresh(make: Factory) -> None:
     provisioner = make()
-    endpoint = Endpoint("127.0.0.1", free_port(), "stored-password")
+    endpoint = Backend("127.0.0.1", free_port(), password="stored-password")
     await provisioner.adopt({"n1": (InstanceSpec("n1", 8), endpoint)})
     async with client(endpoint) as r:
         assert await r.ping() is True
@@ -547,5 +548,10 @@ async def test_one_provisioner_per_folder_and_one_instance_per_id(make: Factory)
         await provisioner.provision(InstanceSpec("u1", 8))
     with pytest.raises(InvalidSpec, match=r"not a local endpoint"):
         await provisioner.adopt(
-            {"u2": (InstanceSpec("u2", 8), Endpoint("127.0.0.1", 1, "pw", db=3, shared=True))}
+            {
+                "u2": (
+                    InstanceSpec("u2", 8),
+                    Backend("127.0.0.1", 1, password="pw", db=3, shared=True),
+                )
+            }
         )

@@ -10,7 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from redisgate.store import api_keys, db, instances, sealing, servers
+from redisgate.backends import Backend
+from redisgate.store import api_keys, backend_servers, db, instances, sealing
 from redisgate.store.migrations import default_migrations_dir, migrate
 from redisgate.store.sealing import SecretBox, decode_key
 from tests.conftest import TEST_SECRET_KEY
@@ -28,7 +29,7 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def test_passwords_are_sealed_in_the_rows_and_clear_through_the_store(
     conn: asyncpg.Connection,
 ) -> None:
-    server = await servers.create_server(
+    server = await backend_servers.create_server(
         conn,
         name="r1",
         host="127.0.0.1",
@@ -41,7 +42,7 @@ async def test_passwords_are_sealed_in_the_rows_and_clear_through_the_store(
     assert server.password == SECRET
     stored = await conn.fetchval("SELECT password FROM backend_servers WHERE id = $1", server.id)
     assert stored.startswith("rgs1:") and SECRET not in stored
-    found = await servers.allocate_db(conn)
+    found = await backend_servers.allocate_db(conn)
     assert found is not None and found[0].password == SECRET
 
     instance = await new_instance(conn, found[0].backend(found[1]))
@@ -56,9 +57,7 @@ async def test_passwords_are_sealed_in_the_rows_and_clear_through_the_store(
 async def test_rotation_reseals_with_the_first_key(
     conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    instance = await new_instance(
-        conn, instances.Backend(host="127.0.0.1", port=6379, password=SECRET)
-    )
+    instance = await new_instance(conn, Backend(host="127.0.0.1", port=6379, password=SECRET))
     old_row = await conn.fetchval("SELECT backend_password FROM instances")
     rotated = SecretBox((decode_key(sealing.new_key()), decode_key(TEST_SECRET_KEY)))
     monkeypatch.setattr(sealing, "_box", rotated)
@@ -93,12 +92,12 @@ async def test_plain_rows_from_before_are_marked_then_sealed(
         await migrate(conn, default_migrations_dir())
         marked = await conn.fetchval("SELECT password FROM backend_servers")
         assert marked == "plain:" + SECRET
-        listed = await servers.list_servers(conn)
+        listed = await backend_servers.list_servers(conn)
         assert listed[0][0].password == SECRET  # still usable before the reseal
         assert await sealing.reseal(conn) == 1
         sealed = await conn.fetchval("SELECT password FROM backend_servers")
         assert sealed.startswith("rgs1:") and SECRET not in sealed
-        assert (await servers.list_servers(conn))[0][0].password == SECRET
+        assert (await backend_servers.list_servers(conn))[0][0].password == SECRET
 
 
 async def test_the_control_api_seals_marked_rows_when_it_starts(database_url: str) -> None:

@@ -55,3 +55,8 @@ def test_malformed_tokens_have_no_id() -> None:
 def test_key_id_of_never_raises(data: bytes) -> None:
     result = api_key_format.key_id_of(data)
     assert result is None or len(result) == api_key_format.ID_LENGTH
+
+
+def test_the_url_carries_the_token_as_the_password() -> None:
+    key = api_key_format.mint().token
+    assert api_key_format.url(key, "gw.example", 6380) == f"redis://default:{key}@gw.example:6380/0"

@@ -26,6 +26,14 @@ def test_defaults_when_nothing_is_given() -> None:
     assert settings.source_of("proxy_port") == "default"
 
 
+def test_the_gateway_address_clients_are_shown() -> None:
+    assert Settings(proxy_host="10.0.0.1", proxy_port=7000).gateway_address() == ("10.0.0.1", 7000)
+    assert Settings(proxy_host="0.0.0.0").gateway_address()[0] == "127.0.0.1"
+    assert Settings(proxy_host="::").gateway_address()[0] == "127.0.0.1"
+    public = Settings(proxy_host="0.0.0.0", gateway_public_host="gw.example")
+    assert public.gateway_address()[0] == "gw.example"
+
+
 def test_precedence_default_file_env_flag(tmp_path: Path) -> None:
     config = write(tmp_path, "proxy_port = 7001\ncontrol_port = 7002\nredis_port = 7003\n")
     env = {"REDISGATE_CONTROL_PORT": "8002", "REDISGATE_REDIS_PORT": "8003"}

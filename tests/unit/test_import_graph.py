@@ -1,6 +1,7 @@
 """The shape of the code, checked over its import graph (every import statement, those under
-`TYPE_CHECKING` and inside functions included): no cycles, the two planes apart, and the
-sans-IO floors of the data plane free of I/O and clocks (docs/architecture.md, "The map")."""
+`TYPE_CHECKING` and inside functions included): no cycles, the two planes apart, the store
+below them and the provisioners, and the sans-IO floors of the data plane free of I/O and
+clocks (docs/architecture.md, "The map")."""
 
 from __future__ import annotations
 
@@ -105,6 +106,13 @@ def test_the_planes_meet_only_below_them() -> None:
             assert not {i for i in imports if i.startswith("redisgate.control")}, name
         if name.startswith("redisgate.control"):
             assert not {i for i in imports if i.startswith("redisgate.proxy")}, name
+
+
+def test_the_store_is_below_the_planes_and_the_provisioners() -> None:
+    above = ("redisgate.proxy", "redisgate.control", "redisgate.provision")
+    for name, imports in GRAPH.items():
+        if name.startswith("redisgate.store"):
+            assert not {i for i in imports if i.startswith(above)}, name
 
 
 def test_the_sans_io_floors_do_no_io() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from redisgate.errors import InvalidSpec, ProvisionError
-from redisgate.provision import EVICTION_POLICIES, Endpoint, InstanceSpec, check_instance_id
+from redisgate.provision import EVICTION_POLICIES, InstanceSpec, check_instance_id
 from redisgate.provision.ports import pick_port
 from redisgate.provision.redisconf import (
     InstanceState,
@@ -64,17 +64,6 @@ def test_invalid_spec_is_a_provision_error() -> None:
     assert check_instance_id("in_st-9") == "in_st-9"
     with pytest.raises(InvalidSpec):
         check_instance_id("a/b")
-
-
-def test_endpoint_repr_hides_the_password() -> None:
-    endpoint = Endpoint("127.0.0.1", 7000, "s3cret-pw")
-    assert "s3cret-pw" not in repr(endpoint)
-    assert (endpoint.db, endpoint.username, endpoint.tls, endpoint.shared) == (
-        0,
-        None,
-        False,
-        False,
-    )
 
 
 def test_config_without_persistence(tmp_path: Path) -> None:

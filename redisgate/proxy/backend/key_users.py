@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.errors import LimitExceeded, UpstreamUnavailable
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.upstream import PendingRequest, State, UpstreamConnection
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.wire.encode import encode_error
 from redisgate.proxy.wire.replies import is_error
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import hiredis
 
+from redisgate.backends import Backend
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.backend import key_user_rules
 from redisgate.proxy.backend.key_users import KeyUsers
@@ -40,7 +41,7 @@ from redisgate.proxy.backend.upstream import (
     UpstreamConnection,
 )
 from redisgate.proxy.commands.table import CommandTable, normalize
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.wire.encode import encode_command, encode_error
 from redisgate.proxy.wire.replies import is_error
 

@@ -48,8 +48,8 @@ from typing import Protocol, cast
 import hiredis
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.wire.encode import encode_command, encode_error
 from redisgate.proxy.wire.replies import ReplyFramer, is_error, is_push
 from redisgate.proxy.wire.requests import split_commands

@@ -46,13 +46,13 @@ from redisgate.proxy.clients.decisions import (
     RunScript,
 )
 from redisgate.proxy.clients.dedicated import DedicatedLink
-from redisgate.proxy.clients.key_binding import PRE_AUTH_LIMITS, KeyBinding, KeyHost
+from redisgate.proxy.clients.key_binding import KeyBinding, KeyHost
 from redisgate.proxy.clients.session import Session, State
 from redisgate.proxy.commands.peers import PeerInfo, PeerRegistry
 from redisgate.proxy.keys.principals import Principal
 from redisgate.proxy.policy.usage_meter import UsageCounters
 from redisgate.proxy.wire.encode import encode_error
-from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
+from redisgate.proxy.wire.framing_limits import PRE_AUTH_LIMITS, REQUEST_TOO_BIG_PREFIX
 from redisgate.proxy.wire.requests import Command, RequestFramer, split_commands
 from redisgate.proxy.wire.runs import Run
 

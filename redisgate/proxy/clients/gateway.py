@@ -382,8 +382,7 @@ class Gateway:
             client.check_timeouts(now)
             self.usage.harvest(client, today)
             principal = client.session.principal if client.session else None
-            expires_at = principal.expires_at if principal is not None else None
-            if expires_at is not None and expires_at <= wall:  # expiry needs no notice
+            if principal is not None and principal.expired(wall):  # expiry needs no notice
                 client.apply_principal(None)
         for caller in list(self.callers):  # long ones: server-sent event streams
             self.usage.harvest(caller, today)

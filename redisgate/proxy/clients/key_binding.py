@@ -3,7 +3,7 @@
 Authentication: AUTH and HELLO … AUTH look the key up (`Authenticator`), slow down peers
 that keep failing, admit the connection to its key's and instance's limits (reading the
 fleet's use of a daily quota first, when new), bind the instance's pool and command table,
-and lift the request framer's pre-AUTH limits to the key's.
+and lift the request framer's pre-AUTH limits (`wire/framing_limits.py`) to the key's.
 
 Before a new key binds, what the previous one used is harvested (`UsageRecorder`,
 `clients/usage_recorder.py`). Live changes: `apply` is how `keys.refresh.KeyRefresher`
@@ -24,6 +24,7 @@ from redisgate.proxy.clients.decisions import AuthRequest
 from redisgate.proxy.clients.dedicated import DedicatedHost
 from redisgate.proxy.clients.usage_recorder import UsageHolder
 from redisgate.proxy.keys.principals import Principal
+from redisgate.proxy.wire import framing_limits
 from redisgate.proxy.wire.encode import encode_error
 
 if TYPE_CHECKING:
@@ -39,16 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("redisgate.proxy.clients.connection")
 
-# Before AUTH a client may send little: Redis's own pre-AUTH array and bulk limits (so the
-# errors are Redis's), and 8 KiB in all (Redis: 10 x 16 KiB), plenty for
-# `HELLO 3 AUTH user key SETNAME name`: an anonymous connection holds next to nothing.
-PRE_AUTH_LIMITS: dict[str, Any] = {
-    "max_array_len": 10,
-    "max_bulk_bytes": 16384,
-    "max_inline_bytes": 4096,
-    "max_request_bytes": 8192,
-    "unauthenticated": True,
-}
 REPLY_AUTH_UNAVAILABLE = encode_error(
     "ERR",
     "authentication is temporarily unavailable (the key store cannot be reached); retry shortly",
@@ -138,9 +129,11 @@ class KeyBinding:
                 client.framer.set_limits(
                     # The request-size limit governs; the bulk limit only bounds the header
                     # (Redis's proto-max-bulk-len), so an oversized value names the limit.
-                    max_array_len=1024 * 1024,
-                    max_bulk_bytes=max(settings.max_request_bytes, 512 * 1024 * 1024),
-                    max_inline_bytes=64 * 1024,
+                    max_array_len=framing_limits.DEFAULT_MAX_ARRAY_LEN,
+                    max_bulk_bytes=max(
+                        settings.max_request_bytes, framing_limits.DEFAULT_MAX_BULK_BYTES
+                    ),
+                    max_inline_bytes=framing_limits.DEFAULT_MAX_INLINE_BYTES,
                     max_request_bytes=min(
                         settings.max_request_bytes,
                         settings.max_request_bytes
@@ -158,7 +151,7 @@ class KeyBinding:
         client = self.client
         if client.session is not None:
             client.gateway.limits.release(client.session.client_id)
-        client.framer.set_limits(**PRE_AUTH_LIMITS)
+        client.framer.set_limits(**framing_limits.PRE_AUTH_LIMITS)
 
     def apply(self, principal: Principal | None) -> None:
         """The key changed while this client used it: None (revoked, expired, deleted) closes

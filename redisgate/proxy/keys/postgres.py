@@ -23,7 +23,7 @@ from datetime import date
 import asyncpg
 
 from redisgate.errors import StoreError
-from redisgate.proxy.keys.principals import Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.principals import Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope
 from redisgate.store import api_keys, usage
 from redisgate.store.db import map_exceptions
@@ -94,7 +94,7 @@ class PostgresSource:
     async def day_totals(
         self, day: date, key_ids: list[str], instance_ids: list[str]
     ) -> dict[tuple[str, str], tuple[int, int]]:
-        """What the fleet flushed of `day` for these daily quotas (`quotas.QuotaBook.apply`);
+        """What the fleet flushed of `day` for these daily quotas (`daily_quotas.QuotaBook.apply`);
         raises StoreError when PostgreSQL cannot answer."""
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -136,20 +136,11 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
     except ScopeError as exc:  # stored scopes are canonical; this is a bug or a manual edit
         log.error("API key %s has invalid stored scopes, refusing it: %s", found.key_id, exc)
         return None
-    b = found.backend
     instance = Instance(
         id=str(found.instance_id),
         name=found.instance_name,
         # Equal Instances for one instance id and backend, so its keys share one pool.
-        backend=Backend(
-            host=b.host,
-            port=b.port,
-            db=b.db,
-            username=b.username,
-            password=b.password,
-            tls=b.tls,
-            shared=b.shared,
-        ),
+        backend=found.backend,
     )
     expires_at = None if found.expires_at is None else found.expires_at.timestamp()
     principal = Principal(
@@ -163,6 +154,4 @@ def _record(found: api_keys.GatewayKey) -> KeyRecord | None:
         instance_limits=found.instance_limits,
         org_limits=found.org_limits,
     )
-    return KeyRecord(
-        key_id=found.key_id, digest=found.digest, principal=principal, expires_at=expires_at
-    )
+    return KeyRecord(key_id=found.key_id, digest=found.digest, principal=principal)

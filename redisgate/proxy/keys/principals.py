@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 from redisgate import api_key_format, metrics
+from redisgate.backends import Backend
 from redisgate.errors import StoreError
 from redisgate.limits import NO_LIMITS, Limits
 from redisgate.scopes import DEFAULT_PRESET, PRESETS, Scope, compile_scope
@@ -26,24 +27,6 @@ if TYPE_CHECKING:
     from redisgate.store.usage import UsageRow
 
 FULL_SCOPE = compile_scope(PRESETS[DEFAULT_PRESET])
-
-
-@dataclass(frozen=True, slots=True)
-class Backend:
-    """Where an instance's data lives: a Redis endpoint and a db index on it.
-
-    `shared` marks a server whose other dbs belong to other tenants. Scripts (EVAL, FCALL,
-    FUNCTION) are refused there: a Lua script may SELECT another db, and no gateway can see
-    inside a script to stop it.
-    """
-
-    host: str
-    port: int
-    db: int = 0
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in logs or reprs
-    tls: bool = False
-    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +53,18 @@ class Principal:
     instance_limits: Limits = NO_LIMITS
     org_limits: Limits = NO_LIMITS
 
+    def expired(self, wall: float) -> bool:
+        """Whether the key has expired at wall-clock (Unix) time `wall`."""
+        return self.expires_at is not None and self.expires_at <= wall
+
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """A key as its source knows it; `expires_at` is wall-clock (Unix) time, None: never."""
+    """A key as its source knows it (its expiry is its principal's `expires_at`)."""
 
     key_id: str
     digest: str
     principal: Principal
-    expires_at: float | None = None
 
 
 class PrincipalSource(Protocol):
@@ -158,7 +144,7 @@ class Authenticator:
         if record is None or not api_key_format.verify(token, record.digest):
             metrics.AUTH_FAILURES["unknown_key" if record is None else "wrong_secret"] += 1
             return None
-        if record.expires_at is not None and record.expires_at <= self.wall_clock():
+        if record.principal.expired(self.wall_clock()):
             metrics.AUTH_FAILURES["expired"] += 1
             self._positive.pop(key_id, None)
             return None

@@ -22,9 +22,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from redisgate.backends import Backend
 from redisgate.errors import StoreError
 from redisgate.proxy.backend import key_user_rules
-from redisgate.proxy.keys.principals import Authenticator, Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Authenticator, Instance, Principal
 
 if TYPE_CHECKING:
     from redisgate.proxy.commands.table import CommandTable
@@ -146,9 +147,7 @@ class KeyRefresher(Generic[_Pool]):
                 log.warning("cannot re-read changed key %s, closing its sessions: %s", key_id, exc)
                 record = None
             principal: Principal | None = None
-            if record is not None and (
-                record.expires_at is None or record.expires_at > auth.wall_clock()
-            ):
+            if record is not None and not record.principal.expired(auth.wall_clock()):
                 principal = record.principal
             if principal is None:
                 auth.forget(key_id)

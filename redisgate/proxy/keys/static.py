@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.errors import ConfigError
-from redisgate.limits import FIELDS, MAXIMUM, Limits
-from redisgate.proxy.keys.principals import FULL_SCOPE, Backend, Instance, KeyRecord, Principal
+from redisgate.limits import FIELDS, MAXIMUM, MINIMUM, Limits
+from redisgate.proxy.keys.principals import FULL_SCOPE, Instance, KeyRecord, Principal
 from redisgate.scopes import ScopeError, compile_scope, parse_scope
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _limits(where: str, table: dict[str, Any]) -> Limits:
     for name in FIELDS:
         if name in table:
             value = _typed(where, table[name], int, f"{name} must be a whole number")
-            if value < (1 if name == "burst" else 0) or value > MAXIMUM[name]:
+            if not MINIMUM[name] <= value <= MAXIMUM[name]:
                 raise ConfigError(f"{where}: {name} is out of range")
             values[name] = value
     return Limits().merged(values)

@@ -38,7 +38,7 @@ commands hands them out as one `Run`, a slice of the input, instead of one `Comm
 
 `ReplyFramer` (upstream replies, byte-faithful) lives in `replies`, the inline splitter in
 `inline`, encoders and canned replies (`REPLY_OK`...) in `encode`, the default limits and
-their words in `limits`.
+their words in `framing_limits`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from collections import deque
 from typing import NamedTuple, cast, overload
 
 from redisgate.errors import RemoteProtocolError
-from redisgate.proxy.wire import limits
+from redisgate.proxy.wire import framing_limits
 from redisgate.proxy.wire.encode import encode_command
 from redisgate.proxy.wire.inline import split_inline_args
 from redisgate.proxy.wire.replies import parse_int
@@ -127,10 +127,10 @@ class RequestFramer:
     def __init__(
         self,
         *,
-        max_array_len: int = limits.DEFAULT_MAX_ARRAY_LEN,
-        max_bulk_bytes: int = limits.DEFAULT_MAX_BULK_BYTES,
-        max_inline_bytes: int = limits.DEFAULT_MAX_INLINE_BYTES,
-        max_request_bytes: int = limits.DEFAULT_MAX_REQUEST_BYTES,
+        max_array_len: int = framing_limits.DEFAULT_MAX_ARRAY_LEN,
+        max_bulk_bytes: int = framing_limits.DEFAULT_MAX_BULK_BYTES,
+        max_inline_bytes: int = framing_limits.DEFAULT_MAX_INLINE_BYTES,
+        max_request_bytes: int = framing_limits.DEFAULT_MAX_REQUEST_BYTES,
         unauthenticated: bool = False,
     ) -> None:
         self._max_array_len = max_array_len
@@ -219,10 +219,14 @@ class RequestFramer:
         """Whether the array and bulk limits are pre-AUTH ones: Redis then words them apart."""
         self._unauthenticated = unauthenticated
         self._too_long_array = (
-            limits.ERR_UNAUTHENTICATED_MULTIBULK if unauthenticated else limits.ERR_MULTIBULK_LENGTH
+            framing_limits.ERR_UNAUTHENTICATED_MULTIBULK
+            if unauthenticated
+            else framing_limits.ERR_MULTIBULK_LENGTH
         )
         self._too_long_bulk = (
-            limits.ERR_UNAUTHENTICATED_BULK if unauthenticated else limits.ERR_BULK_LENGTH
+            framing_limits.ERR_UNAUTHENTICATED_BULK
+            if unauthenticated
+            else framing_limits.ERR_BULK_LENGTH
         )
 
     @property
@@ -410,14 +414,14 @@ class RequestFramer:
             cr = buf.find(b"\r", base + self._seen)
             if cr < 0 or cr + 1 >= n:
                 if cr < 0 and n - base > self._max_inline_bytes:
-                    raise RemoteProtocolError(limits.ERR_MULTIBULK_COUNT_TOO_BIG)
+                    raise RemoteProtocolError(framing_limits.ERR_MULTIBULK_COUNT_TOO_BIG)
                 self._seen = (n if cr < 0 else cr) - base
                 self._need = n - base + 1
                 return None, -1
             self._seen = 0
             count = parse_int(bytes(buf[base + 1 : cr]))
             if count is None or count > _INT_MAX or buf[cr + 1] != 10:
-                raise RemoteProtocolError(limits.ERR_MULTIBULK_LENGTH)
+                raise RemoteProtocolError(framing_limits.ERR_MULTIBULK_LENGTH)
             if count > self._max_array_len:
                 raise RemoteProtocolError(self._too_long_array)
             if count <= 0:
@@ -437,23 +441,29 @@ class RequestFramer:
                 cr = buf.find(b"\r", p + self._seen)
                 if cr < 0 or cr + 1 >= n:
                     if cr < 0 and n - p > self._max_inline_bytes:
-                        raise RemoteProtocolError(limits.ERR_BULK_COUNT_TOO_BIG)
+                        raise RemoteProtocolError(framing_limits.ERR_BULK_COUNT_TOO_BIG)
                     if n - base > max_request:
-                        raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(max_request))
+                        raise RemoteProtocolError(
+                            framing_limits.ERR_REQUEST_TOO_BIG.format(max_request)
+                        )
                     self._seen = (n if cr < 0 else cr) - p
                     self._need = n - base + 1
                     break
                 self._seen = 0
                 if buf[p] != 36:
-                    raise RemoteProtocolError(limits.ERR_EXPECTED_DOLLAR.format(chr(buf[p])))
+                    raise RemoteProtocolError(
+                        framing_limits.ERR_EXPECTED_DOLLAR.format(chr(buf[p]))
+                    )
                 length = parse_int(bytes(buf[p + 1 : cr]))
                 if length is None or length < 0 or buf[cr + 1] != 10:
-                    raise RemoteProtocolError(limits.ERR_BULK_LENGTH)
+                    raise RemoteProtocolError(framing_limits.ERR_BULK_LENGTH)
                 if length > self._max_bulk_bytes:
                     raise RemoteProtocolError(self._too_long_bulk)
                 off = cr + 2 - base
                 if off + length + 2 > max_request:
-                    raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(max_request))
+                    raise RemoteProtocolError(
+                        framing_limits.ERR_REQUEST_TOO_BIG.format(max_request)
+                    )
                 bulk = length
                 p = cr + 2
             end = p + bulk
@@ -461,7 +471,7 @@ class RequestFramer:
                 self._need = end + 2 - base
                 break
             if buf[end] != 13 or buf[end + 1] != 10:
-                raise RemoteProtocolError(limits.ERR_BULK_NOT_TERMINATED)
+                raise RemoteProtocolError(framing_limits.ERR_BULK_NOT_TERMINATED)
             spans.append(off)
             spans.append(off + bulk)
             off += bulk + 2
@@ -483,17 +493,17 @@ class RequestFramer:
         lf = buf.find(b"\n", base + self._seen)
         if lf < 0:
             if n - base > self._max_inline_bytes:
-                raise RemoteProtocolError(limits.ERR_INLINE_TOO_BIG)
+                raise RemoteProtocolError(framing_limits.ERR_INLINE_TOO_BIG)
             self._seen = n - base
             self._need = n - base + 1
             return None, -1
         self._seen = 0
         stop = lf - 1 if lf > base and buf[lf - 1] == 13 else lf
         if stop - base > self._max_inline_bytes:  # Redis only checks lines still unfinished
-            raise RemoteProtocolError(limits.ERR_INLINE_TOO_BIG)
+            raise RemoteProtocolError(framing_limits.ERR_INLINE_TOO_BIG)
         args = split_inline_args(bytes(buf[base:stop]))
         if args is None:
-            raise RemoteProtocolError(limits.ERR_UNBALANCED_QUOTES)
+            raise RemoteProtocolError(framing_limits.ERR_UNBALANCED_QUOTES)
         if not args:
             return None, lf + 1  # empty line: skipped, like Redis
         if len(args) > self._max_array_len:
@@ -502,5 +512,7 @@ class RequestFramer:
             raise RemoteProtocolError(self._too_long_bulk)
         raw = encode_command(args)
         if len(raw) > self._max_request_bytes:
-            raise RemoteProtocolError(limits.ERR_REQUEST_TOO_BIG.format(self._max_request_bytes))
+            raise RemoteProtocolError(
+                framing_limits.ERR_REQUEST_TOO_BIG.format(self._max_request_bytes)
+            )
         return _new_command(args, raw), lf + 1

@@ -13,6 +13,7 @@ import redis
 import redis.asyncio as aioredis
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.config import Settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.scopes import PRESETS, parse_scope, prefix_scope
@@ -30,7 +31,7 @@ async def new_instance(api: Api, token: str, org: str, **body: Any) -> dict[str,
     return result
 
 
-async def backend_of(settings: Settings, instance_id: str) -> instances.Backend:
+async def backend_of(settings: Settings, instance_id: str) -> Backend:
     assert settings.database_url
     async with db.connection(settings.database_url) as conn:
         rows = await instances.all_instances(conn)
@@ -39,7 +40,7 @@ async def backend_of(settings: Settings, instance_id: str) -> instances.Backend:
     return backend
 
 
-def direct(backend: instances.Backend) -> redis.Redis:
+def direct(backend: Backend) -> redis.Redis:
     return redis.Redis(
         host=backend.host, port=backend.port, db=backend.db, password=backend.password
     )

@@ -12,7 +12,7 @@ from redisgate.config import Settings
 from redisgate.control.admin import create_user
 from redisgate.control.middlewares import status_of
 from redisgate.errors import QuotaExceeded, StoreError
-from redisgate.store import db, orgs, quotas, users
+from redisgate.store import db, org_quotas, orgs, users
 from tests.integration.control.conftest import PASSWORD, Api
 
 
@@ -63,7 +63,7 @@ async def test_put_quota_is_for_platform_admins(api: Api, settings: Settings) ->
 async def make_org(conn: asyncpg.Connection, max_instances: int) -> uuid.UUID:
     user = await users.create_user(conn, f"{uuid.uuid4().hex}@example.com", "", "x")
     org = await orgs.create_org(
-        conn, "race", user.id, quotas.Limits(max_instances, 1024, 10), personal=False
+        conn, "race", user.id, org_quotas.QuotaLimits(max_instances, 1024, 10), personal=False
     )
     return org.id
 
@@ -78,7 +78,7 @@ async def create_widget(pool: asyncpg.Pool, org_id: uuid.UUID, locked: bool) -> 
     async with pool.acquire() as conn, conn.transaction():
         try:
             if locked:
-                await quotas.check_quota(conn, org_id, "instances", 1, count_widgets)
+                await org_quotas.check_quota(conn, org_id, "instances", 1, count_widgets)
             elif await count_widgets(conn, org_id) >= 5:
                 return False
         except QuotaExceeded:
@@ -116,11 +116,11 @@ async def test_quota_error_says_used_limit_and_what_to_do(database_url: str) -> 
             return 700
 
         with pytest.raises(StoreError, match="inside the creating transaction"):
-            await quotas.check_quota(conn, org_id, "memory_mb", 1, two)
+            await org_quotas.check_quota(conn, org_id, "memory_mb", 1, two)
         async with conn.transaction():
-            assert await quotas.check_quota(conn, org_id, "memory_mb", 324, two) == (700, 1024)
+            assert await org_quotas.check_quota(conn, org_id, "memory_mb", 324, two) == (700, 1024)
             with pytest.raises(QuotaExceeded) as info:
-                await quotas.check_quota(conn, org_id, "memory_mb", 325, two)
+                await org_quotas.check_quota(conn, org_id, "memory_mb", 325, two)
     error = info.value
     assert error.code == "quota_exceeded" and status_of(error) == 409
     assert error.details == {"resource": "memory_mb", "used": 700, "limit": 1024, "requested": 325}

@@ -23,10 +23,10 @@ import redis
 import uvloop
 
 from redisgate.api_key_format import key_id_of
+from redisgate.backends import Backend
 from redisgate.config.load import load_settings
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.clients.gateway import Gateway
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.keys.static import StaticSource, add_key, set_instance, set_limits
 
 T = TypeVar("T")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from redisgate.backends import Backend
 from redisgate.launcher.redis import RedisServer
-from redisgate.proxy.keys.principals import Backend, Instance
+from redisgate.proxy.keys.principals import Instance
 from tests.integration.proxy.conftest import RunningGateway
 
 

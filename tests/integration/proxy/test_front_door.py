@@ -12,7 +12,7 @@ import pytest
 
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.clients.front_door import Caller
-from redisgate.proxy.wire.limits import REQUEST_TOO_BIG_PREFIX
+from redisgate.proxy.wire.framing_limits import REQUEST_TOO_BIG_PREFIX
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 from tests.integration.proxy.test_basics import gateway_and_redis
 

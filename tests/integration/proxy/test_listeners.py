@@ -19,12 +19,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from redisgate.backends import Backend
 from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.proxy.clients.gateway import Gateway
-from redisgate.proxy.keys.principals import Backend
 from redisgate.proxy.keys.static import StaticSource, add_key, set_instance
 from tests.integration.proxy.conftest import run_gateway
 

@@ -15,13 +15,14 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.metrics.endpoint import MetricsEndpoint
 from redisgate.proxy.backend.pool import InstancePool
 from redisgate.proxy.backend.upstream import PendingRequest
 from redisgate.proxy.clients.connection import ClientConnection
-from redisgate.proxy.keys.principals import Backend, Instance
+from redisgate.proxy.keys.principals import Instance
 from tests.integration.proxy.conftest import RunningGateway, run_gateway
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -29,19 +29,19 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.config.load import load_settings
 from redisgate.errors import ConfigError
 from redisgate.launcher.redis import RedisServer
-from redisgate.limits import Limits as LimitValues
+from redisgate.limits import Limits
 from redisgate.proxy.clients.gateway import Gateway
 from redisgate.proxy.keys.postgres import PostgresSource
-from redisgate.proxy.keys.principals import Backend as ProxyBackend
 from redisgate.proxy.keys.sources import open_source
 from redisgate.proxy.keys.static import StaticSource, set_instance
 from redisgate.scopes import PRESETS, parse_scope
 from redisgate.store import api_keys, db, instances, orgs, users
 from redisgate.store import limits as limit_store
-from redisgate.store.quotas import Limits
+from redisgate.store.org_quotas import QuotaLimits
 
 T = TypeVar("T")
 NO_RETRY = Retry(NoBackoff(), 0)  # redis-py would retry a failed AUTH for seconds
@@ -121,19 +121,19 @@ def direct(redis_server: RedisServer) -> Iterator[redis.Redis]:
         yield client
 
 
-def backend_of(server: RedisServer, db_index: int = DB_INDEX) -> instances.Backend:
-    return instances.Backend(
-        host="127.0.0.1", port=server.port, db=db_index, password=server.password
-    )
+def backend_of(server: RedisServer, db_index: int = DB_INDEX) -> Backend:
+    return Backend(host="127.0.0.1", port=server.port, db=db_index, password=server.password)
 
 
 async def new_instance(
-    conn: asyncpg.Connection, backend: instances.Backend | None, name: str = "cache"
+    conn: asyncpg.Connection, backend: Backend | None, name: str = "cache"
 ) -> instances.Instance:
     """An org with one instance; `running` on `backend` unless backend is None."""
     user = await users.create_user(conn, f"{uuid.uuid4().hex}@example.com", "T", "not-a-hash")
     async with conn.transaction():
-        org = await orgs.create_org(conn, "acme", user.id, Limits(10, 10_000, 100), personal=False)
+        org = await orgs.create_org(
+            conn, "acme", user.id, QuotaLimits(10, 10_000, 100), personal=False
+        )
         instance = await instances.create_instance(
             conn,
             org.id,
@@ -349,7 +349,7 @@ async def test_no_token_digest_or_backend_password_in_logs(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
-    dead = instances.Backend(host="127.0.0.1", port=dead_port, password=BACKEND_SECRET)
+    dead = Backend(host="127.0.0.1", port=dead_port, password=BACKEND_SECRET)
     broken = await new_instance(conn, dead, name="broken")
     broken_key = await new_key(conn, broken)
     with pytest.raises(redis.RedisError):
@@ -372,7 +372,7 @@ async def test_open_source_needs_a_keys_file_or_a_database() -> None:
 
 async def test_open_source_prefers_the_keys_file(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys.toml"
-    set_instance(keys_file, "cache", ProxyBackend(host="127.0.0.1", port=6379))
+    set_instance(keys_file, "cache", Backend(host="127.0.0.1", port=6379))
     settings = dataclasses.replace(
         load_settings(env={}), keys_file=keys_file, database_url=dead_database_url()
     )
@@ -390,9 +390,7 @@ async def test_org_default_caps_connections_of_an_instance(
     pg_gw: PgGateway, conn: asyncpg.Connection, redis_server: RedisServer, direct: redis.Redis
 ) -> None:
     instance = await new_instance(conn, backend_of(redis_server))
-    await limit_store.set_limits(
-        conn, "org_quotas", instance.org_id, LimitValues(max_connections=1)
-    )
+    await limit_store.set_limits(conn, "org_quotas", instance.org_id, Limits(max_connections=1))
     key = await new_key(conn, instance)
     with pg_gw.client(key.token) as first, pg_gw.client(key.token, retry=NO_RETRY) as second:
         assert first.ping()
@@ -405,11 +403,11 @@ async def test_a_raised_key_limit_reaches_open_connections_at_the_next_auth(
 ) -> None:
     instance = await new_instance(conn, backend_of(redis_server))
     key = await new_key(conn, instance)
-    await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=0))
+    await limit_store.set_limits(conn, "api_keys", key.key_id, Limits(ops_per_second=0))
     with pg_gw.client(key.token, retry=NO_RETRY) as suspended:
         with pytest.raises(redis.ResponseError, match="max requests limit exceeded"):
             suspended.get("k")
-        await limit_store.set_limits(conn, "api_keys", key.key_id, LimitValues(ops_per_second=1000))
+        await limit_store.set_limits(conn, "api_keys", key.key_id, Limits(ops_per_second=1000))
         with socket.create_connection(("127.0.0.1", pg_gw.port), timeout=10) as other:
             other.sendall(b"AUTH " + key.token.encode() + b"\r\n")
             assert raw_line(other) == b"+OK\r\n"  # this AUTH re-shapes the key's bucket

@@ -27,6 +27,7 @@ import hiredis
 import pytest
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.config import Settings
 from redisgate.limits import default_limits
 from redisgate.proxy.backend.command_tables import CommandTables
@@ -41,13 +42,7 @@ from redisgate.proxy.clients.dedicated import DedicatedPeer
 from redisgate.proxy.clients.usage_recorder import UsageRecorder
 from redisgate.proxy.commands.peers import PeerInfo
 from redisgate.proxy.commands.table import CommandTable
-from redisgate.proxy.keys.principals import (
-    Authenticator,
-    Backend,
-    Instance,
-    KeyRecord,
-    Principal,
-)
+from redisgate.proxy.keys.principals import Authenticator, Instance, KeyRecord, Principal
 from redisgate.proxy.policy.rates import LimitRegistry
 from redisgate.proxy.policy.throttle import AuthThrottle
 from redisgate.store.usage import UsageRow

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.limits import Limits
 from redisgate.proxy.clients.decisions import Answer, AuthRequest, Close, Forward, Pin
 from redisgate.proxy.clients.session import Session
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.policy.rates import (
     Admission,
     LimitRegistry,

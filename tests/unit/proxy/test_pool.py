@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from redisgate.backends import Backend
 from redisgate.errors import UpstreamUnavailable
 from redisgate.proxy.backend import pool as pool_module
 from redisgate.proxy.backend.pool import InstancePool, PoolRegistry
 from redisgate.proxy.backend.upstream import State, UpstreamConnection
-from redisgate.proxy.keys.principals import Backend, Instance
+from redisgate.proxy.keys.principals import Instance
 from tests.unit.proxy.fakes import FakeNetwork, Recorder, bulk, instance, turns, wire
 
 INSTANCE = instance("cache")

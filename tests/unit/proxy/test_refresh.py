@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from redisgate.backends import Backend
 from redisgate.errors import StoreError
 from redisgate.proxy.commands.table import CommandTable
-from redisgate.proxy.keys.principals import Authenticator, Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.principals import Authenticator, Instance, KeyRecord, Principal
 from redisgate.proxy.keys.refresh import KeyRefresher
 
 BACKEND = Backend(host="10.0.0.5", port=6379)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.wire import encode as wire_encode
+from redisgate.proxy.wire import framing_limits as wire_limits
 from redisgate.proxy.wire import inline as wire_inline
-from redisgate.proxy.wire import limits as wire_limits
 from redisgate.proxy.wire import replies as wire_replies
 from redisgate.proxy.wire import requests as wire_requests
 from redisgate.proxy.wire import runs as wire_runs

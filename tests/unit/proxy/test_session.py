@@ -8,6 +8,7 @@ from importlib import resources
 
 import pytest
 
+from redisgate.backends import Backend
 from redisgate.proxy.backend.pinning import DedicatedTracker
 from redisgate.proxy.clients.decisions import (
     FORWARD,
@@ -23,7 +24,7 @@ from redisgate.proxy.clients.decisions import (
 from redisgate.proxy.clients.session import Session, State
 from redisgate.proxy.commands import answers
 from redisgate.proxy.commands.table import CommandTable
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.wire.requests import Command, RequestFramer
 from redisgate.scopes import PRESETS, compile_scope
 

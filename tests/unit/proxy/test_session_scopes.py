@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from redisgate.backends import Backend
 from redisgate.proxy.clients.decisions import FORWARD, Answer, Authenticate, Forward, Pin, Reset
 from redisgate.proxy.clients.session import Session
 from redisgate.proxy.commands.table import CommandTable
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.wire.encode import encode_command
 from redisgate.proxy.wire.requests import Command, RequestFramer
 from redisgate.scopes import compile_scope

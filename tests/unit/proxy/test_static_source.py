@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import pytest
 
 from redisgate import api_key_format
+from redisgate.backends import Backend
 from redisgate.errors import ConfigError
 from redisgate.limits import Limits
-from redisgate.proxy.keys.principals import Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.principals import Instance, KeyRecord, Principal
 from redisgate.proxy.keys.static import (
     StaticSource,
     add_key,

@@ -13,8 +13,8 @@ import hiredis
 import pytest
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.proxy.backend.upstream import PendingRequest, State, UpstreamConnection
-from redisgate.proxy.keys.principals import Backend
 from tests.unit.proxy.fakes import (
     FakeNetwork,
     FakeTransport,

@@ -9,8 +9,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
+from redisgate.backends import Backend
 from redisgate.proxy.clients.usage_recorder import FLUSH_INTERVAL_S, UsageRecorder
-from redisgate.proxy.keys.principals import Authenticator, Backend, Instance, KeyRecord, Principal
+from redisgate.proxy.keys.principals import Authenticator, Instance, KeyRecord, Principal
 from redisgate.proxy.policy.daily_quotas import DailyQuota, QuotaBook
 from redisgate.proxy.policy.rates import RateGate
 from redisgate.store.usage import UsageRow

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 from redisgate import metrics
+from redisgate.backends import Backend
 from redisgate.limits import Limits
-from redisgate.proxy.keys.principals import Backend, Instance, Principal
+from redisgate.proxy.keys.principals import Instance, Principal
 from redisgate.proxy.policy.daily_quotas import QuotaBook
 from redisgate.proxy.policy.rates import Admission, LimitRegistry, RateGate
 

@@ -1,6 +1,12 @@
 """The limits a request framer enforces by default and the words it refuses with: Redis's
 own (networking.c), so clients see what Redis would have said, and, for the request size,
-the words managed Redis services use (docs/limits.md)."""
+the words managed Redis services use (docs/limits.md).
+
+These are RESP's framing limits (array length, bulk length, inline size, request size), not
+the per-key and per-instance data-plane limits (`redisgate.limits`, enforced in
+`proxy/policy/`); a key's `max_request_bytes` reaches the framer as a tighter request size."""
+
+from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_ARRAY_LEN",
@@ -18,6 +24,7 @@ __all__ = [
     "ERR_UNAUTHENTICATED_BULK",
     "ERR_UNAUTHENTICATED_MULTIBULK",
     "ERR_UNBALANCED_QUOTES",
+    "PRE_AUTH_LIMITS",
     "REQUEST_TOO_BIG_PREFIX",
 ]
 
@@ -27,6 +34,17 @@ DEFAULT_MAX_ARRAY_LEN = 1024 * 1024
 DEFAULT_MAX_BULK_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_INLINE_BYTES = 64 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024 * 1024
+
+# Before AUTH a client may send little: Redis's own pre-AUTH array and bulk limits (so the
+# errors are Redis's), and 8 KiB in all (Redis: 10 x 16 KiB), plenty for
+# `HELLO 3 AUTH user key SETNAME name`: an anonymous connection holds next to nothing.
+PRE_AUTH_LIMITS: dict[str, Any] = {
+    "max_array_len": 10,
+    "max_bulk_bytes": 16384,
+    "max_inline_bytes": 4096,
+    "max_request_bytes": 8192,
+    "unauthenticated": True,
+}
 
 # Redis 7 networking.c wording, so clients see what Redis would have said.
 ERR_MULTIBULK_LENGTH = "Protocol error: invalid multibulk length"

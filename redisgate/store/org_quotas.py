@@ -1,4 +1,7 @@
-"""Per-organization quotas, checked inside the transaction that creates the resource.
+"""Organization quotas: how many instances, MB of instance memory and API keys an org may hold,
+checked inside the transaction that creates the resource. Not the data plane's limits
+(`redisgate.limits`, stored by `store/limits.py`) nor its daily quotas
+(`proxy/policy/daily_quotas.py`).
 
 `check_quota` locks the org's quota row (`SELECT ... FOR UPDATE`), so creates in one org queue
 behind each other from the check until their transaction ends: two of them can never both see
@@ -15,6 +18,7 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.config import Settings
 from redisgate.errors import NotFound, QuotaExceeded, StoreError
 from redisgate.store import changes
 from redisgate.store.db import map_exceptions
@@ -33,7 +37,9 @@ USAGE: dict[str, UsageFn] = {}
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class QuotaLimits:
+    """An org's quota: the most it may hold of each resource (`RESOURCES`)."""
+
     max_instances: int
     max_memory_mb: int
     max_api_keys: int
@@ -46,15 +52,24 @@ class Limits:
         }
 
 
+def default_quota(settings: Settings) -> QuotaLimits:
+    """The `quota_default_*` settings: what a new org gets."""
+    return QuotaLimits(
+        settings.quota_default_max_instances,
+        settings.quota_default_max_memory_mb,
+        settings.quota_default_max_api_keys,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Quota:
     org_id: uuid.UUID
-    limits: Limits
+    limits: QuotaLimits
     updated_at: datetime
 
 
 def _quota(row: asyncpg.Record) -> Quota:
-    limits = Limits(row["max_instances"], row["max_memory_mb"], row["max_api_keys"])
+    limits = QuotaLimits(row["max_instances"], row["max_memory_mb"], row["max_api_keys"])
     return Quota(row["org_id"], limits, row["updated_at"])
 
 
@@ -70,7 +85,7 @@ async def get_quota(conn: asyncpg.Connection, org_id: uuid.UUID) -> Quota:
     return _quota(row)
 
 
-async def set_quota(conn: asyncpg.Connection, org_id: uuid.UUID, limits: Limits) -> Quota:
+async def set_quota(conn: asyncpg.Connection, org_id: uuid.UUID, limits: QuotaLimits) -> Quota:
     with map_exceptions("cannot set the quota"):
         row = await conn.fetchrow(
             "UPDATE org_quotas SET max_instances = $2, max_memory_mb = $3, max_api_keys = $4, "

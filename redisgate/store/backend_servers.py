@@ -9,10 +9,10 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.backends import Backend
 from redisgate.errors import Conflict, NotFound
 from redisgate.store import sealing
 from redisgate.store.db import map_exceptions
-from redisgate.store.instances import Backend
 
 _COLUMNS = "id, name, host, port, username, password, tls, databases, created_at"
 
