@@ -243,7 +243,7 @@ EVENTS = web.AppKey("events", EventHub)
 
 async def org_events(call: Call) -> web.StreamResponse:
     """The org's changes as server-sent events until the access token expires or the caller
-    loses access to the org (docs/console.md has the format)."""
+    loses access to the org (the format is in the route's summary, routes.py)."""
     assert call.caller is not None and call.org_id is not None
     request = call.request
     hub = request.app[EVENTS]
