@@ -19,7 +19,7 @@ from redisgate.config import Settings
 from redisgate.control import console_keys, docs_page, openapi
 from redisgate.control.audit_budget import AuditBudget
 from redisgate.control.events import EVENTS, EventHub
-from redisgate.control.middlewares import make_middlewares
+from redisgate.control.middlewares import make_middlewares, response_headers
 from redisgate.control.passwords import Passwords
 from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.control_max_body_bytes, middlewares=make_middlewares(origins)
     )
+    app.on_response_prepare.append(response_headers(origins))
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = frozenset(
         p.strip() for p in (settings.control_trusted_proxies or "").split(",") if p.strip()

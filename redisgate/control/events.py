@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiohttp import web
 
-from redisgate.control.middlewares import REQUEST_ID_HEADER, SECURITY_HEADERS
 from redisgate.control.spec import Call
-from redisgate.control.state import POOL, REQUEST_ID
+from redisgate.control.state import POOL
 from redisgate.errors import ServiceUnavailable, StoreError, TooManyRequests
 from redisgate.store import changes, orgs, users
 from redisgate.store.db import CONNECT_TIMEOUT_S, map_exceptions
@@ -252,11 +251,9 @@ async def org_events(call: Call) -> web.StreamResponse:
     with hub.stream(caller.user.id, caller.session_id, org_id) as stream:
         response = web.StreamResponse(
             headers={
-                **SECURITY_HEADERS,
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-store",
                 "X-Accel-Buffering": "no",  # nginx: pass events on at once
-                REQUEST_ID_HEADER: request.get(REQUEST_ID, ""),
             }
         )
         await response.prepare(request)

@@ -264,3 +264,26 @@ async def test_an_idle_stream_gets_heartbeats(api: Api, monkeypatch: pytest.Monk
     # The opening comment, then a ping after 0.2 s of nothing.
     assert lines[0].startswith(b": live updates") and lines[1] == b"\n"
     assert lines[2:] == [b": ping\n", b"\n"]
+
+
+async def test_stream_headers_cors_and_security(database_url: str) -> None:
+    settings = control_settings(database_url, control_cors_origins="https://dash.example")
+    async for api in api_for(settings):
+        owner = await api.register()
+        response = await api.client.get(
+            f"/v1/orgs/{owner['org']['id']}/events",
+            headers={
+                "Authorization": f"Bearer {owner['access_token']}",
+                "Origin": "https://dash.example",
+                "X-Request-ID": "stream-1",
+            },
+        )
+        try:
+            assert response.status == 200
+            headers = response.headers
+            assert headers["Access-Control-Allow-Origin"] == "https://dash.example"
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert headers["X-Request-ID"] == "stream-1"
+            assert headers["Cache-Control"] == "no-store"  # the stream's own, kept
+        finally:
+            response.close()
