@@ -67,6 +67,7 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
                 ) from None
             host, port = runner.addresses[0][:2]
             log.info("control API and web console on http://%s:%s", host, port)
+            _allow_console(gateway, settings, host, port)
             metrics_url = endpoint.url if endpoint is not None else None
             yield Stack(gateway, f"http://{host}:{port}", settings, metrics_url)
         finally:
@@ -75,6 +76,30 @@ async def running_stack(settings: Settings, signals: StopSignals) -> AsyncIterat
                 await runner.cleanup()
             if endpoint is not None:
                 await endpoint.close()
+
+
+def console_origins(settings: Settings, host: str, port: int) -> set[str]:
+    """The browser origins of the control API's own pages (the web console): the address it
+    listens on, with the loopback names when it listens there or everywhere, and the gateway's
+    public host (which names this machine too)."""
+    names = {host}
+    if host in ("0.0.0.0", "::", "") or host.startswith("127.") or host == "::1":
+        names |= {"127.0.0.1", "localhost", "::1"}
+    if settings.gateway_public_host:
+        names.add(settings.gateway_public_host)
+    return {f"http://[{n}]:{port}" if ":" in n else f"http://{n}:{port}" for n in names if n}
+
+
+def _allow_console(gateway: Gateway, settings: Settings, host: str, port: int) -> None:
+    """Let the console, served by the control API, call the HTTP command API cross-origin
+    (its data browser): the control API's origins join http_cors_origins. Known only now, as
+    the control port may have been 0."""
+    if gateway.http is None:
+        return
+    added = console_origins(settings, host, port) - gateway.http.cors
+    if "*" not in gateway.http.cors and added:
+        gateway.http.cors = gateway.http.cors | added
+        log.info("HTTP command API: allowing the console's origins %s", ", ".join(sorted(added)))
 
 
 async def serve(settings: Settings) -> int:

@@ -333,6 +333,24 @@ class Settings:
         "share of the platform).",
         validate=check.at_least_one,
     )
+    console_key_ttl_s: int = setting(
+        300,
+        "Lifetime of the short-lived API key the web console's data browser gets "
+        "(POST .../console-key), at most 900.",
+        validate=check.console_key_ttl,
+    )
+    events_max_streams: int = setting(
+        1000,
+        "Most live-update streams (GET /v1/orgs/{id}/events) open at once in one control API "
+        "process; more get 429.",
+        validate=check.at_least_one,
+    )
+    events_max_streams_per_user: int = setting(
+        10,
+        "Most live-update streams one user may have open at once in one control API process "
+        "(a browser tab holds one); more get 429.",
+        validate=check.at_least_one,
+    )
     # Instances: how they get a Redis, and how users reach them
     provisioner: str = setting(
         "local",

@@ -52,6 +52,10 @@ def at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be 1 or more"
 
 
+def console_key_ttl(value: Any) -> str | None:
+    return None if 1 <= value <= 900 else "must be 1-900 seconds (a console key is short-lived)"
+
+
 def percent(value: Any) -> str | None:
     return None if 1 <= value <= 100 else "must be a percentage, 1-100"
 

@@ -16,9 +16,10 @@ import asyncpg
 from aiohttp import web
 
 from redisgate.config import Settings
-from redisgate.control import docs_page, openapi
+from redisgate.control import console_keys, docs_page, openapi
 from redisgate.control.audit_budget import AuditBudget
-from redisgate.control.middlewares import make_middlewares
+from redisgate.control.events import EVENTS, EventHub
+from redisgate.control.middlewares import make_middlewares, response_headers
 from redisgate.control.passwords import Passwords
 from redisgate.control.provisioning import Provisioning
 from redisgate.control.reference import DOCS_HTML
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.control_max_body_bytes, middlewares=make_middlewares(origins)
     )
+    app.on_response_prepare.append(response_headers(origins))
     app[SETTINGS] = settings
     app[TRUSTED_PROXIES] = frozenset(
         p.strip() for p in (settings.control_trusted_proxies or "").split(",") if p.strip()
@@ -80,8 +82,15 @@ def create_app(settings: Settings) -> web.Application:
     app[AUDIT_BUDGET] = AuditBudget(settings.audit_refusals_per_minute)
     app[OPENAPI] = openapi.build(ROUTES)
     app[DOCS_HTML] = docs_page.render(app[OPENAPI])
+    app[EVENTS] = EventHub(
+        settings.database_url,
+        max_streams=settings.events_max_streams,
+        max_per_user=settings.events_max_streams_per_user,
+    )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_provisioning)
+    app.cleanup_ctx.append(_events)
+    app.on_shutdown.append(_end_streams)
     setup_routes(app)
     return app
 
@@ -122,15 +131,31 @@ async def _provisioning(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    """The live-update streams' LISTEN connection (events.py)."""
+    app[EVENTS].start()
+    yield
+    await app[EVENTS].close()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """At shutdown, before the server waits for requests to finish: streams end at once."""
+    app[EVENTS].end_all()
+
+
 async def _prune_sessions(pool: asyncpg.Pool) -> None:
-    """Forget sessions that ended over a week ago, hourly (the audit log keeps the history)."""
+    """Forget sessions that ended over a week ago and console keys expired over an hour ago,
+    hourly (the audit log keeps the history)."""
     while True:
         try:
             with db.map_exceptions("cannot prune sessions"):
                 async with pool.acquire() as conn:
                     pruned = await sessions.prune(conn, SESSION_KEEP_S)
+                    keys = await console_keys.prune_expired(conn)
             if pruned:
                 log.info("pruned %d ended sessions", pruned)
+            if keys:
+                log.info("deleted %d expired console keys", keys)
         except StoreError as exc:
             log.warning("%s", exc)
         await asyncio.sleep(PRUNE_INTERVAL_S)

@@ -60,7 +60,7 @@ async def _checked(call: Call) -> web.StreamResponse:
         user = await users.get_user_in_session(conn, claims.user_id, claims.session_id)
         if user is None:
             raise Unauthenticated("this session has ended; log in again", code="session_ended")
-        call.caller = Caller(user, claims.session_id)
+        call.caller = Caller(user, claims.session_id, claims.expires_at)
         if route.access is Access.PLATFORM_ADMIN and not user.is_platform_admin:
             raise Forbidden("only platform admins may do this", code="platform_admin_only")
         if route.access is Access.ORG:
@@ -71,7 +71,9 @@ async def _checked(call: Call) -> web.StreamResponse:
                 raise NotFound("organization not found", code="org_not_found")
             call.role = Role(role)
             roles.require(call.role, route.action)
-        return await _run(call)
+        if not route.streams:
+            return await _run(call)
+    return await _run(call)  # a stream: the request's connection went back to the pool
 
 
 async def _run(call: Call) -> web.StreamResponse:

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from redisgate.control import cookies
 from redisgate.control.passwords import password_problem
 from redisgate.control.refusals import record_refusal
 from redisgate.control.spec import (
@@ -27,6 +28,7 @@ from redisgate.control.tokens import new_refresh_token, refresh_digest
 from redisgate.errors import TooManyRequests, Unauthenticated, ValidationFailed
 from redisgate.store import audit, orgs, sessions, users
 from redisgate.store.org_quotas import default_quota
+from redisgate.store.sessions import Session
 from redisgate.store.users import User
 
 PASSWORD = {"type": "string", "minLength": 1, "maxLength": 1024}
@@ -35,11 +37,22 @@ REFRESH = {"type": "string", "minLength": 1, "maxLength": 200}
 TOKENS: dict[str, Any] = obj(
     {
         "access_token": {"type": "string"},
-        "refresh_token": {"type": "string"},
         "expires_in": {"type": "integer"},
         "token_type": {"const": "Bearer"},
-    }
+    },
+    {
+        "refresh_token": {
+            "type": "string",
+            "description": "Absent when the refresh token went into the rg_refresh cookie "
+            "(`cookie: true`, or a refresh or logout made with that cookie).",
+        },
+    },
 )
+COOKIE = {
+    "type": "boolean",
+    "description": "Put the refresh token in an HttpOnly cookie (rg_refresh, with an rg_csrf "
+    "cookie for the X-CSRF-Token header) instead of the reply: for browser pages.",
+}
 USER: dict[str, Any] = obj(
     {
         "id": UUID,
@@ -51,12 +64,25 @@ USER: dict[str, Any] = obj(
 )
 ORG_REF: dict[str, Any] = obj({"id": UUID, "name": {"type": "string"}, "role": ROLE})
 
-REGISTER_BODY = obj({"email": EMAIL, "password": PASSWORD}, {"name": NAME})
+REGISTER_BODY = obj({"email": EMAIL, "password": PASSWORD}, {"name": NAME, "cookie": COOKIE})
 REGISTER_REPLY = obj(
-    {"user": USER, "org": ORG_REF, **TOKENS["properties"]},
+    {"user": USER, "org": ORG_REF, **{k: TOKENS["properties"][k] for k in TOKENS["required"]}},
+    {"refresh_token": TOKENS["properties"]["refresh_token"]},
 )
-LOGIN_BODY = obj({"email": EMAIL, "password": PASSWORD}, {"remember_me": {"type": "boolean"}})
-REFRESH_BODY = obj({"refresh_token": REFRESH})
+LOGIN_BODY = obj(
+    {"email": EMAIL, "password": PASSWORD},
+    {"remember_me": {"type": "boolean"}, "cookie": COOKIE},
+)
+REFRESH_BODY = obj(
+    {},
+    {
+        "refresh_token": {
+            **REFRESH,
+            "description": "Required unless the rg_refresh cookie is sent (then with header "
+            "X-CSRF-Token equal to the rg_csrf cookie).",
+        }
+    },
+)
 
 
 async def create_personal_org(conn: asyncpg.Connection, call: Call, user: User) -> orgs.Org:
@@ -78,7 +104,7 @@ async def create_personal_org(conn: asyncpg.Connection, call: Call, user: User) 
 
 async def start_session(
     conn: asyncpg.Connection, call: Call, user: User, *, remember_me: bool
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Session]:
     """A new session and its first tokens, as the login reply carries them."""
     token, digest = new_refresh_token()
     s = call.settings
@@ -101,7 +127,7 @@ async def start_session(
         target_id=session.id,
         after={"remember_me": remember_me},
     )
-    return _tokens(call, user, session.id, token)
+    return _tokens(call, user, session.id, token), session
 
 
 def _tokens(call: Call, user: User, session_id: Any, refresh_token: str) -> dict[str, Any]:
@@ -145,9 +171,9 @@ async def register(call: Call) -> web.StreamResponse:
             after={"email": user.email, "name": user.name},
         )
         org = await create_personal_org(conn, call, user)
-        tokens = await start_session(conn, call, user, remember_me=False)
+        tokens, session = await start_session(conn, call, user, remember_me=False)
     body = {"user": user.public(), "org": {"id": str(org.id), "name": org.name, "role": "owner"}}
-    return reply({**body, **tokens}, status=201)
+    return _answer(call, {**body, **tokens}, session, status=201)
 
 
 async def login(call: Call) -> web.StreamResponse:
@@ -185,14 +211,48 @@ async def login(call: Call) -> web.StreamResponse:
             await users.set_password_hash(conn, user.id, new_hash)
         if not await orgs.has_org(conn, user.id):
             await create_personal_org(conn, call, user)
-        tokens = await start_session(
+        tokens, session = await start_session(
             conn, call, user, remember_me=call.body.get("remember_me", False)
         )
-    return reply(tokens)
+    return _answer(call, tokens, session)
+
+
+def _answer(
+    call: Call,
+    body: dict[str, Any],
+    session: Session,
+    *,
+    status: int = 200,
+    cookie: bool | None = None,
+) -> web.StreamResponse:
+    """The reply with the tokens; with `cookie` (the body's, unless given) the refresh token
+    goes into the rg_refresh cookie instead (cookies.py)."""
+    if not (call.body.get("cookie", False) if cookie is None else cookie):
+        return reply(body, status=status)
+    refresh_token = body.pop("refresh_token")
+    response = reply(body, status=status)
+    expires_at = session.expires_at if session.remember_me else None
+    cookies.set_session_cookies(call.request, response, refresh_token, expires_at)
+    return response
+
+
+def _presented_refresh_token(call: Call) -> tuple[str, bool]:
+    """(the refresh token, whether it came from the cookie): the body's, else the cookie's
+    (CSRF-checked), else 422 as for any missing required field."""
+    if "refresh_token" in call.body:
+        return call.body["refresh_token"], False
+    token = cookies.cookie_refresh_token(call.request)
+    if token is None:
+        raise ValidationFailed(
+            "invalid fields: refresh_token",
+            details={"fields": {"refresh_token": "is required"}},
+        )
+    return token, True
 
 
 async def refresh(call: Call) -> web.StreamResponse:
-    digest = refresh_digest(call.body["refresh_token"])
+    presented, from_cookie = _presented_refresh_token(call)
+    digest = refresh_digest(presented)
     token, new_digest = new_refresh_token()
     async with call.connect() as conn:
         async with conn.transaction():
@@ -222,13 +282,15 @@ async def refresh(call: Call) -> web.StreamResponse:
             )
         user = await users.get_user(conn, session.user_id)
     assert user is not None
-    return reply(_tokens(call, user, session.id, token))
+    return _answer(call, _tokens(call, user, session.id, token), session, cookie=from_cookie)
 
 
 async def logout(call: Call) -> web.StreamResponse:
-    """End the session of a refresh token (idempotent for a session already ended)."""
+    """End the session of a refresh token (idempotent for a session already ended); via the
+    cookie, the cookies are cleared too."""
+    presented, from_cookie = _presented_refresh_token(call)
     async with call.connect() as conn, conn.transaction():
-        session = await sessions.find_by_token(conn, refresh_digest(call.body["refresh_token"]))
+        session = await sessions.find_by_token(conn, refresh_digest(presented))
         if session is None:
             raise Unauthenticated("the refresh token is not valid", code="invalid_refresh_token")
         if await sessions.revoke(conn, session.user_id, session.id, "logout"):
@@ -242,4 +304,7 @@ async def logout(call: Call) -> web.StreamResponse:
                 target_id=session.id,
                 after={"reason": "logout"},
             )
-    return no_content()
+    response = no_content()
+    if from_cookie:
+        cookies.clear_session_cookies(call.request, response)
+    return response

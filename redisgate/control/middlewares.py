@@ -1,5 +1,8 @@
 """What every response goes through: request id, errors as JSON, CORS, security headers.
 
+The headers are set as each response is prepared (`response_headers`, an
+`on_response_prepare` hook), so a streamed response (server-sent events) gets them too.
+
 Errors become `{"error": {"code", "message", "details"}}` here and only here; `STATUS` is the
 one table from exception type to HTTP status (the most specific class in the MRO wins).
 """
@@ -10,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -120,15 +124,6 @@ def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # t
                 response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE_S
         else:
             response = await _handle(request, handler)
-        if allowed:
-            assert origin is not None
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
-        if cors_origins:
-            response.headers["Vary"] = "Origin"
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        response.headers[REQUEST_ID_HEADER] = request_id
         elapsed = time.perf_counter() - started
         _count(request, response.status, elapsed)
         access_log.log(
@@ -143,6 +138,28 @@ def make_middlewares(cors_origins: frozenset[str]) -> list[web.middleware]:  # t
         return response
 
     return [outer]
+
+
+def response_headers(
+    cors_origins: frozenset[str],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The `on_response_prepare` hook: CORS, security headers and the request id on every
+    response, just before its headers are sent."""
+
+    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin in cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
+        if cors_origins:
+            response.headers["Vary"] = "Origin"
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        request_id = request.get(REQUEST_ID)
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+
+    return prepare
 
 
 def _count(request: web.Request, status: int, elapsed: float) -> None:

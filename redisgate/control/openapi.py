@@ -14,14 +14,15 @@ _PATH_PARAM = re.compile(r"\{(\w+)\}")
 _STATUS_TEXT = {
     400: "The body is not a JSON object (`invalid_json`).",
     401: "No valid access token (`unauthenticated`, `token_expired`, `session_ended`...).",
-    403: "The caller's role does not allow this (`insufficient_role`, `platform_admin_only`).",
+    403: "The caller's role does not allow this (`insufficient_role`, `platform_admin_only`), "
+    "or a request using the rg_refresh cookie lacks a matching X-CSRF-Token (`csrf_failed`).",
     404: "Not found, or in an organization the caller is not a member of.",
     409: "Conflicts with what is stored (`email_taken`, `already_member`, `last_owner`, "
     "`quota_exceeded`).",
     413: "The body is larger than `control_max_body_bytes` (`body_too_large`).",
     422: "Invalid fields; `details.fields` names each (`validation_failed`).",
-    429: "Too many failed logins (or registrations) from this address or for this email; "
-    "see the `Retry-After` header (`too_many_requests`).",
+    429: "Too many failed logins (or registrations) from this address or for this email, or "
+    "too many live-update streams open; see the `Retry-After` header (`too_many_requests`).",
     503: "PostgreSQL is unavailable (`database_unavailable`).",
 }
 
@@ -65,6 +66,16 @@ def build(routes: list[Route]) -> dict[str, Any]:
             }
             for p in route.query
         ]
+        params += [
+            {
+                "name": p.name,
+                "in": p.location,
+                "required": p.required,
+                "schema": p.schema,
+                "description": p.description,
+            }
+            for p in route.headers
+        ]
         if params:
             op["parameters"] = params
         if route.access is not Access.PUBLIC:
@@ -77,6 +88,11 @@ def build(routes: list[Route]) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": "Success."}
         if route.response is not None:
             ok["content"] = {route.content_type: {"schema": route.response}}
+        if route.response_headers:
+            ok["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in route.response_headers
+            }
         responses: dict[str, Any] = {str(route.status): ok}
         for status in _errors_of(route):
             responses[str(status)] = {

@@ -41,6 +41,10 @@ PERMISSIONS: dict[str, tuple[frozenset[Role], str]] = {
     "audit.read": (_MANAGERS, "read the audit log"),
     "instances.read": (_ALL, "list instances, see their status and stats"),
     "instances.manage": (_WRITERS, "create, resize, delete instances"),
+    "instances.browse": (
+        _ALL,
+        "get a short-lived key for the console's data browser (read-only for viewers)",
+    ),
     "usage.read": (_ALL, "see usage per day (commands, bytes, denials, rejections)"),
     "keys.read": (_WRITERS, "list API keys (public ids and scopes, never secrets)"),
     "keys.manage": (_WRITERS, "create, re-scope and revoke API keys"),

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from redisgate.control import (
     console,
+    console_keys,
+    events,
     health,
     identity,
     instances,
@@ -23,7 +25,7 @@ from redisgate.control import (
 )
 from redisgate.control import organizations as orgs
 from redisgate.control.dispatch import handler_for
-from redisgate.control.spec import PAGE, Access, Route
+from redisgate.control.spec import PAGE, Access, Param, Route
 
 PUBLIC, USER, ORG, ADMIN = Access.PUBLIC, Access.USER, Access.ORG, Access.PLATFORM_ADMIN
 ME_PATCH_REPLY = {
@@ -32,6 +34,37 @@ ME_PATCH_REPLY = {
     "required": ["user"],
     "additionalProperties": False,
 }
+
+SET_COOKIES = (
+    (
+        "Set-Cookie",
+        "With `cookie: true` (or a refresh made with the cookie): rg_refresh "
+        "(HttpOnly, SameSite=Strict, Path=/v1/auth, Secure over TLS; Max-Age only for a "
+        "remember_me session) and rg_csrf (readable, SameSite=Strict, Path=/). A logout made "
+        "with the cookie clears both.",
+    ),
+)
+COOKIE_FLOW = (
+    Param(
+        "X-CSRF-Token",
+        {"type": "string"},
+        "Required with the rg_refresh cookie: the value of the rg_csrf cookie.",
+        location="header",
+    ),
+    Param(
+        "rg_refresh",
+        {"type": "string"},
+        "The refresh token, when the body has none "
+        "(set by `cookie: true` at login or registration).",
+        location="cookie",
+    ),
+    Param(
+        "rg_csrf",
+        {"type": "string"},
+        "The CSRF token the X-CSRF-Token header repeats.",
+        location="cookie",
+    ),
+)
 
 # fmt: off
 ROUTES: list[Route] = [
@@ -63,16 +96,20 @@ ROUTES: list[Route] = [
     Route("POST", "/v1/auth/register", identity.register,
           "Create an account, its personal organization and a first session.", PUBLIC,
           body=identity.REGISTER_BODY, response=identity.REGISTER_REPLY, status=201,
-          errors=(409, 429), tag="auth"),
+          errors=(409, 429), tag="auth", response_headers=SET_COOKIES),
     Route("POST", "/v1/auth/login", identity.login, "Log in: a new session and its tokens.",
           PUBLIC, body=identity.LOGIN_BODY, response=identity.TOKENS, errors=(401, 429),
-          tag="auth"),
+          tag="auth", response_headers=SET_COOKIES),
     Route("POST", "/v1/auth/refresh", identity.refresh,
-          "Trade a refresh token for new tokens (the old one stops working; presenting it "
-          "again revokes the session).", PUBLIC,
-          body=identity.REFRESH_BODY, response=identity.TOKENS, errors=(401,), tag="auth"),
-    Route("POST", "/v1/auth/logout", identity.logout, "End the session of a refresh token.",
-          PUBLIC, body=identity.REFRESH_BODY, status=204, errors=(401,), tag="auth"),
+          "Trade a refresh token (body, or the rg_refresh cookie with X-CSRF-Token) for new "
+          "tokens (the old one stops working; presenting it again revokes the session).",
+          PUBLIC, body=identity.REFRESH_BODY, headers=COOKIE_FLOW, response=identity.TOKENS,
+          errors=(401, 403), tag="auth", response_headers=SET_COOKIES),
+    Route("POST", "/v1/auth/logout", identity.logout,
+          "End the session of a refresh token (body, or the rg_refresh cookie with "
+          "X-CSRF-Token, which also clears the cookies).",
+          PUBLIC, body=identity.REFRESH_BODY, headers=COOKIE_FLOW, status=204,
+          errors=(401, 403), tag="auth", response_headers=SET_COOKIES),
     # The caller
     Route("GET", "/v1/me", me.get_me, "The caller and their organizations with their role.",
           USER, response=me.ME_REPLY, tag="me"),
@@ -90,6 +127,13 @@ ROUTES: list[Route] = [
           USER, body=orgs.ORG_BODY, response=orgs.ORG, status=201, errors=(409,), tag="orgs"),
     Route("GET", "/v1/orgs/{org_id}", orgs.get_org, "One organization.", ORG, "org.read",
           response=orgs.ORG, tag="orgs"),
+    Route("GET", "/v1/orgs/{org_id}/events", events.org_events,
+          "Live updates: a server-sent event stream (`event: <kind>`, `data: {kind, id, "
+          "org_id}`; kinds instance, key, member, org, quota) whenever something of the org "
+          "changes; a `: ping` comment every 15 s; it ends when the access token expires "
+          "(reconnect with a fresh one) or the caller loses access.", ORG, "org.read",
+          response={"type": "string"}, content_type="text/event-stream", errors=(429,),
+          tag="orgs"),
     Route("PATCH", "/v1/orgs/{org_id}", orgs.patch_org, "Rename an organization.", ORG,
           "org.update", body=orgs.ORG_BODY, response=orgs.ORG, tag="orgs"),
     Route("DELETE", "/v1/orgs/{org_id}", orgs.delete_org, "Delete an organization.", ORG,
@@ -172,6 +216,12 @@ ROUTES: list[Route] = [
     Route("DELETE", "/v1/orgs/{org_id}/instances/{instance_id}/keys/{key_id}",
           keys.revoke_key, "Revoke a key (new connections with it are refused).", ORG,
           "keys.manage", status=204, errors=(404,), tag="keys"),
+    Route("POST", "/v1/orgs/{org_id}/instances/{instance_id}/console-key",
+          console_keys.create_console_key,
+          "A short-lived API key for the web console's data browser (expires within "
+          "console_key_ttl_s; read-only for viewers; not listed, not counted in the quota).",
+          ORG, "instances.browse", response=console_keys.CONSOLE_KEY, status=201,
+          errors=(404, 409), tag="keys"),
     # Platform administration
     Route("GET", "/v1/admin/servers", servers.list_servers,
           "Backend servers of the static provisioner.", ADMIN,

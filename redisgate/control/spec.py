@@ -42,12 +42,14 @@ class Access(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """A query parameter; `schema` is JSON Schema of its value after conversion."""
+    """A query parameter (or with `location`, a header or cookie one the handler reads
+    itself); `schema` is JSON Schema of its value after conversion."""
 
     name: str
     schema: Schema
     description: str
     required: bool = False
+    location: str = "query"  # "query", "header" or "cookie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +62,25 @@ class Route:
     action: str | None = None  # the roles.PERMISSIONS action of an ORG route
     body: Schema | None = None
     query: tuple[Param, ...] = ()
+    headers: tuple[Param, ...] = ()  # header and cookie parameters (documented; handler reads)
     response: Schema | None = None  # None: no body (204) or not JSON
+    response_headers: tuple[tuple[str, str], ...] = ()  # (name, description) of the success
     status: int = 200
     errors: tuple[int, ...] = ()
     tag: str = "misc"
     content_type: str = "application/json"
+
+    @property
+    def streams(self) -> bool:
+        """A long-lived response: the handler runs without holding a database connection."""
+        return self.content_type == "text/event-stream"
 
 
 @dataclass(slots=True)
 class Caller:
     user: User
     session_id: uuid.UUID
+    token_expires_at: float = 0.0  # the access token's `exp` (Unix time)
 
 
 @dataclass(slots=True)

@@ -5,6 +5,10 @@ public id (`gateway_key`), a primary-key lookup joined to the instance, and only
 Every change a gateway must apply to live sessions (re-scope, expiry, revocation) sends a
 change notice in the same transaction (`store.changes`), so no caller can forget it.
 Revoked keys stay (with `revoked_at`) so listings and the audit log can name them.
+
+Console keys (`console` column) are the web console's short-lived keys for its data browser:
+they work at the gateway like any key, but the keys API does not show them, the API-key quota
+does not count them, and `delete_expired_console_keys` removes them once expired.
 """
 
 from __future__ import annotations
@@ -96,15 +100,62 @@ async def create_key(
             expires_at,
             created_by,
         )
+    await changes.announce(conn, "key", key_id, org_id)
     return _key(row)
+
+
+async def create_console_key(
+    conn: asyncpg.Connection,
+    *,
+    key_id: str,
+    digest: str,
+    instance_id: uuid.UUID,
+    org_id: uuid.UUID,
+    name: str,
+    scopes: str,
+    expires_at: datetime,
+    created_by: uuid.UUID,
+) -> ApiKey:
+    """Insert a console key (no quota: it expires within minutes and is never listed)."""
+    with map_exceptions("cannot create the console key"):
+        row = await conn.fetchrow(
+            "INSERT INTO api_keys (id, digest, instance_id, org_id, name, scopes, expires_at, "
+            "created_by, console) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true) "
+            f"RETURNING {_COLUMNS}",
+            key_id,
+            digest,
+            instance_id,
+            org_id,
+            name,
+            scopes,
+            expires_at,
+            created_by,
+        )
+    return _key(row)
+
+
+async def delete_expired_console_keys(
+    conn: asyncpg.Connection, *, grace_s: float, limit: int
+) -> int:
+    """Delete up to `limit` console keys expired over `grace_s` ago (the gateway refuses them
+    from their expiry on; the grace keeps them nameable a while, e.g. in its logs)."""
+    with map_exceptions("cannot delete expired console keys"):
+        result = await conn.execute(
+            "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE console "
+            "AND expires_at < now() - make_interval(secs => $1) ORDER BY expires_at LIMIT $2)",
+            float(grace_s),
+            limit,
+        )
+    return int(result.split()[-1])
 
 
 async def get_key(
     conn: asyncpg.Connection, instance_id: uuid.UUID, key_id: str, *, lock: bool = False
 ) -> ApiKey:
+    """A key of the keys API (console keys are not among them)."""
     with map_exceptions("cannot read the API key"):
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1 AND instance_id = $2"
+            f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1 AND instance_id = $2 AND NOT console"
             + (" FOR UPDATE" if lock else ""),
             key_id,
             instance_id,
@@ -124,7 +175,7 @@ async def list_keys(
     after_at, after_id = after if after else (None, None)
     with map_exceptions("cannot list API keys"):
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM api_keys WHERE instance_id = $1 AND "
+            f"SELECT {_COLUMNS} FROM api_keys WHERE instance_id = $1 AND NOT console AND "
             "($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) "
             "ORDER BY created_at, id LIMIT $4",
             instance_id,
@@ -155,7 +206,7 @@ async def update_key(
             expires_at,
             clear_expiry,
         )
-    await changes.notify(conn, "key", key.id)
+    await changes.notify(conn, "key", key.id, key.org_id)
     return _key(row)
 
 
@@ -169,7 +220,7 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> ApiKey:
         )
     if row is None:
         raise NotFound("no such API key", code="key_not_found")
-    await changes.notify(conn, "key", key_id)
+    await changes.notify(conn, "key", key_id, row["org_id"])
     return _key(row)
 
 
@@ -187,7 +238,9 @@ async def revoke_instance_keys(conn: asyncpg.Connection, instance_id: uuid.UUID)
 async def count_live_keys(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:
     with map_exceptions("cannot count API keys"):
         value = await conn.fetchval(
-            "SELECT count(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL", org_id
+            "SELECT count(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL "
+            "AND NOT console",
+            org_id,
         )
     return int(value)
 

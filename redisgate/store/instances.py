@@ -136,6 +136,7 @@ async def create_instance(
             )
         except asyncpg.UniqueViolationError:
             raise _name_taken(name) from None
+    await changes.announce(conn, "instance", row["id"], org_id)
     return _instance(row)
 
 
@@ -220,7 +221,7 @@ async def update_instance(
             )
         except asyncpg.UniqueViolationError:
             raise _name_taken(name or instance.name) from None
-    await changes.notify(conn, "instance", instance.id)
+    await changes.notify(conn, "instance", instance.id, instance.org_id)
     return _instance(row)
 
 
@@ -257,15 +258,18 @@ async def set_status(
             backend.shared if backend else None,
             server_id,
         )
-    await changes.notify(conn, "instance", instance_id)  # e.g. failed: keys stop opening it
+    # e.g. failed: keys stop opening it; running: the console shows it
+    await changes.notify(conn, "instance", instance_id, None if row is None else row["org_id"])
     return None if row is None else _instance(row)
 
 
 async def delete_instance(conn: asyncpg.Connection, instance_id: uuid.UUID) -> None:
     """Delete the row; its API keys go with it (ON DELETE CASCADE); gateways are told."""
     with map_exceptions("cannot delete the instance"):
-        await conn.execute("DELETE FROM instances WHERE id = $1", instance_id)
-    await changes.notify(conn, "instance", instance_id)
+        org_id = await conn.fetchval(
+            "DELETE FROM instances WHERE id = $1 RETURNING org_id", instance_id
+        )
+    await changes.notify(conn, "instance", instance_id, org_id)
 
 
 async def count_instances(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:

@@ -36,14 +36,14 @@ async def set_limits(conn: asyncpg.Connection, table: str, ident: Any, limits: L
     """Replace the six limits of one row (NotFound when there is no such row)."""
     assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(FIELDS, start=2))
     with map_exceptions("cannot set the limits"):
-        status = await conn.execute(
-            f"UPDATE {table} SET {assignments} WHERE {_TABLES[table]} = $1",
+        org_id = await conn.fetchval(
+            f"UPDATE {table} SET {assignments} WHERE {_TABLES[table]} = $1 RETURNING org_id",
             ident,
             *(getattr(limits, name) for name in FIELDS),
         )
-    if status.split()[-1] == "0":
+    if org_id is None:
         raise NotFound(f"nothing to set limits on in {table}", code="not_found")
-    await changes.notify(conn, _NOTICE_KINDS[table], ident)  # gateways apply it live
+    await changes.notify(conn, _NOTICE_KINDS[table], ident, org_id)  # gateways apply it live
 
 
 async def org_limits(conn: asyncpg.Connection, org_id: Any) -> Limits:

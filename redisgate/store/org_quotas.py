@@ -20,6 +20,7 @@ import asyncpg
 
 from redisgate.config import Settings
 from redisgate.errors import NotFound, QuotaExceeded, StoreError
+from redisgate.store import changes
 from redisgate.store.db import map_exceptions
 
 UsageFn = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[int]]
@@ -97,6 +98,7 @@ async def set_quota(conn: asyncpg.Connection, org_id: uuid.UUID, limits: QuotaLi
         )
     if row is None:
         raise NotFound("organization not found", code="org_not_found")
+    await changes.announce(conn, "quota", org_id, org_id)
     return _quota(row)
 
 

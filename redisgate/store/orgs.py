@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from redisgate.errors import Conflict, NotFound, StoreError
+from redisgate.store import changes
 from redisgate.store.db import map_exceptions
 from redisgate.store.org_quotas import QuotaLimits
 
@@ -144,6 +145,7 @@ async def rename_org(conn: asyncpg.Connection, org_id: uuid.UUID, name: str) -> 
         )
     if row is None:
         raise NotFound("organization not found", code="org_not_found")
+    await changes.announce(conn, "org", org_id, org_id)
     return _org(row)
 
 
@@ -151,6 +153,7 @@ async def delete_org(conn: asyncpg.Connection, org_id: uuid.UUID) -> None:
     """Delete the org; memberships and quota go with it (ON DELETE CASCADE)."""
     with map_exceptions("cannot delete the organization"):
         await conn.execute("DELETE FROM organizations WHERE id = $1", org_id)
+    await changes.announce(conn, "org", org_id, org_id)  # its streams end
 
 
 # --- Memberships ---------------------------------------------------------------------------
@@ -220,6 +223,7 @@ async def add_member(
                 code="already_member",
             ) from None
         raise
+    await changes.announce(conn, "member", user_id, org_id)
     return await get_member(conn, org_id, user_id)
 
 
@@ -233,6 +237,7 @@ async def set_role(
             user_id,
             role,
         )
+    await changes.announce(conn, "member", user_id, org_id)
     return await get_member(conn, org_id, user_id)
 
 
@@ -241,6 +246,7 @@ async def remove_member(conn: asyncpg.Connection, org_id: uuid.UUID, user_id: uu
         await conn.execute(
             "DELETE FROM memberships WHERE org_id = $1 AND user_id = $2", org_id, user_id
         )
+    await changes.announce(conn, "member", user_id, org_id)  # their streams of it end
 
 
 async def count_owners(conn: asyncpg.Connection, org_id: uuid.UUID) -> int:

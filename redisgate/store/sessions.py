@@ -14,6 +14,7 @@ from datetime import datetime
 
 import asyncpg
 
+from redisgate.store import changes
 from redisgate.store.db import map_exceptions
 
 _COLUMNS = "id, user_id, remember_me, user_agent, client_addr, created_at, last_used_at, expires_at"
@@ -126,7 +127,10 @@ async def revoke(
             user_id,
             why,
         )
-    return bool(status != "UPDATE 0")
+    if status == "UPDATE 0":
+        return False
+    await changes.announce(conn, "session", user_id, None)  # its live-update streams end
+    return True
 
 
 async def revoke_others(
@@ -140,7 +144,10 @@ async def revoke_others(
             keep,
             why,
         )
-    return int(status.split()[-1])
+    ended = int(status.split()[-1])
+    if ended:
+        await changes.announce(conn, "session", user_id, None)
+    return ended
 
 
 async def list_live(

@@ -94,6 +94,13 @@ async def test_random_input_never_breaks_a_route(api: Api) -> None:
             skip_mutations = route.method == "DELETE" and "members" not in route.path
             if skip_mutations:
                 continue  # keep the org the other routes use
+            if route.streams:  # never ends by itself: its status is the answer
+                raw = await api.client.get(
+                    path, params=params, headers={"Authorization": f"Bearer {token}"}
+                )
+                raw.close()
+                assert raw.status < 500, (route.method, path)
+                continue
             response = await api.request(
                 route.method,
                 path,
