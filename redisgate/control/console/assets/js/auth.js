@@ -1,26 +1,36 @@
 // Signing in and staying signed in: the one module that knows how tokens travel.
 //
 // The access token lives in this module's memory only (never localStorage or
-// sessionStorage), so a script injected into the page later cannot read one left behind.
-// Today the refresh token is kept here too, in memory, from the JSON body of
-// /v1/auth/login: a reload of the page signs the user out. The cookie flow (refresh token
-// in an HttpOnly SameSite=Strict cookie, CSRF header from the readable rg_csrf cookie)
-// replaces `refreshToken` below and makes `restore()` work across reloads.
+// sessionStorage), so a script injected into the page later finds none left behind. The
+// refresh token never reaches a script at all: login and registration ask for it as a cookie
+// (`"cookie": true`: rg_refresh, HttpOnly, SameSite=Strict, Path=/v1/auth), and refresh and
+// logout send that cookie with the double-submit header X-CSRF-Token, the value of the
+// readable rg_csrf cookie. So a reload keeps the session: `restore()` refreshes from the
+// cookie. (API users keep the JSON body flow; the console never uses it.)
 
 import { ApiError } from "./errors.js"
 
 let accessToken = null
-let refreshToken = null
 let refreshTimer = null
 let refreshing = null
 const listeners = new Set()
 
+const CSRF_COOKIE = "rg_csrf"
+
+function csrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith(`${CSRF_COOKIE}=`))
+  return found ? decodeURIComponent(found.slice(CSRF_COOKIE.length + 1)) : null
+}
+
 async function post(path, body) {
+  const headers = { "Content-Type": "application/json", Accept: "application/json" }
+  const csrf = csrfToken()
+  if (csrf) headers["X-CSRF-Token"] = csrf
   let response
   try {
     response = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers,
       body: JSON.stringify(body),
       credentials: "same-origin",
     })
@@ -34,7 +44,6 @@ async function post(path, body) {
 
 function adopt(tokens) {
   accessToken = tokens.access_token
-  if (tokens.refresh_token) refreshToken = tokens.refresh_token
   clearTimeout(refreshTimer)
   // Refresh a minute before the access token expires (15 min by default).
   const inMs = Math.max(10, (tokens.expires_in || 900) - 60) * 1000
@@ -43,7 +52,6 @@ function adopt(tokens) {
 
 function forget() {
   accessToken = null
-  refreshToken = null
   clearTimeout(refreshTimer)
   for (const listener of listeners) listener()
 }
@@ -62,41 +70,46 @@ export function onSignedOut(listener) {
 }
 
 export async function login(email, password, rememberMe) {
-  adopt(await post("/v1/auth/login", { email, password, remember_me: Boolean(rememberMe) }))
+  adopt(await post("/v1/auth/login", { email, password, remember_me: Boolean(rememberMe), cookie: true }))
 }
 
 export async function register(email, password, name) {
-  const body = { email, password }
+  const body = { email, password, cookie: true }
   if (name) body.name = name
   const reply = await post("/v1/auth/register", body)
   adopt(reply)
   return reply
 }
 
-// New tokens for the session; false (and signed out) when it has ended.
+// New tokens for the session (from the refresh cookie); false when it has ended, and then the
+// signed-out listeners run if the user was signed in.
 export function refresh() {
-  if (!refreshToken) return Promise.resolve(false)
+  if (!csrfToken()) {
+    if (accessToken) forget()
+    return Promise.resolve(false)
+  }
   if (!refreshing) {
-    refreshing = post("/v1/auth/refresh", { refresh_token: refreshToken })
+    refreshing = post("/v1/auth/refresh", {})
       .then((tokens) => { adopt(tokens); return true })
       .catch((err) => {
-        if (err.status === 401) forget()
-        return false
+        if (err.status === 401 || err.status === 403) {
+          if (accessToken) forget()
+          return false
+        }
+        return accessToken !== null // a network hiccup: keep the session, try again later
       })
       .finally(() => { refreshing = null })
   }
   return refreshing
 }
 
-// At page load: a session that survives the reload (only with the refresh cookie).
+// At page load: the session of the refresh cookie, if there is a live one.
 export async function restore() {
-  return false
+  return csrfToken() ? refresh() : false
 }
 
 export async function logout() {
-  const held = refreshToken
   accessToken = null
-  refreshToken = null
   clearTimeout(refreshTimer)
-  if (held) await post("/v1/auth/logout", { refresh_token: held }).catch(() => {})
+  if (csrfToken()) await post("/v1/auth/logout", {}).catch(() => {})
 }
