@@ -120,11 +120,25 @@ def test_sign_up_create_instance_and_key_connect_revoke(
     expect(dialog.locator("pre")).to_contain_text(f'from_url("redis://default:{token}@')
     pong = redis_cli(copied, "PING")
     assert pong.stdout.strip() == "PONG", pong
+    assert redis_cli(copied, "SET", "greeting", "hello from redis-cli").stdout.strip() == "OK"
     session = live_session(copied)
-
-    # TODO(data browser): with console keys, the instance's data browser shows the key here.
-
     dialog.get_by_role("button", name="I have copied it").click()
+
+    # The data browser shows what redis-cli wrote, and its command line runs commands.
+    page.get_by_role("link", name="Data").click()
+    page.get_by_role("button", name="greeting").click()
+    expect(page.get_by_label("Value")).to_have_value("hello from redis-cli")
+    cli = page.get_by_placeholder("GET greeting")
+    cli.fill("HSET user:1 name Ada lang 'Python 3'")
+    cli.press("Enter")
+    expect(page.locator(".cli-output")).to_contain_text("(integer) 2")
+    page.get_by_role("button", name="Scan").click()
+    page.get_by_role("button", name="user:1").click()
+    expect(page.get_by_role("cell", name="Python 3")).to_be_visible()
+    check_accessibility(page, axe_source, "data browser")
+    shot(page, "data")
+
+    page.get_by_role("link", name="API keys").click()
     row = page.locator("tr", has_text="ops")
     expect(row.get_by_text("active")).to_be_visible()
     shot(page, "keys")

@@ -13,6 +13,7 @@ export const PERMISSIONS = {
   "audit.read": ["owner", "admin"],
   "instances.read": ["owner", "admin", "member", "viewer"],
   "instances.manage": ["owner", "admin", "member"],
+  "instances.browse": ["owner", "admin", "member", "viewer"],
   "usage.read": ["owner", "admin", "member", "viewer"],
   "keys.read": ["owner", "admin", "member"],
   "keys.manage": ["owner", "admin", "member"],
