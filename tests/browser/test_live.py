@@ -70,3 +70,30 @@ def test_changes_elsewhere_appear_without_a_reload(
     expect(page.locator("tr", has_text="from-a-script").get_by_text("revoked")).to_be_visible()
     check_accessibility(page, axe_source, "keys, live")
     assert page_errors(page) == []
+
+
+def test_a_member_removed_elsewhere_leaves_the_organization_at_once(
+    page: Page, console_stack: RunningStack
+) -> None:
+    stack = console_stack
+    owner, member = stack.register("boss"), stack.register("temp")
+    org, token = owner["org"]["id"], owner["access_token"]
+    status, _ = stack.call(
+        "POST", f"/v1/orgs/{org}/members", {"email": member["email"], "role": "member"}, token
+    )
+    assert status == 201
+    sign_in(page, stack, member["email"])
+    page.get_by_label("Organization").select_option(label="boss's organization (member)")
+    expect(page.get_by_role("heading", name="No instances yet")).to_be_visible()
+    status, _ = stack.call(
+        "PATCH", f"/v1/orgs/{org}/members/{member['user']['id']}", {"role": "viewer"}, token
+    )
+    assert status == 200
+    expect(page.get_by_text("Your role here is now viewer.")).to_be_visible()
+    expect(page.get_by_role("option", name="boss's organization (viewer)")).to_be_attached()
+    expect(page.get_by_role("link", name="Create your first instance")).to_have_count(0)
+    status, _ = stack.call("DELETE", f"/v1/orgs/{org}/members/{member['user']['id']}", token=token)
+    assert status == 204
+    expect(page.get_by_text("You no longer have access to that organization.")).to_be_visible()
+    expect(page.get_by_role("option", name="boss's organization (viewer)")).to_have_count(0)
+    expect(page.get_by_label("Organization")).to_have_value(member["org"]["id"])

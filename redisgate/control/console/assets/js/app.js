@@ -174,14 +174,18 @@ function header(orgId, path = "") {
 // Membership and organization changes (another tab, another user) reach the header at once.
 events.onEvent(async (kind, event) => {
   const me = session.user()
-  if (!me || !["org", "member", "resync"].includes(kind)) return
+  if (!me || !["org", "member", "resync", "access"].includes(kind)) return
   if (kind === "member" && event.id !== me.id) return
-  await session.load().catch(() => {})
   const { path } = current()
   const orgId = match(path) && match(path).params.org
+  const before = orgId ? session.role(orgId) : null
+  await session.load().catch(() => {})
   if (orgId && !session.org(orgId)) {
     toast("You no longer have access to that organization.", "error")
     navigate("/")
+  } else if (orgId && session.role(orgId) !== before) {
+    toast(`Your role here is now ${session.role(orgId)}.`)
+    route(false) // what the page offers depends on the role
   } else if (orgId) {
     header(orgId, path)
   }

@@ -2,7 +2,8 @@
 // cannot send the Authorization header and the access token lives in memory only, so the
 // stream is read with fetch. An event says what changed (kind, id), never how: pages fetch
 // again what they show. The stream ends with the access token; it is opened again with a
-// fresh one, and after any gap pages are told to "resync" (events may have been missed).
+// fresh one, and after any gap pages are told to "resync" (events may have been missed). A
+// stream refused on reconnection (no longer a member) is reported as "access".
 
 import * as auth from "./auth.js"
 
@@ -56,6 +57,12 @@ async function run(state) {
         signal: controller.signal,
       })
       if (response.status === 401 && await auth.refresh()) continue
+      if (response.status === 404 || response.status === 403) {
+        // The stream ended because access did: say so once, and stop watching this org.
+        if (watching === state) watching = null
+        emit("access", { kind: "access", id: null, org_id: orgId })
+        return
+      }
       if (!response.ok) throw new Error(`events: ${response.status}`)
       if (opened) emit("resync", null)
       opened = true
