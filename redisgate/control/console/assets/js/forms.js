@@ -61,9 +61,7 @@ export class FormErrors {
     this.clear()
     const named = Object.entries({ ...err.fields, ...extra })
     const unplaced = named.filter(([name, message]) => !this.set(name, message))
-    if (named.length === 0 || unplaced.length) {
-      this.alert.textContent = named.length ? describe(err) : describe(err)
-    }
+    if (named.length === 0 || unplaced.length) this.alert.textContent = describe(err)
     const first = Object.values(this.fields).find((f) => f.input && f.input.getAttribute("aria-invalid") === "true")
     if (first) first.input.focus()
     else this.alert.focus()
