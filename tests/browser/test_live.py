@@ -7,6 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import (
+    PASSWORD,
     TIMEOUT_MS,
     RunningStack,
     check_accessibility,
@@ -97,3 +98,22 @@ def test_a_member_removed_elsewhere_leaves_the_organization_at_once(
     expect(page.get_by_text("You no longer have access to that organization.")).to_be_visible()
     expect(page.get_by_role("option", name="boss's organization (viewer)")).to_have_count(0)
     expect(page.get_by_label("Organization")).to_have_value(member["org"]["id"])
+
+
+def test_a_session_ended_elsewhere_leads_back_to_sign_in(
+    page: Page, console_stack: RunningStack
+) -> None:
+    stack = console_stack
+    user = stack.register("ended")
+    sign_in(page, stack, user["email"])
+    # The user ends every other session from another device (a password change does).
+    status, _ = stack.call(
+        "PATCH",
+        "/v1/me",
+        {"current_password": PASSWORD, "password": "a brand new passphrase here"},
+        user["access_token"],
+    )
+    assert status == 200
+    page.get_by_role("link", name="Members").click()
+    expect(page.get_by_text("Your session has ended. Sign in again.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()

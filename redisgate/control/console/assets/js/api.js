@@ -26,6 +26,7 @@ export async function api(method, path, body, retried = false) {
   if (response.status === 401 && held && !retried && err.code === "token_expired") {
     if (await auth.refresh()) return api(method, path, body, true)
   }
+  if (response.status === 401 && held) auth.ended() // back to sign-in, with a message
   throw err
 }
 

@@ -60,6 +60,11 @@ export function token() {
   return accessToken
 }
 
+// The API refused the access token for good (the session ended elsewhere): sign out here.
+export function ended() {
+  if (accessToken) forget()
+}
+
 export function signedIn() {
   return accessToken !== null
 }
