@@ -4,10 +4,12 @@ Starts a redis-server and the gateway (`redisgate proxy`, its own process; the k
 throwaway PostgreSQL with limits and quotas on, as `compare.py` runs it, or from a keys file
 with `--no-postgres`), runs one redis-benchmark load against the gateway while `py-spy record`
 samples the gateway process, then prints the functions with the most samples, by own time
-(self) and including callees (total), as percentages of the gateway's busy samples.
+(self) and including callees (total), as percentages of the gateway's busy samples. `--http
+LOAD` runs one of `compare.py`'s HTTP loads (wrk against the HTTP command API) instead.
 
     .venv/bin/python benchmarks/profile_gateway.py -- -t get -c 50 -P 1 -n 300000
     .venv/bin/python benchmarks/profile_gateway.py --top 40 -- -t set -c 50 -P 16 -n 1000000
+    .venv/bin/python benchmarks/profile_gateway.py --http http-set-c50 --seconds 20
 
 Sampling (100 Hz, `--nonblocking`) costs the gateway little, unlike cProfile, whose overhead
 inflates small functions; the shares are what to act on, not the throughput printed.
@@ -25,9 +27,12 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+from compare import LOADS
+from httpload import parse_wrk, run_wrk, wrk_script
 from targets import make_keys_file, pid_of, start_gateway
 from tenant import postgres_tenant
 
+from redisgate.launcher.process import free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.scopes import PRESETS
 
@@ -40,6 +45,10 @@ def main() -> int:
     parser.add_argument("--no-postgres", action="store_true", help="key from a keys file")
     parser.add_argument("--scopes", default=PRESETS["full"])
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    http_loads = [x.slug for x in LOADS if x.http is not None]
+    parser.add_argument("--http", choices=http_loads, help="an HTTP load of compare.py (wrk)")
+    parser.add_argument("--seconds", type=float, default=20, help="of the HTTP load")
+    parser.add_argument("--save", type=Path, help="also keep py-spy's collapsed stacks here")
     parser.add_argument("benchmark", nargs="*", default=["-t", "get", "-c", "50", "-n", "300000"])
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -54,7 +63,8 @@ def main() -> int:
             else:
                 url, token = stack.enter_context(postgres_tenant(redis, args.scopes))
                 source = ["--database-url", url]
-            gateway, port = start_gateway(workdir, source, 10_000, "profiled")
+            http_port = free_port()
+            gateway, port = start_gateway(workdir, source, 10_000, "profiled", http_port=http_port)
             stack.callback(gateway.stop)
             raw = workdir / "stacks.txt"
             sampler = subprocess.Popen(
@@ -65,11 +75,25 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            bench = ["redis-benchmark", "-p", str(port), "-a", token, "-q", *args.benchmark]
-            out = subprocess.run(bench, capture_output=True, text=True, check=True).stdout
-            print(out.replace("\r", "\n").strip().splitlines()[-1])
+            if args.http:
+                load = next(x for x in LOADS if x.slug == args.http)
+                assert load.http is not None
+                script = workdir / "load.lua"
+                script.write_text(wrk_script(load.name, load.http))
+                _, out = run_wrk(script, http_port, token, load.options, args.seconds)
+                result = parse_wrk(out, load.http.commands)
+                print(
+                    f"{load.name}: {result['rps']:,.0f} requests/s, "
+                    f"{result['cmds_per_s']:,.0f} commands/s, errors {result['errors'] or 0}"
+                )
+            else:
+                bench = ["redis-benchmark", "-p", str(port), "-a", token, "-q", *args.benchmark]
+                out = subprocess.run(bench, capture_output=True, text=True, check=True).stdout
+                print(out.replace("\r", "\n").strip().splitlines()[-1])
             sampler.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
             sampler.wait(30)
+            if args.save:
+                shutil.copyfile(raw, args.save)
             report(raw.read_text(), args.top)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -77,8 +101,10 @@ def main() -> int:
 
 
 def report(collapsed: str, top: int) -> None:
-    """Print the top functions by self and total samples from py-spy's collapsed stacks."""
+    """Print the top functions by self and total samples from py-spy's collapsed stacks, and
+    the modules by self samples."""
     own: collections.Counter[str] = collections.Counter()
+    files: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     busy = 0
     for line in collapsed.splitlines():
@@ -89,13 +115,15 @@ def report(collapsed: str, top: int) -> None:
         count = int(count_text)
         busy += count
         own[_short(frames[-1])] += count
+        files[_short(frames[-1]).partition(" (")[2].rstrip(")")] += count
         for frame in set(map(_short, frames)):
             total[frame] += count
     if not busy:
         print("no busy samples")
         return
     print(f"\n{busy} busy samples")
-    for title, counter in (("self", own), ("total (with callees)", total)):
+    sections = (("self", own), ("total (with callees)", total), ("modules (self)", files))
+    for title, counter in sections:
         print(f"\n{title}:")
         for frame, count in counter.most_common(top):
             print(f"  {100 * count / busy:5.1f}%  {frame}")
