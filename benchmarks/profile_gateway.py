@@ -49,6 +49,11 @@ def main() -> int:
     parser.add_argument("--http", choices=http_loads, help="an HTTP load of compare.py (wrk)")
     parser.add_argument("--seconds", type=float, default=20, help="of the HTTP load")
     parser.add_argument("--save", type=Path, help="also keep py-spy's collapsed stacks here")
+    parser.add_argument(
+        "--blocking",
+        action="store_true",
+        help="pause the gateway for each sample (slower, but no stacks torn mid-call)",
+    )
     parser.add_argument("benchmark", nargs="*", default=["-t", "get", "-c", "50", "-n", "300000"])
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -70,7 +75,8 @@ def main() -> int:
             sampler = subprocess.Popen(
                 [
                     *(spy, "record", "--pid", str(pid_of(gateway)), "--format", "raw"),
-                    *("--nonblocking", "--rate", str(args.rate), "--output", str(raw)),
+                    *(() if args.blocking else ("--nonblocking",)),
+                    *("--rate", str(args.rate), "--output", str(raw)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
