@@ -77,6 +77,9 @@ from redisgate.scopes import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_WITH_SCRIPTS = PRESETS["full"] + " +@scripting"
+# redis-benchmark -c 500 opens all its connections from 127.0.0.1 before any of them AUTHs:
+# past max_anonymous_per_address (256 by default) the gateway would close the oldest.
+LOAD_FLAGS = ("--max-anonymous-per-address", "10000")
 RESP_TWIN = "redisgate (RESP)"  # an HTTP load's same commands over RESP, in its table
 
 
@@ -261,7 +264,8 @@ def fresh_target(
         return
     spec = next((g for g in gateways if g.name == name), None)
     if spec is not None:
-        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, spec.extra, spec.code)
+        extra = LOAD_FLAGS + spec.extra
+        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, extra, spec.code)
         password: str | None = spec.token
     else:
         proc, port = start_twemproxy(workdir, redis, tag)
@@ -504,8 +508,9 @@ def main() -> int:
             targets = [Target("redis", redis.port, redis.password, pid_of(redis.process))]
             for spec in gateways:
                 http_port = free_port()
+                extra = LOAD_FLAGS + spec.extra
                 gateway, gw_port = start_gateway(
-                    workdir, spec.source, 10_000, spec.name, spec.extra, spec.code, http_port
+                    workdir, spec.source, 10_000, spec.name, extra, spec.code, http_port
                 )
                 procs.append(gateway)
                 target = Target(spec.name, gw_port, spec.token, pid_of(gateway), http_port)
