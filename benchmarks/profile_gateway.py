@@ -50,6 +50,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20, help="of the HTTP load")
     parser.add_argument("--save", type=Path, help="also keep py-spy's collapsed stacks here")
     parser.add_argument(
+        "--code", type=Path, metavar="CHECKOUT", help="profile another checkout's gateway"
+    )
+    parser.add_argument(
         "--blocking",
         action="store_true",
         help="pause the gateway for each sample (slower, but no stacks torn mid-call)",
@@ -69,7 +72,9 @@ def main() -> int:
                 url, token = stack.enter_context(postgres_tenant(redis, args.scopes))
                 source = ["--database-url", url]
             http_port = free_port()
-            gateway, port = start_gateway(workdir, source, 10_000, "profiled", http_port=http_port)
+            gateway, port = start_gateway(
+                workdir, source, 10_000, "profiled", code=args.code, http_port=http_port
+            )
             stack.callback(gateway.stop)
             raw = workdir / "stacks.txt"
             sampler = subprocess.Popen(
