@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,39 @@ from redisgate.scopes import PRESETS
 
 IDLE_FRAMES = ("select (selectors.py", "run_forever", "_run_once")
 
+# Where an HTTP request's time goes (`--http`): each sample counts for the first phase, walking
+# from its innermost frame outwards, that one of the phase's patterns matches (patterns see
+# py-spy's frames, `function (path/module.py:line)`; docs/performance.md, "HTTP command API").
+HTTP_PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("aiohttp: response (headers, socket write)", (
+        r"^(StreamWriter|StreamResponse|Response)\.", r"finish_response",
+    )),
+    ("JSON: request body to arguments", (
+        r"^(command|batch|_load|_args|_arg|_literal) \(.*http_api/requests\.py",
+    )),
+    ("JSON: reply to answer (replies.parse, dumps, web.Response)", (
+        r"http_api/replies\.py", r"^(_json|_error|_value|_text) \(.*http_front_door\.py",
+    )),
+    ("authentication per request (key, limits admit, scope bind)", (
+        r"^HttpFrontDoor\._authenticate", r"^Caller\.authenticate", r"^KeyBinding\.",
+        r"^Authenticator\.", r"/(api_key_format|rates|limits|command_tables)\.py:",
+    )),
+    ("Caller set-up (session, framer, counters)", (r"^Caller\.__init__",)),
+    ("Caller close (usage harvest, limits release)", (r"^Caller\.close",)),
+    ("asyncio.timeout per request", (r"asyncio/timeouts\.py",)),
+    ("command path (RESP encode and frame, decide, forward)", (
+        r"^Caller\.(call|call_all|_decide|_forward|_expect|reply_ready) ",
+    )),
+    ("backend connection (writes, reads, reply framing)", (
+        r"backend/upstream\.py", r"wire/replies\.py",
+    )),
+    ("front door's own glue (paths, token, metrics)", (r"http_front_door\.py",)),
+    ("aiohttp: request parsing, handler task", (
+        r"aiohttp/(web_protocol|http_parser|web_request|streams|web_server|helpers)\.py",
+    )),
+    ("event loop (uvloop: epoll, socket reads, callbacks)", (r"^Runner\.run ",)),
+)  # fmt: skip
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,7 +89,9 @@ def main() -> int:
     parser.add_argument(
         "--blocking",
         action="store_true",
-        help="pause the gateway for each sample (slower, but no stacks torn mid-call)",
+        help="pause the gateway for each sample: no stacks torn mid-call, but the pauses land "
+        "on system calls more often (under HTTP loads asyncio.get_running_loop's getpid showed "
+        "at 12%% blocking, 2%% not); compare with a run without it",
     )
     parser.add_argument("benchmark", nargs="*", default=["-t", "get", "-c", "50", "-n", "300000"])
     args = parser.parse_args()
@@ -105,15 +141,17 @@ def main() -> int:
             sampler.wait(30)
             if args.save:
                 shutil.copyfile(raw, args.save)
-            report(raw.read_text(), args.top)
+            report(raw.read_text(), args.top, HTTP_PHASES if args.http else ())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def report(collapsed: str, top: int) -> None:
-    """Print the top functions by self and total samples from py-spy's collapsed stacks, and
-    the modules by self samples."""
+def report(collapsed: str, top: int, phases: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> None:
+    """Print the top functions by self and total samples from py-spy's collapsed stacks, the
+    modules by self samples, and the `phases`' shares."""
+    compiled = [(name, re.compile("|".join(patterns))) for name, patterns in phases]
+    phase: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     files: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
@@ -129,11 +167,18 @@ def report(collapsed: str, top: int) -> None:
         files[_short(frames[-1]).partition(" (")[2].rstrip(")")] += count
         for frame in set(map(_short, frames)):
             total[frame] += count
+        if compiled:
+            found = (
+                name for frame in reversed(frames) for name, rx in compiled if rx.search(frame)
+            )
+            phase[next(found, "other")] += count
     if not busy:
         print("no busy samples")
         return
     print(f"\n{busy} busy samples")
-    sections = (("self", own), ("total (with callees)", total), ("modules (self)", files))
+    sections = [("self", own), ("total (with callees)", total), ("modules (self)", files)]
+    if compiled:
+        sections.append(("phases (innermost matching frame)", phase))
     for title, counter in sections:
         print(f"\n{title}:")
         for frame, count in counter.most_common(top):
