@@ -50,7 +50,7 @@ lint: install
 	$(BIN)/mypy redisgate
 
 # Direct Redis vs the gateway vs twemproxy, and the gateway's HTTP command API under wrk
-# (benchmarks/README.md); about 6-9 minutes on 2 cores. Smoke test: make bench
+# (benchmarks/README.md); about 5-7 minutes on 2 cores. Smoke test: make bench
 # BENCH_ARGS="--quick --rounds 1". twemproxy and wrk are installed when possible (two calls:
 # one failing to install leaves the other be).
 bench: install
