@@ -49,10 +49,13 @@ lint: install
 	$(BIN)/ruff format --check redisgate tests benchmarks scripts deploy
 	$(BIN)/mypy redisgate
 
-# Direct Redis vs the gateway vs twemproxy (benchmarks/README.md); about 5-7 minutes on 2 cores.
-# Smoke test: make bench BENCH_ARGS="--quick --rounds 1". twemproxy is installed when possible.
+# Direct Redis vs the gateway vs twemproxy, and the gateway's HTTP command API under wrk
+# (benchmarks/README.md); about 5-7 minutes on 2 cores. Smoke test: make bench
+# BENCH_ARGS="--quick --rounds 1". twemproxy and wrk are installed when possible (two calls:
+# one failing to install leaves the other be).
 bench: install
 	@scripts/install-system-deps.sh --optional nutcracker
+	@scripts/install-system-deps.sh --optional wrk
 	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
 
 # Hostile tenants against a real stack: another tenant's PING p50/p99 during each attack

@@ -11,6 +11,10 @@ in turn, round after round (A B C A B C …), so drift of a shared machine hits 
 - `mixed`: MGET of 10 keys, HSET/HGETALL, LPUSH/LRANGE, INCR, EVALSHA (benchmarks/mixed.py).
 - `idle`: 10,000 idle authenticated connections against a freshly started target: RSS per
   connection, and a new client's connect + AUTH + PING time (benchmarks/idle.py).
+- HTTP loads (`http-*`): the gateway's HTTP command API under wrk, keep-alive, SET and GET one
+  command per `POST /` and 16 GETs per `POST /pipeline` (benchmarks/httpload.py), each round
+  beside the same commands over RESP through the same gateway at the same concurrency
+  (redis-benchmark -P1 / -P16): requests/s, commands/s, CPU per request and per command.
 
 Reports, per load and target: median requests/s with min-max, median p50 and p99 latency,
 ratios to direct Redis and to twemproxy (median of the per-round ratios), and the CPU seconds
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
+import json
 import os
 import platform
 import shutil
@@ -48,9 +53,10 @@ from benchlib import (
     raise_open_files_limit,
     write_report,
 )
+from httpload import HttpRequest, http_call, parse_wrk, run_wrk, wrk_script
 from idle import measure_idle
 from mixed import run_loop, run_mixed
-from report import markdown, summarize, summarize_idle
+from report import markdown, summarize, summarize_http, summarize_idle
 from targets import (
     BIG_KEY,
     BIG_SIZE,
@@ -65,23 +71,29 @@ from targets import (
 )
 from tenant import postgres_tenant
 
-from redisgate.launcher.process import ManagedProcess
+from redisgate.launcher.process import ManagedProcess, free_port
 from redisgate.launcher.redis import RedisServer
 from redisgate.scopes import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_WITH_SCRIPTS = PRESETS["full"] + " +@scripting"
+# redis-benchmark -c 500 opens all its connections from 127.0.0.1 before any of them AUTHs:
+# past max_anonymous_per_address (256 by default) the gateway would close the oldest.
+LOAD_FLAGS = ("--max-anonymous-per-address", "10000")
+RESP_TWIN = "redisgate (RESP)"  # an HTTP load's same commands over RESP, in its table
 
 
 @dataclass(frozen=True)
 class Load:
     """One row group of the report. `options` go to redis-benchmark, then `command` (a custom
     command, instead of `-t`). `check` is sent once to each target first: redis-benchmark counts
-    error replies as successes, so a denied or unsupported command would look fast."""
+    error replies as successes, so a denied or unsupported command would look fast. An HTTP
+    load has its `http` request (sent by wrk to every gateway's HTTP port) and its `twin`, the
+    same commands over RESP to the gateway, run in the same rounds."""
 
     slug: str
     name: str
-    kind: str  # "bench", "mixed" or "idle"
+    kind: str  # "bench", "mixed", "idle" or "http"
     options: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
     requests: int = 0
@@ -89,6 +101,8 @@ class Load:
     check: tuple[str, ...] = ()
     expect: bytes = b""
     setget: bool = False  # one of the SET/GET loads, which --requests resizes
+    http: HttpRequest | None = None
+    twin: Load | None = None
 
 
 def _setget(test: str, clients: int, pipeline: int, requests: int) -> Load:
@@ -104,6 +118,34 @@ def _setget(test: str, clients: int, pipeline: int, requests: int) -> Load:
         check=check,
         expect=b"+OK" if test == "set" else b"$3\r\n",
         setget=True,
+    )
+
+
+def _http(test: str, clients: int, pipeline: int, requests: int) -> Load:
+    """An HTTP load: `test` (SET or GET of one key) alone per `POST /`, or `pipeline` of them
+    per `POST /pipeline`; its twin sends the same command over RESP, `pipeline` deep."""
+    one = ["SET", "key:000000000000", DATA] if test == "set" else ["GET", "key:000000000000"]
+    result = b'{"result":"OK"}' if test == "set" else b'{"result":"%s"}' % DATA.encode()
+    if pipeline == 1:
+        slug, what = f"http-{test}-c{clients}", test.upper()
+        request = HttpRequest("/", json.dumps(one).encode(), 1, result)
+    else:
+        slug, what = f"http-pipeline{pipeline}-c{clients}", f"pipeline {pipeline}x{test.upper()}"
+        body = json.dumps([one] * pipeline).encode()
+        request = HttpRequest("/pipeline", body, pipeline, b"[%s]" % b",".join([result] * pipeline))
+    twin = Load(
+        f"{slug}-resp",
+        f"{test.upper()} c{clients} P{pipeline} (RESP)",
+        "bench",
+        ("-c", str(clients), "-P", str(pipeline)),
+        tuple(one),
+        requests,
+        max(requests // 50, 1000),
+        tuple(one),
+        b"+OK" if test == "set" else b"$3\r\n",
+    )
+    return Load(
+        slug, f"HTTP {what} c{clients}", "http", ("-c", str(clients)), http=request, twin=twin
     )
 
 
@@ -140,6 +182,9 @@ LOADS = [
     ),
     Load("mixed", "MIXED c50", "mixed"),
     Load("idle", "IDLE", "idle"),
+    _http("set", 50, 1, 100_000),
+    _http("get", 50, 1, 100_000),
+    _http("get", 50, 16, 300_000),
 ]
 
 
@@ -180,6 +225,18 @@ def run_mixed_once(target: Target, clients: int, seconds: float, sha: str) -> di
     return summary
 
 
+def run_http_once(target: Target, load: Load, script: Path, seconds: float) -> dict[str, Any]:
+    """One wrk run of an HTTP load against a gateway's HTTP port: requests/s, commands/s,
+    p50 and p99 ms, wrk's errors, the gateway's CPU seconds over the run."""
+    assert load.http is not None and target.http_port is not None and target.password
+    cpu = cpu_seconds(target.pid)
+    _, out = run_wrk(script, target.http_port, target.password, load.options, seconds)
+    cpu = cpu_seconds(target.pid) - cpu
+    result = parse_wrk(out, load.http.commands)
+    result["cpu_s"] = cpu
+    return result
+
+
 @dataclass(frozen=True)
 class GatewaySpec:
     """How a gateway target is started: its key source and flags, and the key to use."""
@@ -207,7 +264,8 @@ def fresh_target(
         return
     spec = next((g for g in gateways if g.name == name), None)
     if spec is not None:
-        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, spec.extra, spec.code)
+        extra = LOAD_FLAGS + spec.extra
+        proc, port = start_gateway(workdir, spec.source, count + 1000, tag, extra, spec.code)
         password: str | None = spec.token
     else:
         proc, port = start_twemproxy(workdir, redis, tag)
@@ -226,6 +284,18 @@ def check_load(load: Load, targets: list[Target]) -> dict[str, str]:
             reply = client.call(*load.check)
         if not reply.startswith(load.expect):
             bad[target.name] = f"{' '.join(load.check[:2])} answered {reply[:80]!r}"
+    return bad
+
+
+def check_http(load: Load, targets: list[Target]) -> dict[str, str]:
+    """Gateways whose HTTP port answers the load's request with something unexpected."""
+    assert load.http is not None
+    bad: dict[str, str] = {}
+    for target in targets:
+        assert target.http_port is not None and target.password
+        status, body = http_call(target.http_port, target.password, load.http)
+        if status != 200 or body != load.http.expect:
+            bad[target.name] = f"{load.http.path} answered {status} {body[:80]!r}"
     return bad
 
 
@@ -264,6 +334,9 @@ def environment() -> dict[str, Any]:
         "nutcracker": _version(["nutcracker", "--version"]).replace("This is ", "")
         if shutil.which("nutcracker")
         else "no nutcracker",
+        "wrk": _version(["wrk", "--version"]).split(" Copyright")[0]
+        if shutil.which("wrk")
+        else "no wrk",
         "gateway_commit": commit + (" + uncommitted changes" if dirty.strip() else ""),
         "loadavg_start": f"{os.getloadavg()[0]:.2f}",
     }
@@ -303,6 +376,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle", type=int, help="idle connections (default 10000; 0: skip)")
     parser.add_argument("--mixed-clients", type=int, default=50)
     parser.add_argument("--mixed-seconds", type=float, help="per run (default 4)")
+    parser.add_argument("--http-seconds", type=float, help="per wrk run (default 5)")
     parser.add_argument(
         "--scopes",
         default=FULL_WITH_SCRIPTS,
@@ -338,6 +412,8 @@ def parse_args() -> argparse.Namespace:
         args.idle = 500 if args.quick else 10_000
     if args.mixed_seconds is None:
         args.mixed_seconds = 0.5 if args.quick else 4.0
+    if args.http_seconds is None:
+        args.http_seconds = 1.0 if args.quick else 5.0
     patterns = args.only or (args.loads.split(",") if args.loads else ["*"])
     args.selected = select_loads([p.strip() for p in patterns if p.strip()])
     if args.idle == 0:
@@ -358,6 +434,13 @@ def main() -> int:
         notes.append(
             "twemproxy skipped: nutcracker is not installed (`make bench` installs the Debian "
             "package when run as root)."
+        )
+        print(notes[-1], file=sys.stderr)
+    if any(x.kind == "http" for x in args.selected) and shutil.which("wrk") is None:
+        args.selected = [x for x in args.selected if x.kind != "http"]
+        notes.append(
+            "HTTP loads skipped: wrk is not installed (`make bench` installs the Debian package "
+            "when run as root)."
         )
         print(notes[-1], file=sys.stderr)
     if any(x.kind == "idle" for x in args.selected):
@@ -424,11 +507,14 @@ def main() -> int:
                 gateways.append(baseline)
             targets = [Target("redis", redis.port, redis.password, pid_of(redis.process))]
             for spec in gateways:
+                http_port = free_port()
+                extra = LOAD_FLAGS + spec.extra
                 gateway, gw_port = start_gateway(
-                    workdir, spec.source, 10_000, spec.name, spec.extra, spec.code
+                    workdir, spec.source, 10_000, spec.name, extra, spec.code, http_port
                 )
                 procs.append(gateway)
-                targets.append(Target(spec.name, gw_port, spec.token, pid_of(gateway)))
+                target = Target(spec.name, gw_port, spec.token, pid_of(gateway), http_port)
+                targets.append(target)
             if use_twem:
                 twem, twem_port = start_twemproxy(workdir, redis, "main")
                 procs.append(twem)
@@ -437,6 +523,9 @@ def main() -> int:
                 try:
                     if load.kind == "idle":
                         report["idle"] = run_idle(args, workdir, redis, gateways, targets)
+                    elif load.kind == "http":
+                        entry = run_http_load(args, load, targets, workdir, notes)
+                        report["loads"][load.name] = entry
                     else:
                         report["loads"][load.name] = run_load(args, load, targets, sha, notes)
                 except Exception as exc:  # keep the other loads' results
@@ -507,6 +596,65 @@ def run_load(
     else:
         entry["clients"], entry["seconds"] = args.mixed_clients, args.mixed_seconds
     return entry
+
+
+def run_http_load(
+    args: argparse.Namespace, load: Load, targets: list[Target], workdir: Path, notes: list[str]
+) -> dict[str, Any]:
+    """All rounds of one HTTP load: wrk against each gateway's HTTP port, then its twin (the
+    same commands over RESP) against the gateway, round after round."""
+    assert load.http is not None and load.twin is not None
+    gateways = [t for t in targets if t.http_port is not None]
+    resp = next(t for t in targets if t.name == "redisgate")
+    bad = check_http(load, gateways)
+    for why in check_load(load.twin, [resp]).values():
+        bad[RESP_TWIN] = why
+    for name, why in bad.items():
+        notes.append(f"{load.name}: {name} skipped: {why}")
+        _progress(notes[-1])
+    active = [t for t in gateways if t.name not in bad]
+    script_text = wrk_script(load.name, load.http)
+    script = workdir / f"{load.slug}.lua"
+    script.write_text(script_text)
+    twin = load.twin
+    requests = twin.quick if args.quick else twin.requests
+    runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in active}
+    if RESP_TWIN not in bad:
+        runs[RESP_TWIN] = []
+    errors: dict[str, dict[str, int]] = {}
+    for round_no in range(args.rounds):
+        for target in active:
+            result = run_http_once(target, load, script, args.http_seconds)
+            runs[target.name].append(result)
+            for kind, count in result["errors"].items():
+                errors.setdefault(target.name, {}).setdefault(kind, 0)
+                errors[target.name][kind] += count
+            _progress(
+                f"{load.name} round {round_no + 1} {target.name}: {result['rps']:,.0f} req/s "
+                f"{result['cmds_per_s']:,.0f} cmds/s p50 {result['p50_ms']:.3f} "
+                f"p99 {result['p99_ms']:.3f} ms"
+            )
+        if RESP_TWIN in runs:
+            result = run_benchmark(resp, twin, requests)
+            result["requests"], result["cmds_per_s"] = result["commands"], result["rps"]
+            runs[RESP_TWIN].append(result)
+            _progress(
+                f"{load.name} round {round_no + 1} {RESP_TWIN}: {result['rps']:,.0f} cmds/s "
+                f"p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f} ms"
+            )
+    for name, counts in errors.items():
+        what = ", ".join(f"{count:,} {kind}" for kind, count in sorted(counts.items()))
+        notes.append(f"{load.name}: wrk counted errors against {name}: {what} (status: not 2xx)")
+        _progress(notes[-1])
+    return {
+        "slug": load.slug,
+        "kind": "http",
+        "runs": runs,
+        "summary": summarize_http(runs, RESP_TWIN),
+        "wrk_args": ["-t", "1", *load.options, "-d", f"{args.http_seconds:g}s"],
+        "wrk_script": script_text,
+        "redis_benchmark_args": ["-n", str(requests), *twin.options, *twin.command],
+    }
 
 
 def run_idle(

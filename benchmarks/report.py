@@ -1,7 +1,8 @@
 """The report of `compare.py`: summaries over rounds, the performance issue's targets, Markdown.
 
 Kept apart from the runner so the numbers' meaning (medians, same-round ratios) lives in one
-place; `compare.py` collects runs and calls `summarize`, `summarize_idle` and `markdown`.
+place; `compare.py` collects runs and calls `summarize`, `summarize_http`, `summarize_idle` and
+`markdown`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,33 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
                     entry[f"cpu_us_added_{other}"] = _cpu_us(rounds) - _cpu_us(variant)
         out[name] = entry
     return out
+
+
+def summarize_http(runs: dict[str, list[dict[str, Any]]], resp: str) -> dict[str, dict[str, Any]]:
+    """An HTTP load: `summarize`'s numbers (its req/s are HTTP requests, each of one or more
+    commands) plus commands/s and CPU µs per request and per command; and, against `resp` (the
+    same commands over RESP through the gateway, same rounds), the median per-round ratio of
+    commands/s and the CPU µs per command added."""
+    out = summarize(runs)
+    twin = runs.get(resp) or []
+    twin_cpu = _cpu_per(twin, "commands")
+    for name, entry in out.items():
+        rounds = runs[name]
+        entry["cmds_per_s"] = median([r["cmds_per_s"] for r in rounds])
+        entry["cpu_us_per_request"] = _cpu_per(rounds, "requests")
+        entry["cpu_us_per_command"] = _cpu_per(rounds, "commands")
+        if name != resp and len(twin) == len(rounds):
+            entry["x_resp"] = median(
+                [r["cmds_per_s"] / t["cmds_per_s"] for r, t in zip(rounds, twin, strict=True)]
+            )
+            entry["cpu_us_added_resp"] = entry["cpu_us_per_command"] - twin_cpu
+    return out
+
+
+def _cpu_per(rounds: list[dict[str, Any]], unit: str) -> float:
+    """CPU µs per request or per command, over all rounds (nan without any)."""
+    count = sum(r[unit] for r in rounds)
+    return sum(r["cpu_s"] for r in rounds) / count * 1e6 if count else float("nan")
 
 
 def _cpu_us(rounds: list[dict[str, Any]]) -> float:
@@ -143,14 +171,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"gateway {env['gateway_commit']}. {report['rounds']} interleaved round(s); "
         f"took {report['duration_s']:.0f} s.",
     ]
-    if report["loads"]:
+    resp_loads = {n: x for n, x in report["loads"].items() if x.get("kind") != "http"}
+    http_loads = {n: x for n, x in report["loads"].items() if x.get("kind") == "http"}
+    if resp_loads:
         lines += [
             "",
             "| load | target | req/s (median) | min-max | p50 ms | p99 ms | vs redis "
             "| vs twemproxy | CPU s / M cmds |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-    for name, load in report["loads"].items():
+    for name, load in resp_loads.items():
         for target, s in load["summary"].items():
             skipped = load["runs"][target][0].get("skipped") if load["runs"][target] else None
             label = target + (f" (without {', '.join(skipped)})" if skipped else "")
@@ -158,6 +188,27 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {label} | {s['rps']:,.0f} | {s['rps_min']:,.0f}-{s['rps_max']:,.0f} "
                 f"| {s['p50_ms']:.3f} | {s['p99_ms']:.3f} | {_num(s.get('x_redis'), '.2f')} "
                 f"| {_num(s.get('x_twemproxy'), '.2f')} | {_num(s['cpu_s_per_m'], '.2f')} |"
+            )
+    if http_loads:
+        lines += [
+            "",
+            f"HTTP command API ({env.get('wrk', 'wrk')}, keep-alive, one thread), each round "
+            "beside the same commands over RESP to the same gateway (redis-benchmark, same "
+            "clients, pipelined as deep as the HTTP request holds commands; over RESP a request "
+            "is one command):",
+            "",
+            "| load | target | requests/s (median) | min-max | commands/s | p50 ms | p99 ms "
+            "| vs RESP (cmds/s) | CPU µs / request | CPU µs / command | vs RESP (CPU µs / cmd) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    for name, load in http_loads.items():
+        for target, s in load["summary"].items():
+            lines.append(
+                f"| {name} | {target} | {s['rps']:,.0f} | {s['rps_min']:,.0f}-{s['rps_max']:,.0f} "
+                f"| {s['cmds_per_s']:,.0f} | {s['p50_ms']:.3f} | {s['p99_ms']:.3f} "
+                f"| {_num(s.get('x_resp'), '.2f')} | {_num(s['cpu_us_per_request'], '.1f')} "
+                f"| {_num(s['cpu_us_per_command'], '.2f')} "
+                f"| {_num(s.get('cpu_us_added_resp'), '+.2f')} |"
             )
     variants = sorted(
         {

@@ -32,6 +32,7 @@ class Target:
     port: int
     password: str | None  # the Redis password, or the gateway's API key
     pid: int
+    http_port: int | None = None  # a gateway's HTTP command API (the HTTP loads)
 
 
 def make_keys_file(
@@ -50,10 +51,12 @@ def start_gateway(
     tag: str,
     extra: tuple[str, ...] = (),
     code: Path | None = None,
+    http_port: int = 0,
 ) -> tuple[ManagedProcess, int]:
     """A `redisgate proxy` process reading keys from `source` (`--keys-file F` or
     `--database-url URL`), with `extra` settings flags; `code`: run the `redisgate` package
-    of that checkout instead of this one (`python -m` imports from its working folder)."""
+    of that checkout instead of this one (`python -m` imports from its working folder);
+    `http_port`: its HTTP command API's (0: any free one, when no load uses it)."""
     port = free_port()
     proc = ManagedProcess(
         f"redisgate-{tag}",
@@ -62,7 +65,7 @@ def start_gateway(
             *source,
             *("--port", str(port)),
             *("--max-clients", str(max_clients), "--log-level", "warning"),
-            *("--metrics-port", "0", "--http-port", "0"),  # several gateways run at once
+            *("--metrics-port", "0", "--http-port", str(http_port)),  # several gateways run
             *extra,
         ],
         workdir / f"gateway-{tag}.log",
@@ -70,7 +73,9 @@ def start_gateway(
         cwd=code,
     )
     proc.start()
-    proc.wait_ready(lambda: _answers(port), 30, "listening")
+    proc.wait_ready(
+        lambda: _answers(port) and (not http_port or _answers(http_port)), 30, "listening"
+    )
     return proc, port
 
 

@@ -35,15 +35,17 @@ class CommandTables:
         key = (pool.backend.host, pool.backend.port)
         pending = self.by_server.get(key)
         if pending is None:
-            pending = self.by_server[key] = asyncio.ensure_future(
-                pool.fetch_command_table(self._by_digest)
-            )
+            pending = self.by_server[key] = asyncio.ensure_future(self._fetch(pool))
         try:
-            table = await asyncio.shield(pending)
-            metrics.KNOWN_COMMANDS.update(name.encode() for name in table.names())
-            return table
+            return await asyncio.shield(pending)
         except Exception as exc:  # never let metadata break authentication
             if self.by_server.get(key) is pending:
                 del self.by_server[key]  # ask again next time
             log.warning("using the shipped command table for %s:%s: %s", *key, exc)
             return self.shipped
+
+    async def _fetch(self, pool: InstancePool) -> CommandTable:
+        table = await pool.fetch_command_table(self._by_digest)
+        # Once per fetch, not per ask: every AUTH asks (and every HTTP request authenticates).
+        metrics.KNOWN_COMMANDS.update(name.encode() for name in table.names())
+        return table

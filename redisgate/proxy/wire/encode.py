@@ -37,8 +37,6 @@ __all__ = [
     "encode_simple",
 ]
 
-_bulk_item = b"$%d\r\n%s\r\n".__mod__
-
 
 def _to_bytes(value: bytes | bytearray | memoryview | str | int) -> bytes:
     if isinstance(value, str):
@@ -56,10 +54,13 @@ def _one_line(text: str | bytes) -> bytes:
 
 def encode_command(args: Sequence[bytes | bytearray | memoryview | str | int]) -> bytes:
     """A command as multibulk (`*N` of `$` bulks), the only form upstreams are sent."""
-    items = [a if type(a) is bytes else _to_bytes(a) for a in args]
-    return b"*%d\r\n" % len(items) + b"".join(
-        map(_bulk_item, zip(map(len, items), items, strict=True))
-    )
+    # One list and one join: half the time of a map over zipped lengths (the HTTP command API
+    # encodes every command it is handed, benchmarks/httpload.py).
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if type(arg) is bytes else _to_bytes(arg)
+        out += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(out)
 
 
 def encode_simple(text: str | bytes) -> bytes:
