@@ -506,11 +506,13 @@ def main() -> int:
                 )
                 gateways.append(baseline)
             targets = [Target("redis", redis.port, redis.password, pid_of(redis.process))]
+            http_loads = any(x.kind == "http" for x in args.selected)
             for spec in gateways:
-                http_port = free_port()
+                # Only when a load uses it: a baseline from before the HTTP API has none.
+                http_port = free_port() if http_loads else None
                 extra = LOAD_FLAGS + spec.extra
                 gateway, gw_port = start_gateway(
-                    workdir, spec.source, 10_000, spec.name, extra, spec.code, http_port
+                    workdir, spec.source, 10_000, spec.name, extra, spec.code, http_port or 0
                 )
                 procs.append(gateway)
                 target = Target(spec.name, gw_port, spec.token, pid_of(gateway), http_port)

@@ -107,7 +107,7 @@ def main() -> int:
             else:
                 url, token = stack.enter_context(postgres_tenant(redis, args.scopes))
                 source = ["--database-url", url]
-            http_port = free_port()
+            http_port = free_port() if args.http else 0  # a baseline may have no HTTP API
             gateway, port = start_gateway(
                 workdir, source, 10_000, "profiled", code=args.code, http_port=http_port
             )
