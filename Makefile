@@ -13,8 +13,11 @@ FUZZ_ARGS ?=
 
 install: system-deps $(STAMP)
 
+# chromium (Debian's) is the browser the web console's tests (tests/browser/) drive with
+# Playwright, installed with the rest (its own call: if it cannot be had, the rest still is).
 system-deps:
 	@scripts/install-system-deps.sh
+	@scripts/install-system-deps.sh --optional chromium
 
 $(STAMP): pyproject.toml
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
@@ -35,13 +38,11 @@ run: install
 # promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml; node and npm
 # (Debian's nodejs and npm) run the official Upstash SDKs against the HTTP command API (the
 # SDKs themselves are pinned in tests/node/package-lock.json and installed by the tests). Their
-# tests fail, saying so, where these cannot be installed. chromium (Debian's) is the browser
-# the console's tests (tests/browser/) drive with Playwright. Separate calls: one failing to
+# tests fail, saying so, where these cannot be installed. Separate calls: one failing to
 # install leaves the others' packages be.
 test: install
 	@scripts/install-system-deps.sh --optional prometheus
 	@scripts/install-system-deps.sh --optional nodejs npm
-	@scripts/install-system-deps.sh --optional chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -7,7 +7,7 @@ test thread). Instances' redis-servers are forked from that thread, which lives 
 of the package, so their parent-death signal fires only when the stack is gone.
 
 Playwright's own browser download is not reachable here: the tests launch the system
-`chromium` (`make test` installs it: scripts/install-system-deps.sh --optional chromium) and
+`chromium` (`make install` installs it: scripts/install-system-deps.sh --optional chromium) and
 fail, saying so, when it is missing.
 """
 
@@ -139,7 +139,7 @@ def browser() -> Iterator[Browser]:
     if chromium is None:
         pytest.fail(
             "chromium is not installed: the console tests drive Debian's chromium package. "
-            "`make test` installs it when run as root (scripts/install-system-deps.sh "
+            "`make install` installs it when run as root (scripts/install-system-deps.sh "
             "--optional chromium); otherwise: sudo apt-get install chromium"
         )
     with sync_playwright() as playwright:
