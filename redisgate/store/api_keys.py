@@ -88,17 +88,8 @@ async def create_key(
     """Insert a key after checking the org's API-key quota; call inside a transaction."""
     await org_quotas.check_quota(conn, org_id, "api_keys", 1)
     with map_exceptions("cannot create the API key"):
-        row = await conn.fetchrow(
-            "INSERT INTO api_keys (id, digest, instance_id, org_id, name, scopes, expires_at, "
-            f"created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}",
-            key_id,
-            digest,
-            instance_id,
-            org_id,
-            name,
-            scopes,
-            expires_at,
-            created_by,
+        row = await _insert(
+            conn, key_id, digest, instance_id, org_id, name, scopes, expires_at, created_by
         )
     await changes.announce(conn, "key", key_id, org_id)
     return _key(row)
@@ -118,20 +109,24 @@ async def create_console_key(
 ) -> ApiKey:
     """Insert a console key (no quota: it expires within minutes and is never listed)."""
     with map_exceptions("cannot create the console key"):
-        row = await conn.fetchrow(
-            "INSERT INTO api_keys (id, digest, instance_id, org_id, name, scopes, expires_at, "
-            "created_by, console) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true) "
-            f"RETURNING {_COLUMNS}",
-            key_id,
-            digest,
-            instance_id,
-            org_id,
-            name,
-            scopes,
-            expires_at,
-            created_by,
-        )
+        row = await _insert(
+            conn, key_id, digest, instance_id, org_id, name, scopes, expires_at, created_by,
+            console=True,
+        )  # fmt: skip
     return _key(row)
+
+
+async def _insert(
+    conn: asyncpg.Connection, *values: object, console: bool = False
+) -> asyncpg.Record:
+    """One api_keys row: id, digest, instance, org, name, scopes, expiry, creator."""
+    row: asyncpg.Record = await conn.fetchrow(
+        "INSERT INTO api_keys (id, digest, instance_id, org_id, name, scopes, expires_at, "
+        f"created_by, console) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
+        *values,
+        console,
+    )
+    return row
 
 
 async def delete_expired_console_keys(
