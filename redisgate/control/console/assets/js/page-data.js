@@ -45,12 +45,15 @@ function browser(ctx, run, view, writer) {
   const more = h("button", { type: "button", hidden: true }, "More keys")
   let cursor = "0"
   let found = 0
+  let scans = 0 // a fresh scan makes the answers of any earlier one stale
   const scan = async (fresh) => {
-    if (fresh) { cursor = "0"; found = 0; list.replaceChildren() }
+    if (fresh) { cursor = "0"; found = 0; list.replaceChildren(); scans += 1 }
+    const mine = scans
     try {
       let rounds = 0
       do {
         const [next, keys] = await run("SCAN", cursor, "MATCH", pattern.input.value || "*", "COUNT", PAGE)
+        if (mine !== scans) return
         cursor = next
         for (const key of keys) {
           found += 1
@@ -61,7 +64,7 @@ function browser(ctx, run, view, writer) {
       more.hidden = cursor === "0"
       status.textContent = found ? `${found} key${found === 1 ? "" : "s"}${cursor !== "0" ? " so far" : ""}.` : "No keys match."
     } catch (err) {
-      status.textContent = problem(err)
+      if (mine === scans) status.textContent = problem(err)
     }
   }
   const form = h("form", { class: "stack", role: "search", "aria-label": "Find keys" }, pattern.wrap,
@@ -215,7 +218,7 @@ function newKey(run, view, writer, rescan) {
 }
 
 function cli(path) {
-  const output = h("pre", { class: "code cli-output", tabindex: "0", "aria-label": "Command output", "aria-live": "polite" })
+  const output = h("pre", { class: "code cli-output", tabindex: "0", role: "log", "aria-label": "Command output" })
   const input = h("input", { id: "cli-input", autocomplete: "off", spellcheck: "false", placeholder: "GET greeting", class: "mono" })
   let at = history.length
   input.addEventListener("keydown", (event) => {
