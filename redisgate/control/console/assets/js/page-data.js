@@ -45,12 +45,15 @@ function browser(ctx, run, view, writer) {
   const more = h("button", { type: "button", hidden: true }, "More keys")
   let cursor = "0"
   let found = 0
+  let scans = 0 // a fresh scan makes the answers of any earlier one stale
   const scan = async (fresh) => {
-    if (fresh) { cursor = "0"; found = 0; list.replaceChildren() }
+    if (fresh) { cursor = "0"; found = 0; list.replaceChildren(); scans += 1 }
+    const mine = scans
     try {
       let rounds = 0
       do {
         const [next, keys] = await run("SCAN", cursor, "MATCH", pattern.input.value || "*", "COUNT", PAGE)
+        if (mine !== scans) return
         cursor = next
         for (const key of keys) {
           found += 1
@@ -61,7 +64,7 @@ function browser(ctx, run, view, writer) {
       more.hidden = cursor === "0"
       status.textContent = found ? `${found} key${found === 1 ? "" : "s"}${cursor !== "0" ? " so far" : ""}.` : "No keys match."
     } catch (err) {
-      status.textContent = problem(err)
+      if (mine === scans) status.textContent = problem(err)
     }
   }
   const form = h("form", { class: "stack", role: "search", "aria-label": "Find keys" }, pattern.wrap,
@@ -96,25 +99,6 @@ async function show(run, view, key, writer, rescan) {
 
 // What a type looks like, and (for writers) how to change it.
 async function valueOf(run, key, type) {
-  const rows = (pairs, headings) => h("table", { class: "list" },
-    h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, pairs.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": headings[i], class: "wrap" }, c))))))
-  const pairsOf = (flat) => Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]])
-  const adder = (labels, args, reload) => {
-    const inputs = labels.map((l) => field({ name: l.toLowerCase(), label: l }))
-    const form = h("form", { class: "actions" }, inputs.map((f) => f.wrap), h("button", { type: "submit" }, "Add"))
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault()
-      try {
-        await run(...args(inputs.map((f) => f.input.value)))
-        toast("Added.")
-        reload()
-      } catch (err) {
-        toast(problem(err), "error")
-      }
-    })
-    return form
-  }
   if (type === "string") {
     const value = await run("GET", key)
     return (writer, reload) => {
@@ -134,31 +118,196 @@ async function valueOf(run, key, type) {
       return h("div", { class: "stack" }, area.wrap, h("div", { class: "actions" }, save))
     }
   }
-  if (type === "hash") {
-    const [, flat] = await run("HSCAN", key, "0", "COUNT", SHOW)
-    return (writer, reload) => h("div", {}, rows(pairsOf(flat), ["Field", "Value"]),
-      writer ? adder(["Field", "Value"], ([f, v]) => ["HSET", key, f, v], reload) : null)
-  }
-  if (type === "list") {
-    const items = await run("LRANGE", key, 0, SHOW - 1)
-    return (writer, reload) => h("div", {}, rows(items.map((v, i) => [String(i), v]), ["Index", "Value"]),
-      writer ? adder(["Value"], ([v]) => ["RPUSH", key, v], reload) : null)
-  }
-  if (type === "set") {
-    const [, members] = await run("SSCAN", key, "0", "COUNT", SHOW)
-    return (writer, reload) => h("div", {}, rows(members.map((m) => [m]), ["Member"]),
-      writer ? adder(["Member"], ([m]) => ["SADD", key, m], reload) : null)
-  }
-  if (type === "zset") {
-    const flat = await run("ZRANGE", key, 0, SHOW - 1, "WITHSCORES")
-    return (writer, reload) => h("div", {}, rows(pairsOf(flat), ["Member", "Score"]),
-      writer ? adder(["Member", "Score"], ([m, s]) => ["ZADD", key, s, m], reload) : null)
-  }
-  if (type === "stream") {
-    const entries = await run("XREVRANGE", key, "+", "-", "COUNT", 50)
-    return () => rows(entries.map(([id, fields]) => [id, pairsOf(fields).map(([f, v]) => `${f}=${v}`).join(" ")]), ["Id", "Fields"])
-  }
+  const kind = COLLECTIONS[type]
+  if (kind) return (writer, reload) => collection(run, key, kind, writer, reload)
   return () => h("p", { class: "hint" }, `The console cannot show ${type} values; use the command line below.`)
+}
+
+const pairsOf = (flat) => Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]])
+
+// A page of a collection starts at a position: a SCAN cursor (hash, set), an offset (list,
+// sorted set) or an exclusive end id (stream, newest first). `page` answers the rows from
+// there and the next page's position (null at the end). Each row is {name, cells}: the name
+// is what `remove` takes.
+const COLLECTIONS = {
+  hash: {
+    noun: "field", nouns: "fields", size: "HLEN", first: "0", columns: ["Field", "Value"],
+    async page(run, key, at) {
+      let cursor = at
+      let flat = []
+      do { // a SCAN round may come back empty with the cursor not yet at the end
+        const [next, got] = await run("HSCAN", key, cursor, "COUNT", SHOW)
+        cursor = next
+        flat = flat.concat(got)
+      } while (!flat.length && cursor !== "0")
+      return { rows: pairsOf(flat).map((cells) => ({ name: cells[0], cells })), next: cursor === "0" ? null : cursor }
+    },
+    remove: (key, field) => ["HDEL", key, field],
+    add: { labels: ["Field", "Value"], args: (key, [f, v]) => ["HSET", key, f, v] },
+  },
+  set: {
+    noun: "member", nouns: "members", size: "SCARD", first: "0", columns: ["Member"],
+    async page(run, key, at) {
+      let cursor = at
+      let members = []
+      do {
+        const [next, got] = await run("SSCAN", key, cursor, "COUNT", SHOW)
+        cursor = next
+        members = members.concat(got)
+      } while (!members.length && cursor !== "0")
+      return { rows: members.map((m) => ({ name: m, cells: [m] })), next: cursor === "0" ? null : cursor }
+    },
+    remove: (key, member) => ["SREM", key, member],
+    add: { labels: ["Member"], args: (key, [m]) => ["SADD", key, m] },
+  },
+  list: {
+    noun: "element", nouns: "elements", size: "LLEN", first: 0, columns: ["Index", "Value"],
+    async page(run, key, at, total) {
+      const items = await run("LRANGE", key, at, at + SHOW - 1)
+      return { rows: items.map((v, i) => ({ name: v, cells: [String(at + i), v] })), next: at + SHOW < total ? at + SHOW : null }
+    },
+    // LREM count 1: the first element from the head equal to this value, which is the one
+    // shown unless an equal value comes before it.
+    remove: (key, value) => ["LREM", key, 1, value],
+    removeNote: "The first element from the head with this value is removed (LREM count 1).",
+    add: { labels: ["Value"], args: (key, [v]) => ["RPUSH", key, v] },
+  },
+  zset: {
+    noun: "member", nouns: "members", size: "ZCARD", first: 0, columns: ["Member", "Score"],
+    async page(run, key, at, total) {
+      const flat = await run("ZRANGE", key, at, at + SHOW - 1, "WITHSCORES")
+      return { rows: pairsOf(flat).map((cells) => ({ name: cells[0], cells })), next: at + SHOW < total ? at + SHOW : null }
+    },
+    remove: (key, member) => ["ZREM", key, member],
+    add: { labels: ["Member", "Score"], args: (key, [m, s]) => ["ZADD", key, s, m] },
+  },
+  stream: {
+    noun: "entry", nouns: "entries", size: "XLEN", first: "+", columns: ["Id", "Fields"],
+    async page(run, key, at) {
+      const entries = await run("XREVRANGE", key, at, "-", "COUNT", SHOW + 1)
+      const shown = entries.slice(0, SHOW)
+      const rows = shown.map(([id, fields]) => ({ name: id, cells: [id, pairsOf(fields).map(([f, v]) => `${f}=${v}`).join(" ")] }))
+      return { rows, next: entries.length > SHOW ? `(${shown[shown.length - 1][0]}` : null }
+    },
+    remove: (key, id) => ["XDEL", key, id],
+  },
+}
+
+// One collection, a page at a time ("201–400 of 450"), with removal and adding for writers.
+function collection(run, key, kind, writer, reload) {
+  const columns = kind.remove && writer ? [...kind.columns, "Remove"] : kind.columns
+  const count = h("p", { class: "hint", tabindex: "-1", "data-count": "" })
+  const back = h("button", { type: "button", disabled: true }, "Previous page")
+  const forward = h("button", { type: "button", disabled: true }, "Next page")
+  const pager = h("div", { class: "actions pager", role: "group", "aria-label": `Pages of ${kind.nouns}`, hidden: true }, back, forward)
+  const table = h("div", {}, skeleton(3))
+  const stack = [{ at: kind.first, offset: 0 }] // the pages walked to, the shown one last
+  let next = null
+
+  const render = async ({ focus = false } = {}) => {
+    const here = stack[stack.length - 1]
+    try {
+      const total = await run(kind.size, key)
+      if (!total) { reload(); return } // the last element went, and the key with it
+      const got = await kind.page(run, key, here.at, total)
+      if (!got.rows.length && stack.length > 1) { stack.pop(); render({ focus }); return }
+      next = got.next
+      here.size = got.rows.length
+      const from = got.rows.length ? here.offset + 1 : 0
+      count.textContent = `${kind.nouns[0].toUpperCase()}${kind.nouns.slice(1)} ${from}–${here.offset + got.rows.length} of ${total}`
+      table.replaceChildren(rows(got.rows, columns, writer && kind.remove ? removeButton : null))
+      back.disabled = stack.length === 1
+      forward.disabled = next === null
+      pager.hidden = stack.length === 1 && next === null
+      if (focus) count.focus()
+    } catch (err) {
+      table.replaceChildren(h("p", { class: "alert", role: "alert" }, problem(err)))
+    }
+  }
+  back.addEventListener("click", () => { if (stack.length > 1) { stack.pop(); render() } })
+  forward.addEventListener("click", () => {
+    const here = stack[stack.length - 1]
+    if (next !== null) { stack.push({ at: next, offset: here.offset + here.size }); render() }
+  })
+
+  const removeButton = (name) => {
+    const label = `Remove ${kind.noun} ${name}`
+    const button = h("button", { type: "button", class: "danger small", "aria-label": label }, "Remove")
+    button.addEventListener("click", async () => {
+      const sure = await confirmDialog({ title: `${label}?`, text: kind.removeNote || `The ${kind.noun} is removed from ${key}.`, confirm: "Remove", danger: true })
+      if (!sure) return
+      try {
+        await run(...kind.remove(key, name))
+        toast(`Removed ${name}.`)
+      } catch (err) {
+        toast(problem(err), "error")
+      }
+      render({ focus: true })
+    })
+    return button
+  }
+
+  render()
+  const adding = !writer ? null
+    : kind.add ? adder(run, kind.add.labels, (values) => kind.add.args(key, values), () => render({ focus: true }))
+      : streamAdder(run, key, () => { stack.splice(1); render({ focus: true }) })
+  return h("div", {}, count, table, pager, adding)
+}
+
+function rows(items, headings, removeOf) {
+  return h("table", { class: "list" },
+    h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, items.map(({ name, cells }) => h("tr", {},
+      cells.map((c, i) => h("td", { "data-label": headings[i], class: "wrap" }, c)),
+      removeOf ? h("td", {}, removeOf(name)) : null))))
+}
+
+function adder(run, labels, args, done) {
+  const inputs = labels.map((l) => field({ name: l.toLowerCase(), label: l }))
+  const form = h("form", { class: "actions" }, inputs.map((f) => f.wrap), h("button", { type: "submit" }, "Add"))
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault()
+    try {
+      await run(...args(inputs.map((f) => f.input.value)))
+      toast("Added.")
+      done()
+    } catch (err) {
+      toast(problem(err), "error")
+    }
+  })
+  return form
+}
+
+// XADD key * with field value pairs, typed as redis-cli reads them.
+function streamAdder(run, key, done) {
+  const pairs = field({ name: "fields", label: "Fields and values", hint: "Pairs as redis-cli reads them: kind signup user \"Ada L\"" })
+  const form = h("form", { class: "actions" }, pairs.wrap, h("button", { type: "submit" }, "Add entry"))
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault()
+    pairs.error.textContent = ""
+    pairs.input.removeAttribute("aria-invalid")
+    let args
+    try {
+      args = splitArgs(pairs.input.value)
+    } catch (err) {
+      args = null
+    }
+    if (!args || !args.length || args.length % 2) {
+      pairs.error.textContent = "Fields and values must be pairs: a field, then its value."
+      pairs.input.setAttribute("aria-invalid", "true")
+      pairs.input.focus()
+      return
+    }
+    try {
+      const id = await run("XADD", key, "*", ...args)
+      toast(`Added entry ${id}.`)
+      pairs.input.value = ""
+      done()
+    } catch (err) {
+      toast(problem(err), "error")
+    }
+  })
+  return form
 }
 
 function keyActions(run, view, key, type, ttl, writer, rescan) {
@@ -215,7 +364,7 @@ function newKey(run, view, writer, rescan) {
 }
 
 function cli(path) {
-  const output = h("pre", { class: "code cli-output", tabindex: "0", "aria-label": "Command output", "aria-live": "polite" })
+  const output = h("pre", { class: "code cli-output", tabindex: "0", role: "log", "aria-label": "Command output" })
   const input = h("input", { id: "cli-input", autocomplete: "off", spellcheck: "false", placeholder: "GET greeting", class: "mono" })
   let at = history.length
   input.addEventListener("keydown", (event) => {
