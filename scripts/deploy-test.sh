@@ -85,7 +85,7 @@ image_size=$(docker image inspect -f '{{.Size}}' redisgate:0.1.0)
 secret() { "$python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
 ports=($("$python" -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))'))
 cat >"$work/env" <<ENV
@@ -99,6 +99,8 @@ GATEWAY_1_PORT=${ports[0]}
 GATEWAY_2_PORT=${ports[1]}
 CONTROL_PORT=${ports[2]}
 PROMETHEUS_PORT=${ports[3]}
+GATEWAY_1_HTTP_PORT=${ports[4]}
+GATEWAY_2_HTTP_PORT=${ports[5]}
 $(cat "$work/images.env")
 ENV
 chmod 600 "$work/env"

@@ -167,6 +167,14 @@ def through_each_gateway(stack: Stack, url: str) -> None:
             if n >= m and got != f"hello {m}":
                 raise SystemExit(f"deploy-test: gateway-{n} GET deploy:gw{m} -> {got!r}")
         step(f"redis-cli through gateway-{n} (port {stack.port(name)}): SET/GET ok")
+    # The HTTP command API of each replica, with the same key (docs/http.md).
+    token = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+    for n in (1, 2):
+        rest = f"http://127.0.0.1:{stack.port(f'GATEWAY_{n}_HTTP_PORT')}"
+        answer = http("POST", rest, ["GET", "deploy:gw1"], token)
+        if answer != {"result": "hello 1"}:
+            raise SystemExit(f"deploy-test: gateway-{n}'s HTTP API answered {answer!r}")
+        step(f"HTTP command API through gateway-{n} ({rest}): GET ok")
 
 
 def _pong(url: str) -> bool:
