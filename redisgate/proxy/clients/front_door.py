@@ -146,6 +146,7 @@ class Caller:
         and any other command waits for the replies before it, as on a RESP connection."""
         session = self._session()
         replies: list[bytes | asyncio.Future[bytes]] = []
+        answered = 0  # replies before this index are all bytes
         for args in commands:
             decided = self._decide(session, args)
             if isinstance(decided, bytes):
@@ -159,10 +160,12 @@ class Caller:
                 raw = command.raw if decision.raw is None else decision.raw
                 self._forward(request, raw, decision)
                 continue
-            for i, reply in enumerate(replies):  # everything before it is answered first
+            for i in range(answered, len(replies)):  # everything before it is answered first
+                reply = replies[i]
                 if not isinstance(reply, bytes):
                     replies[i] = await reply
             replies.append(await self._carry_out(session, command, decision))
+            answered = len(replies)
         session.settle()  # the batch is one read: give back what the rate let run ahead
         return [reply if isinstance(reply, bytes) else await reply for reply in replies]
 
