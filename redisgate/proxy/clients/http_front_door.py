@@ -327,9 +327,9 @@ class HttpFrontDoor:
         shas: list[bytes | None] = []
         for args in commands:
             why = str(args) if isinstance(args, ArgError) else _refusal(args)
-            if why is not None or isinstance(args, ArgError):  # nothing of it runs, as Redis
-                why = why or str(args)
+            if why is not None:  # nothing of it runs, as Redis discards a doomed transaction
                 return _error(400, f"EXECABORT Transaction discarded because of: {why}")
+            assert not isinstance(args, ArgError)
             args, sha = self.dialect.rewrite(args)
             runnable.append(args)
             shas.append(sha)
