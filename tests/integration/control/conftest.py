@@ -166,6 +166,17 @@ class Api:
         result["email"] = email
         return result
 
+    async def new_member(self, owner: dict[str, Any], role: str) -> dict[str, Any]:
+        """A newly registered user, added to `owner`'s first org with `role`."""
+        member = await self.register()
+        added = await self.post(
+            f"/v1/orgs/{owner['org']['id']}/members",
+            token=owner["access_token"],
+            json={"email": member["email"], "role": role},
+        )
+        assert added.status == 201, added.body
+        return member
+
 
 @pytest.fixture
 async def settings(database_url: str) -> Settings:

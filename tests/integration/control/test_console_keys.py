@@ -36,22 +36,11 @@ async def org_with_instance(api: Api) -> tuple[dict[str, Any], str]:
     return owner, f"/v1/orgs/{org}/instances/{created.body['id']}"
 
 
-async def add_member(api: Api, owner: dict[str, Any], role: str) -> dict[str, Any]:
-    member = await api.register()
-    added = await api.post(
-        f"/v1/orgs/{owner['org']['id']}/members",
-        token=owner["access_token"],
-        json={"email": member["email"], "role": role},
-    )
-    assert added.status == 201
-    return member
-
-
 async def test_scope_follows_the_role(api: Api) -> None:
     owner, instance = await org_with_instance(api)
     got = {}
     for role in ("viewer", "member", "admin"):
-        member = await add_member(api, owner, role)
+        member = await api.new_member(owner, role)
         response = await api.post(f"{instance}/console-key", token=member["access_token"])
         assert response.status == 201, response.body
         got[role] = response.body["scopes"]

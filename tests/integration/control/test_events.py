@@ -79,21 +79,10 @@ async def events(api: Api, org: str, token: str) -> AsyncIterator[EventStream]:
         response.close()
 
 
-async def member_of(api: Api, owner: dict[str, Any], role: str) -> dict[str, Any]:
-    member = await api.register()
-    added = await api.post(
-        f"/v1/orgs/{owner['org']['id']}/members",
-        token=owner["access_token"],
-        json={"email": member["email"], "role": role},
-    )
-    assert added.status == 201
-    return member
-
-
 async def test_changes_by_another_user_reach_the_stream(api: Api) -> None:
     owner = await api.register()
     org, token = owner["org"]["id"], owner["access_token"]
-    viewer = await member_of(api, owner, "viewer")
+    viewer = await api.new_member(owner, "viewer")
     async with events(api, org, viewer["access_token"]) as stream:
         # An instance: created, then running (the provisioner's status change).
         created = await api.post(
@@ -114,7 +103,7 @@ async def test_changes_by_another_user_reach_the_stream(api: Api) -> None:
         await api.delete(f"{instance}/keys/{key.body['id']}", token=token)
         await stream.until("key", key.body["id"])
         # A member joins, changes role; the org is renamed.
-        other = await member_of(api, owner, "member")
+        other = await api.new_member(owner, "member")
         await stream.until("member", other["user"]["id"])
         path = f"/v1/orgs/{org}/members/{other['user']['id']}"
         await api.patch(path, token=token, json={"role": "viewer"})
@@ -160,7 +149,7 @@ async def test_outsiders_refused_and_quota_changes_seen(api: Api, settings: Sett
 async def test_stream_ends_when_the_member_is_removed(api: Api) -> None:
     owner = await api.register()
     org = owner["org"]["id"]
-    member = await member_of(api, owner, "member")
+    member = await api.new_member(owner, "member")
     async with events(api, org, member["access_token"]) as stream:
         removed = await api.delete(
             f"/v1/orgs/{org}/members/{member['user']['id']}", token=owner["access_token"]
