@@ -15,10 +15,27 @@ const ROLES = ["owner", "admin", "member", "viewer"]
 
 export async function createOrg(ctx) {
   ctx.title("New organization")
-  const name = field({ name: "name", label: "Name", required: true, maxlength: 100, hint: "Each organization has its own instances, members and quota." })
+  const form = orgNameForm({
+    label: "Create organization",
+    hint: "Each organization has its own instances, members and quota.",
+    formClass: "stack card",
+    save: async (name) => {
+      const made = await post("/v1/orgs", { name })
+      await session.load()
+      toast(`Created ${made.name}.`)
+      ctx.navigate(`/orgs/${made.id}/instances`)
+    },
+  })
+  append(ctx.main, h("h1", {}, "New organization"), form)
+}
+
+// The form naming an organization (creating one, renaming one): a required name, the API's
+// refusal shown at the field, `save(name)` run while the button is busy.
+function orgNameForm({ label, value, hint, formClass, save }) {
+  const name = field({ name: "name", label: "Name", value, required: true, maxlength: 100, hint })
   const alert = alertBox()
-  const submit = h("button", { type: "submit", class: "primary" }, "Create organization")
-  const form = h("form", { class: "stack card", novalidate: true }, alert, name.wrap, h("div", { class: "actions" }, submit))
+  const submit = h("button", { type: "submit", class: "primary" }, label)
+  const form = h("form", { class: formClass, novalidate: true }, alert, name.wrap, h("div", { class: "actions" }, submit))
   const errors = new FormErrors(alert, { name })
   form.addEventListener("submit", async (event) => {
     event.preventDefault()
@@ -26,16 +43,13 @@ export async function createOrg(ctx) {
     if (!name.input.value.trim()) return errors.set("name", "is required")
     await busy(submit, async () => {
       try {
-        const made = await post("/v1/orgs", { name: name.input.value.trim() })
-        await session.load()
-        toast(`Created ${made.name}.`)
-        ctx.navigate(`/orgs/${made.id}/instances`)
+        await save(name.input.value.trim())
       } catch (err) {
         errors.show(err)
       }
     })
   })
-  append(ctx.main, h("h1", {}, "New organization"), form)
+  return form
 }
 
 export async function members(ctx) {
@@ -205,25 +219,16 @@ export async function settings(ctx) {
   append(ctx.main, quotaCard(ctx, quota), await usageCard(ctx))
   ctx.onEvent(["quota", "org"], () => ctx.reload())
   if (ctx.can("org.update")) {
-    const name = field({ name: "name", label: "Name", value: org.name, maxlength: 100, required: true })
-    const alert = alertBox()
-    const submit = h("button", { type: "submit", class: "primary" }, "Rename")
-    const form = h("form", { class: "stack", novalidate: true }, alert, name.wrap, h("div", { class: "actions" }, submit))
-    const errors = new FormErrors(alert, { name })
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault()
-      errors.clear()
-      if (!name.input.value.trim()) return errors.set("name", "is required")
-      await busy(submit, async () => {
-        try {
-          await patch(`/v1/orgs/${ctx.orgId}`, { name: name.input.value.trim() })
-          await session.load()
-          toast("Renamed the organization.")
-          ctx.navigate(`/orgs/${ctx.orgId}/settings`)
-        } catch (err) {
-          errors.show(err)
-        }
-      })
+    const form = orgNameForm({
+      label: "Rename",
+      value: org.name,
+      formClass: "stack",
+      save: async (name) => {
+        await patch(`/v1/orgs/${ctx.orgId}`, { name })
+        await session.load()
+        toast("Renamed the organization.")
+        ctx.navigate(`/orgs/${ctx.orgId}/settings`)
+      },
     })
     append(ctx.main, h("section", { class: "card", "aria-labelledby": "rename-title" }, h("h2", { id: "rename-title" }, "Name"), form))
   }
