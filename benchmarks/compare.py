@@ -1,14 +1,18 @@
-"""Direct Redis vs RedisGate vs twemproxy, side by side on loopback, in one run (`make bench`).
+"""Direct Redis vs RedisGate vs the floor vs twemproxy, side by side on loopback (`make bench`).
 
 Starts one redis-server; the gateway in front of it (`redisgate proxy`, its own process, a real
-API key from a keys file, so every command takes the authenticated, scope-checked path); and
-twemproxy (`nutcracker`, `server_connections: 1`) in front of the same Redis when it is
-installed (otherwise it is skipped, and the report says so). Then, per load, runs every target
-in turn, round after round (A B C A B C …), so drift of a shared machine hits them alike:
+API key from PostgreSQL or a keys file, so every command takes the authenticated, scope-checked
+path); the floor (benchmarks/floor.py: the smallest uvloop forwarder, one shared connection to
+Redis, no client AUTH, no policy: what bare Python does on this machine; `--no-floor` leaves it
+out); and twemproxy (`nutcracker`, `server_connections: 1`) in front of the same Redis when it
+is installed (otherwise it is skipped, and the report says so). Then, per load, runs every
+target in turn, round after round (A B C A B C …), so drift of a shared machine hits them alike:
 
 - redis-benchmark loads: SET/GET at c50 -P1, c50 -P16, c500 -P1; LRANGE_100; GET of a 100 KB
   value. Requests/s and p50/p99 come from redis-benchmark's `--csv` output.
 - `mixed`: MGET of 10 keys, HSET/HGETALL, LPUSH/LRANGE, INCR, EVALSHA (benchmarks/mixed.py).
+  The floor runs only these two kinds of load (it takes no AUTH, which `idle` sends, and has
+  no HTTP port).
 - `idle`: 10,000 idle authenticated connections against a freshly started target: RSS per
   connection, and a new client's connect + AUTH + PING time (benchmarks/idle.py).
 - HTTP loads (`http-*`): the gateway's HTTP command API under wrk, keep-alive, SET and GET one
@@ -17,14 +21,17 @@ in turn, round after round (A B C A B C …), so drift of a shared machine hits 
   (redis-benchmark -P1 / -P16): requests/s, commands/s, CPU per request and per command.
 
 Reports, per load and target: median requests/s with min-max, median p50 and p99 latency,
-ratios to direct Redis and to twemproxy (median of the per-round ratios), and the CPU seconds
-the target's own process (redis-server, gateway, nutcracker) used per million commands, from
-/proc/PID/stat before and after each run. Writes `results/compare-<time>.{json,md}` and prints
-the Markdown, including the performance issue's targets and whether they were met.
+ratios to direct Redis, to the floor and to twemproxy (median of the per-round ratios), and the
+CPU seconds the target's own process (redis-server, gateway, floor, nutcracker) used per million
+commands, from /proc/PID/stat before and after each run; and the gateway against the floor per
+load (its distance to what Python can do, in req/s and CPU µs per command). Writes
+`results/compare-<time>.{json,md}` and prints the Markdown, including the performance issue's
+targets and whether they were met.
 
     python benchmarks/compare.py                       # everything, 3 rounds (`make bench`)
     python benchmarks/compare.py --quick --rounds 1    # tiny sizes: a smoke test
     python benchmarks/compare.py --only 'set-*' mixed --rounds 5 --no-twemproxy
+    python benchmarks/compare.py --only 'get-c50-*' --no-floor
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from benchlib import (
 from httpload import HttpRequest, http_call, parse_wrk, run_wrk, wrk_script
 from idle import measure_idle
 from mixed import run_loop, run_mixed
-from report import markdown, summarize, summarize_http, summarize_idle
+from report import FLOOR, markdown, summarize, summarize_http, summarize_idle
 from targets import (
     BIG_KEY,
     BIG_SIZE,
@@ -66,6 +73,7 @@ from targets import (
     make_keys_file,
     pid_of,
     seed,
+    start_floor,
     start_gateway,
     start_twemproxy,
 )
@@ -81,6 +89,7 @@ FULL_WITH_SCRIPTS = PRESETS["full"] + " +@scripting"
 # past max_anonymous_per_address (256 by default) the gateway would close the oldest.
 LOAD_FLAGS = ("--max-anonymous-per-address", "10000")
 RESP_TWIN = "redisgate (RESP)"  # an HTTP load's same commands over RESP, in its table
+FLOOR_KINDS = ("bench", "mixed")  # the loads the floor runs (no AUTH for idle, no HTTP port)
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="LOAD", help="loads to run (globs: 'set-*')")
     parser.add_argument("--loads", help="comma-separated load names (older spelling of --only)")
     parser.add_argument("--no-twemproxy", action="store_true", help="leave twemproxy out")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="leave the floor (benchmarks/floor.py) out"
+    )
     parser.add_argument("--requests", type=int, help="requests per SET/GET run (default 60k-300k)")
     parser.add_argument("--idle", type=int, help="idle connections (default 10000; 0: skip)")
     parser.add_argument("--mixed-clients", type=int, default=50)
@@ -436,6 +448,15 @@ def main() -> int:
             "package when run as root)."
         )
         print(notes[-1], file=sys.stderr)
+    use_floor = not args.no_floor and any(x.kind in FLOOR_KINDS for x in args.selected)
+    if args.no_floor:
+        notes.append("the floor left out (--no-floor).")
+    elif use_floor:
+        notes.append(
+            "floor: benchmarks/floor.py, the smallest uvloop forwarder (one shared connection to "
+            "Redis, backend writes coalesced per loop turn, no client AUTH, no policy): what "
+            "Python does on this machine; redis-benchmark loads and mixed only."
+        )
     if any(x.kind == "http" for x in args.selected) and shutil.which("wrk") is None:
         args.selected = [x for x in args.selected if x.kind != "http"]
         notes.append(
@@ -517,6 +538,10 @@ def main() -> int:
                 procs.append(gateway)
                 target = Target(spec.name, gw_port, spec.token, pid_of(gateway), http_port)
                 targets.append(target)
+            if use_floor:
+                floor, floor_port = start_floor(workdir, redis, "main")
+                procs.append(floor)
+                targets.append(Target(FLOOR, floor_port, None, pid_of(floor)))
             if use_twem:
                 twem, twem_port = start_twemproxy(workdir, redis, "main")
                 procs.append(twem)
@@ -524,7 +549,9 @@ def main() -> int:
             for load in args.selected:
                 try:
                     if load.kind == "idle":
-                        report["idle"] = run_idle(args, workdir, redis, gateways, targets)
+                        # idle.py authenticates every connection: the floor takes no AUTH.
+                        authed = [t for t in targets if t.name != FLOOR]
+                        report["idle"] = run_idle(args, workdir, redis, gateways, authed)
                     elif load.kind == "http":
                         entry = run_http_load(args, load, targets, workdir, notes)
                         report["loads"][load.name] = entry

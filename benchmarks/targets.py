@@ -1,4 +1,4 @@
-"""The benchmark's targets: one redis-server, the gateway in front of it, twemproxy.
+"""The benchmark's targets: one redis-server, the gateway in front of it, the floor, twemproxy.
 
 Each is its own process on loopback; `Target` is what a load needs to reach one (port, password
 or API key, pid for CPU and RSS readings). `seed` writes the data every GET load reads.
@@ -101,6 +101,22 @@ def start_twemproxy(workdir: Path, redis: RedisServer, tag: str) -> tuple[Manage
     # Its stats port (default 22222) would clash with the next nutcracker's.
     argv += ["-a", "127.0.0.1", "-s", str(free_port())]
     proc = ManagedProcess(f"nutcracker-{tag}", argv, workdir / f"nutcracker-{tag}.log")
+    proc.start()
+    proc.wait_ready(lambda: _answers(port), 30, "listening")
+    return proc, port
+
+
+def start_floor(workdir: Path, redis: RedisServer, tag: str) -> tuple[ManagedProcess, int]:
+    """benchmarks/floor.py in front of `redis`: the smallest uvloop forwarder, one shared
+    connection to Redis (which it authenticates itself); its clients send no AUTH."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).resolve().parent / "floor.py")]
+    argv += ["--port", str(port), "--backend", f"127.0.0.1:{redis.port}"]
+    if redis.password:
+        argv += ["--password", redis.password]
+    proc = ManagedProcess(
+        f"floor-{tag}", argv, workdir / f"floor-{tag}.log", stop_signal=signal.SIGINT
+    )
     proc.start()
     proc.wait_ready(lambda: _answers(port), 30, "listening")
     return proc, port
