@@ -254,15 +254,18 @@ class ClientConnection(asyncio.Protocol):
         metrics.CLIENT_BYTES["in"] += len(data)
         if self.closing:
             return
-        if self.pool is not None:
-            self.pool.meter.bytes += len(data)
+        pool = self.pool
+        if pool is not None:
+            pool.meter.bytes += len(data)
         if self._backlog is not None:  # (reading is paused meanwhile; just in case)
             self._backlog = self._backlog[self._backlog_pos :] + data
             self._backlog_pos = 0
         elif len(data) > _SLICE_BYTES:  # parsed a slice at a time (`_feed_backlog`)
             self._backlog, self._backlog_pos = data, 0
-        else:
+        elif pool is None or self._blocked or self._turn is not None or pool.throttled:
             self.framer.feed(data)
+        elif self._forward_read(data):
+            return
         if not self._blocked:
             self._process()
         elif not self._read_paused and (
@@ -275,6 +278,28 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.pause_reading()
         if self.request_held or self._backlog is not None or self.framer.unparsed_bytes:
             self._count_held()
+
+    def _forward_read(self, data: bytes) -> bool:
+        """The usual read, with nothing before it to wait for: if it starts with commands
+        forwarded as they are (one, or a pipeline), they go as one run without `_process`'s
+        loop. Everything is handed to the framer; True if nothing is left for `_process`."""
+        session, framer = self.session, self.framer
+        assert session is not None
+        fast = session.forwardable()
+        room = self.settings.max_pending_per_client - self.inflight
+        if fast is None or session.forward is not self._plain or room <= 0:
+            framer.feed(data)
+            return False
+        run = framer.feed_run(data, fast, room)
+        if run is None:
+            return False
+        self._forward_run(run, session)
+        if framer.queued or framer.unparsed_bytes or self.request_held:
+            return False  # the rest of the read, or the run refused by the rate limits
+        if self.inflight >= self.settings.max_pending_per_client:
+            self._at_limit = True
+            self._update_reading()
+        return True
 
     def _count_held(self) -> None:
         """Tell the gateway how many request bytes this client holds, when that changed."""
@@ -605,7 +630,10 @@ class ClientConnection(asyncio.Protocol):
             slots.popleft()
             out.append(reply)
         if self._flush_handle is None:
-            self._flush_handle = self.loop.call_soon(self._flush)
+            if slots:  # more may come in this batch of the backend's replies: one write later
+                self._flush_handle = self.loop.call_soon(self._flush)
+            else:  # nothing else can: the write now saves a callback per reply
+                self._flush()
         if self._held is not None and not self.inflight:
             self._release_held()
         elif self.closing:

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 # `*N` headers by text, `$L` headers by length (anything else: the framer's slow path).
 ARRAY_HEADERS = {b"*%d" % i: i for i in range(1, 1025)}
 BULK_HEADERS = tuple(b"$%d" % i for i in range(4096))
+_BULK_HEADER_OF = dict(enumerate(BULK_HEADERS)).get
+_new_tuple = tuple.__new__
 
 
 class Forwardable(NamedTuple):
@@ -46,33 +48,39 @@ def leading_run(
 ) -> tuple[Run | None, int, int]:
     """From the start of a read (`buf`, split on CRLF into `lines`; those before `last` ended
     in one): the run of its leading complete canonical commands that `fast` forwards, at most
-    `room` (None if there is none), the index of the line after it and its length in bytes."""
+    `room` (None if there is none), the index of the line after it and its length in bytes.
+
+    The hot path of every forwarded read, so written for CPython's sake: the header check is
+    an inline loop (a list comprehension is a function call), names are counted down in
+    `room`, and the `Run` is built with `tuple.__new__` (a NamedTuple's own is a lambda)."""
     names: list[bytes] = []
-    headers = BULK_HEADERS
+    header_of = _BULK_HEADER_OF  # None for an argument too long for the table
+    argc_of = ARRAY_HEADERS.get
     plain, keyed, fits = fast
     i = 0
-    while len(names) < room:
-        argc = ARRAY_HEADERS.get(lines[i])
+    while room:
+        argc = argc_of(lines[i])
         if argc is None or argc > max_argc:
             break
         j = i + argc + argc + 1  # the line after this command's last line
         if j > last:
             break
-        args = lines[i + 2 : j : 2]
-        try:  # every header must be exactly `$<len(arg)>`
-            if [headers[len(a)] for a in args] != lines[i + 1 : j : 2]:
-                break
-        except IndexError:  # an argument too long for the table
+        k = i + 1  # every header must be exactly `$<len(arg)>`
+        while k < j and header_of(len(lines[k + 1])) == lines[k]:
+            k += 2
+        if k < j:
             break
-        if args[0] not in plain:
-            plan = keyed.get(args[0])
-            if plan is None or not fits(plan, args):
+        name = lines[i + 2]
+        if name not in plain:
+            plan = keyed.get(name)
+            if plan is None or not fits(plan, lines[i + 2 : j : 2]):
                 break
-        names.append(args[0])
+        names.append(name)
+        room -= 1
         i = j
     if not names:
         return None, 0, 0
     if i == last and not lines[last]:  # the whole read (the usual case): no copy
-        return Run(buf, names), i, len(buf)
+        return _new_tuple(Run, (buf, names)), i, len(buf)
     size = sum(map(len, lines[:i])) + i + i
-    return Run(buf[:size], names), i, size
+    return _new_tuple(Run, (buf[:size], names)), i, size
