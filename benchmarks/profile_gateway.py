@@ -28,7 +28,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from compare import LOADS
+from compare import LOAD_FLAGS, LOADS
 from httpload import parse_wrk, run_wrk, wrk_script
 from targets import make_keys_file, pid_of, start_gateway
 from tenant import postgres_tenant
@@ -109,7 +109,7 @@ def main() -> int:
                 source = ["--database-url", url]
             http_port = free_port() if args.http else 0  # a baseline may have no HTTP API
             gateway, port = start_gateway(
-                workdir, source, 10_000, "profiled", code=args.code, http_port=http_port
+                workdir, source, 10_000, "profiled", LOAD_FLAGS, args.code, http_port
             )
             stack.callback(gateway.stop)
             raw = workdir / "stacks.txt"

@@ -378,7 +378,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.fifo.append(request)
         self._unsent += 1
         self._asked += request.count
-        self.write(raw)
+        self._wbuf.append(raw)  # `write`, inlined: once per client read
+        self._wbuf_bytes += len(raw)
+        if self._wbuf_bytes >= _FLUSH_THRESHOLD:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
 
     def set_window(self, max_commands: int, max_bytes: int) -> None:
         """Bound this (shared) connection's unanswered replies (see the module docstring)."""

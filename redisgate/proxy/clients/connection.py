@@ -291,11 +291,10 @@ class ClientConnection(asyncio.Protocol):
             framer.feed(data)
             return False
         run = framer.feed_run(data, fast, room)
-        if run is None:
-            return False
-        self._forward_run(run, session)
-        if framer.queued or framer.unparsed_bytes or self.request_held:
-            return False  # the rest of the read, or the run refused by the rate limits
+        if run is None or not self._forward_run(run, session):
+            return False  # the rate limits refused the run: its commands wait in the framer
+        if run.raw is not data or self.request_held:
+            return False  # the run is a slice of the read: the rest waits in the framer
         if self.inflight >= self.settings.max_pending_per_client:
             self._at_limit = True
             self._update_reading()
@@ -462,19 +461,20 @@ class ClientConnection(asyncio.Protocol):
         if not self._blocked and not self.closing:
             self._process()
 
-    def _forward_run(self, forwarded: Run, session: Session) -> None:
+    def _forward_run(self, forwarded: Run, session: Session) -> bool:
         """A read's leading commands that `session` forwards as they are: one slot, one
-        write of their bytes as read, if the rate limits let them all run; else they go
-        back to the framer as commands, for `handle` to take or refuse one by one."""
+        write of their bytes as read, if the rate limits let them all run (True); else
+        they go back to the framer as commands, for `handle` to take or refuse one by one."""
         raw, names = forwarded
         if session.rate is not None and not session.take_run(len(names)):
             self.framer.requeue(split_commands(raw))
-            return
+            return False
         usage = self.usage
         usage.commands += len(names)
         usage.bytes_in += len(raw)
         self.inflight += len(names)
         self._send_slot(raw, names, session)
+        return True
 
     def _send_run(self, run: list[bytes], session: Session) -> None:
         """Send consecutive shared commands (already counted in `inflight`) as one slot."""
@@ -488,7 +488,8 @@ class ClientConnection(asyncio.Protocol):
         assert self.pool is not None
         request = PendingRequest(self, None, None, len(names), names, self.last_activity)
         self.slots.append(request)
-        self.pool.send(request, raw, session.protocol)
+        # Plain forwards only: the session's protocol is the one they were taken in.
+        self.pool.send(request, raw, self._shared_protocol)
 
     def _execute(self, command: Command, decision: Decision, session: Session) -> None:
         if isinstance(decision, Forward):
@@ -622,18 +623,22 @@ class ClientConnection(asyncio.Protocol):
         slots = self.slots
         if not slots or slots[0] is not request:
             return
-        out = self._out
-        while slots:
-            reply = slots[0].reply
-            if reply is None:
-                break
-            slots.popleft()
-            out.append(reply)
-        if self._flush_handle is None:
-            if slots:  # more may come in this batch of the backend's replies: one write later
-                self._flush_handle = self.loop.call_soon(self._flush)
-            else:  # nothing else can: the write now saves a callback per reply
-                self._flush()
+        out, reply = self._out, request.reply
+        if len(slots) == 1 and not out and reply is not None:  # the usual: one reply owed
+            slots.clear()
+            self._send(reply)  # nothing else can come now: no callback, no queue
+        else:
+            while slots:
+                reply = slots[0].reply
+                if reply is None:
+                    break
+                slots.popleft()
+                out.append(reply)
+            if self._flush_handle is None:
+                if slots:  # more may come in this batch of the backend's replies: write later
+                    self._flush_handle = self.loop.call_soon(self._flush)
+                else:  # nothing else can: the write now saves a callback per reply
+                    self._flush()
         if self._held is not None and not self.inflight:
             self._release_held()
         elif self.closing:
@@ -664,12 +669,17 @@ class ClientConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_handle = None
-        out, transport = self._out, self.transport
-        if not out or transport is None or self.closed or self._aborted:
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        """Write to the client now (unless it is gone); count the bytes, watch the backlog."""
+        transport = self.transport
+        if transport is None or self.closed or self._aborted:
             return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         self.usage.bytes_out += len(data)
         metrics.CLIENT_BYTES["out"] += len(data)
         transport.write(data)

@@ -114,6 +114,7 @@ class RequestFramer:
         "_off",
         "_pos",
         "_ready",
+        "_run_bytes",
         "_seen",
         "_spans",
         "_tail",
@@ -137,6 +138,7 @@ class RequestFramer:
         self._max_bulk_bytes = max_bulk_bytes
         self._max_inline_bytes = max_inline_bytes
         self._max_request_bytes = max_request_bytes
+        self._run_bytes = min(max_request_bytes, max_bulk_bytes)  # reads `feed_run` takes
         self._set_wording(unauthenticated)
         self._buf = b""  # parse source when the buffer starts on a command boundary
         self._pos = 0
@@ -197,6 +199,7 @@ class RequestFramer:
             self._max_inline_bytes = max_inline_bytes
         if max_request_bytes is not None:
             self._max_request_bytes = max_request_bytes
+        self._run_bytes = min(self._max_request_bytes, self._max_bulk_bytes)
         if unauthenticated is not None:
             self._set_wording(unauthenticated)
         if self._failed is not None:
@@ -266,13 +269,12 @@ class RequestFramer:
         usual read of a client, one command or one pipeline of plain commands, with nothing
         buffered before it."""
         if (
-            self._tail is not None
+            len(data) > self._run_bytes
+            or self._tail is not None
             or self._pos < len(self._buf)
             or self._ready
             or self._failed is not None
             or not self._FAST_PATH
-            or len(data) > self._max_request_bytes
-            or len(data) > self._max_bulk_bytes
         ):
             self.feed(data)
             return None
