@@ -26,6 +26,7 @@ INFO and COMMAND replies are filtered. Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sized
 from enum import Enum
 
@@ -160,7 +161,7 @@ class Session:
             check = bind_scope(self.principal.scope, self.table, fast_forward(self.table))
             self._check, self._fast, self._keyed = check, check.fast, check.keyed
             self._keys_fit = check.keys_fit
-            self._forwardable = Forwardable(check.fast, check.keyed, check.keys_fit)
+            self._forwardable = _forwardable(check)
 
     def replace_principal(self, principal: Principal) -> None:
         """The key was changed (re-scoped): the next command is judged by the new principal."""
@@ -643,6 +644,11 @@ class Session:
 
 def _no_keys_fit(plan: KeyPlan, args: list[bytes]) -> bool:
     return False
+
+
+@functools.lru_cache(maxsize=1024)  # as `bind_scope`'s: one per shared ScopeCheck
+def _forwardable(check: ScopeCheck) -> Forwardable:
+    return Forwardable(check.fast, check.keyed, check.keys_fit)
 
 
 def _script_not_while_pinned(display_name: str) -> bytes:

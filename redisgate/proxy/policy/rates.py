@@ -163,6 +163,9 @@ class LimitRegistry:
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._connections: dict[tuple[str, str], int] = {}
         self._held: dict[int, tuple[tuple[str, str], tuple[str, str]]] = {}
+        # One gate per key and instance, shared by their connections: the per-command check
+        # then touches the same few objects for all of them (CPU caches, docs/performance.md).
+        self._gates: dict[tuple[tuple[str, str], tuple[str, str]], RateGate] = {}
 
     def __repr__(self) -> str:
         return f"<LimitRegistry [{len(self._buckets)} buckets, {len(self._held)} connections]>"
@@ -210,7 +213,10 @@ class LimitRegistry:
         if not buckets and not quotas:
             return Admission(None, size)
         unseeded = tuple(quota for quota in quotas if not quota.seeded)
-        return Admission(RateGate(tuple(buckets), tuple(quotas)), size, unseeded)
+        gate = self._gates.get((key, instance))
+        if gate is None or gate.buckets != tuple(buckets) or gate.quotas != tuple(quotas):
+            gate = self._gates[key, instance] = RateGate(tuple(buckets), tuple(quotas))
+        return Admission(gate, size, unseeded)
 
     def release(self, client_id: int) -> None:
         """The connection closed, RESET, or authenticated again."""
@@ -230,6 +236,8 @@ class LimitRegistry:
         for ident, bucket in list(self._buckets.items()):
             if ident not in self._connections and bucket.refill(now) >= bucket.burst:
                 del self._buckets[ident]
+        for pair in [p for p in self._gates if p[0] not in self._connections]:
+            del self._gates[pair]  # nobody holds the key: its next connection gets a new gate
         self.quotas.roll(day, self._connections)
 
 

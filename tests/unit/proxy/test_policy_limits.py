@@ -112,6 +112,22 @@ def test_registry_shares_buckets_per_key_and_per_instance() -> None:
     assert allow(other.gate, 0.0) is None
 
 
+def test_connections_of_one_key_share_one_gate_until_its_limits_or_buckets_change() -> None:
+    registry = LimitRegistry()
+    limited = principal(ops_per_second=10, burst=3)
+    a, b = registry.admit(1, limited, 0.0), registry.admit(2, limited, 0.0)
+    assert isinstance(a, Admission) and isinstance(b, Admission) and a.gate is b.gate
+    quota = registry.admit(3, principal(ops_per_second=10, burst=3, daily_commands=5), 0.0)
+    assert isinstance(quota, Admission) and quota.gate is not a.gate  # a quota joins the gate
+    assert quota.gate is not None and len(quota.gate.quotas) == 1
+    for client in (1, 2, 3):
+        registry.release(client)
+    registry.sweep(10.0, registry.quotas.day)  # nobody holds the key: gate and buckets go
+    again = registry.admit(4, limited, 10.0)
+    assert isinstance(again, Admission) and again.gate is not a.gate
+    assert again.gate is not None and again.gate.buckets[0] is not a.gate.buckets[0]
+
+
 def test_registry_caps_connections_per_key_and_instance_and_forgets_closed_ones() -> None:
     registry = LimitRegistry()
     who = principal(max_connections=2)
