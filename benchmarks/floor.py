@@ -24,6 +24,8 @@ import uvloop
 
 CRLF = b"\r\n"
 _DOLLAR, _STAR, _PERCENT, _TILDE, _GT = b"$*%~>"
+_PLUS, _MINUS, _COLON = b"+-:"
+_HEADER = {n: b"$%d" % n for n in range(4096)}.get  # `$<len>` of an argument, if short
 
 
 def reply_end(buf: bytes, pos: int) -> int:
@@ -52,7 +54,35 @@ def reply_end(buf: bytes, pos: int) -> int:
 
 
 def whole_commands(buf: bytes) -> tuple[int, int]:
-    """How many complete multibulk commands `buf` starts with, and where they end."""
+    """How many complete multibulk commands `buf` starts with, and where they end.
+
+    As the gateway frames a read: one split into lines in C, then each command's `$<len>`
+    headers checked against its arguments (which proves no argument held a CRLF); a read
+    that is not so plain goes to the exact scan."""
+    lines = buf.split(CRLF)
+    last = len(lines) - 1  # the lines before it ended in CRLF
+    count = i = 0
+    while i < last:
+        head = lines[i]
+        if head[:1] != b"*":
+            return scan_commands(buf)
+        j = i + 2 * int(head[1:]) + 1  # the line after the command's last
+        if j > last:
+            break
+        k = i + 1
+        while k < j and _HEADER(len(lines[k + 1])) == lines[k]:
+            k += 2
+        if k < j:  # an argument with a CRLF inside, or a long one
+            return scan_commands(buf)
+        i = j
+        count += 1
+    if i == last and not lines[last]:
+        return count, len(buf)
+    return count, sum(map(len, lines[:i])) + 2 * i
+
+
+def scan_commands(buf: bytes) -> tuple[int, int]:
+    """`whole_commands` for any multibulk input, one header at a time."""
     count = pos = 0
     size = len(buf)
     while pos < size:
@@ -112,12 +142,28 @@ class Upstream(asyncio.Protocol):
             head = fifo[0]
             start = pos
             owed = head[1]
-            while owed:
-                end = reply_end(buf, pos)
-                if end < 0:
-                    break
+            while owed:  # the usual replies inline; aggregates by `reply_end`
+                kind = buf[pos]
+                if kind == _DOLLAR:
+                    nl = buf.find(CRLF, pos)
+                    if nl < 0:
+                        break
+                    length = int(buf[pos + 1 : nl])
+                    end = nl + 2 if length < 0 else nl + length + 4
+                    if end > size:
+                        break
+                elif kind in (_PLUS, _COLON, _MINUS):
+                    end = buf.find(CRLF, pos) + 2
+                    if end < 2:
+                        break
+                else:
+                    end = reply_end(buf, pos)
+                    if end < 0:
+                        break
                 pos = end
                 owed -= 1
+                if pos >= size:
+                    break
             if pos > start:
                 client = head[0]
                 if client is not None and not client.closed:

@@ -52,3 +52,20 @@ def test_whole_commands_counts_complete_commands_and_stops_before_a_partial_one(
     for cut in range(1, len(set_)):
         assert floor.whole_commands(get + set_[:cut]) == (1, len(get)), cut
     assert floor.whole_commands(b"") == (0, 0)
+
+
+def wire(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        wire(b"SET", b"a\r\nb", b"c") + wire(b"GET", b"k"),  # a CRLF inside an argument
+        wire(b"SET", b"k", b"x" * 5000) + wire(b"GET", b"k"),  # too long for the header table
+        wire(b"GET", b"k") * 3 + wire(b"GET", b"k")[:7],
+        wire(b"GET", b"k") * 2 + wire(b"SET", b"a\r\nb", b"c")[:12],
+    ],
+)
+def test_whole_commands_splits_as_the_exact_scan_does(floor: ModuleType, read: bytes) -> None:
+    assert floor.whole_commands(read) == floor.scan_commands(read)
