@@ -7,6 +7,12 @@ whose decision this class carries out. Every reply the client is owed, forwarded
 takes a slot in `self.slots`, in command order; replies are written from the head while the
 head is complete (Envoy's `onResponse`), in one `transport.write` per batch.
 
+The usual read has a shortcut (`_forward_read`): with nothing buffered before it and nothing
+to wait for, a read of plain forwarded commands (one, or a pipeline) is taken by the framer as
+one `Run` and sent, its tokens taken at once, without `_process`'s loop; the run's names pass
+the same scope check as in `_process`. The one reply such a client is owed is written as soon
+as it is in (`reply_ready`), not at the end of the turn.
+
 Order across connections: a client's commands may run on a shared connection or on its
 dedicated one. Before the first command goes to a dedicated connection, every command already
 sent on a shared one must have been answered (and the dedicated connection is only given back
