@@ -201,7 +201,7 @@ class ClientConnection(asyncio.Protocol):
         self._backlog_pos = 0
         self._read_paused = False
         self._write_paused = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # (AUTH, dedicated): made on use
         self._run_names: list[bytes] = []  # names of the commands in `_process`'s run
 
     def __repr__(self) -> str:
@@ -345,7 +345,7 @@ class ClientConnection(asyncio.Protocol):
         self._backlog = None
         self._release_held_bytes()
         self._drop_owed()
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
         self.gateway.forget(self)
 
@@ -606,11 +606,14 @@ class ClientConnection(asyncio.Protocol):
 
     def _start(self, coro: Coroutine[object, object, None]) -> None:
         task = self.loop.create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # A bug, not a client error: this connection's state is unknown, so it ends.
             log.error("%r: internal error", self, exc_info=task.exception())
