@@ -30,7 +30,7 @@ from pathlib import Path
 
 from compare import LOAD_FLAGS, LOADS
 from httpload import parse_wrk, run_wrk, wrk_script
-from targets import make_keys_file, pid_of, start_gateway
+from targets import make_keys_file, pid_of, seed, start_gateway
 from tenant import postgres_tenant
 
 from redisgate.launcher.process import free_port
@@ -101,6 +101,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="redisgate-profile-"))
     try:
         with RedisServer(workdir / "redis") as redis, ExitStack() as stack:
+            seed(redis)  # the keys compare.py's loads read (mylist, bench:big, key:*)
             if args.no_postgres:
                 keys, token = make_keys_file(workdir, redis, args.scopes)
                 source = ["--keys-file", str(keys)]

@@ -18,8 +18,11 @@ RESP3 streamed strings (`$?` then `;len` chunks up to `;0`) and streamed aggrega
 Scanning only ever runs over `bytes`. When a frame is cut off, its scanned prefix is kept as
 immutable parts and only the unfinished element onwards is kept in a growable tail, with the
 number of bytes it must reach (`_need`) or, for an unfinished line, how far it was already
-searched (`_seen`). So a 100 MB bulk in 64 KB pieces costs one append per piece and one copy at
-the end, and a huge array in pieces is scanned once: linear, never quadratic.
+searched (`_seen`). A bulk cut off in its body is not copied at all: its header is checked,
+the reads that carry its body are kept as they are (`_skip` counts the bytes still to come,
+its CRLF included), and the frame is joined once, when complete. So a 100 KB or 100 MB bulk in
+64 KB pieces costs one copy in all, and a huge array in pieces is scanned once: linear, never
+quadratic.
 
 Speed: a read holding exactly one `+`, `-`, `:` or `$` reply (the commonest) is returned as is
 after three checks. Long aggregates of short bulks (LRANGE, MGET hits, HGETALL) are checked in C
@@ -58,6 +61,7 @@ _NULL, _DOUBLE, _BOOLEAN, _BIG_NUMBER, _CHUNK, _END = 95, 44, 35, 40, 59, 46
 
 _HEADER_OF_LENGTH: dict[int, bytes] = {i: b"$%d" % i for i in range(4096)}
 _header_of_length = _HEADER_OF_LENGTH.get
+_LENGTH_OF_HEADER: dict[bytes, int] = {v: k for k, v in _HEADER_OF_LENGTH.items()}
 _RUN_MIN = 8  # aggregates this long try the vectorized check first
 _RUN_MAX_ITEM = 4096 + 12  # the longest element the check accepts, with its framing
 
@@ -69,8 +73,24 @@ def _bulk_run(buf: bytes, start: int, count: int) -> tuple[int, int]:
     in C instead of a Python step per element: an LRANGE reply costs tens of ns per element
     instead of hundreds. The region split starts at `count * 32` bytes and grows 8x at a time,
     so it stays proportional to the reply, not to whatever follows it in the buffer.
+
+    Bulks all of one length (a list of same-size values, ids, hashes) are checked without
+    the split: element i starts at `start + i * step`, so each byte of the header and of the
+    trailing CRLF is compared across all of them in one strided slice (`_uniform_run`).
     """
     n = len(buf)
+    cr = buf.find(b"\r\n", start, start + 7)
+    if cr > 0:
+        size = _LENGTH_OF_HEADER.get(buf[start:cr])
+        if size is not None:
+            step = cr - start + 4 + size
+            end = start + step * count
+            if (
+                end <= n
+                and buf.startswith(buf[start : cr + 2], start + step)  # a cheap first test
+                and _uniform_run(buf[start:end], step, cr + 2 - start, count)
+            ):
+                return end, count
     want = 2 * count
     cap = count * 32
     while True:
@@ -90,6 +110,15 @@ def _bulk_run(buf: bytes, start: int, count: int) -> tuple[int, int]:
         pairs = list(map(eq, expected, headers)).index(False)
     size = sum(map(len, headers[:pairs])) + sum(map(len, data[:pairs])) + 4 * pairs
     return start + size, pairs
+
+
+def _uniform_run(region: bytes, step: int, header: int, count: int) -> bool:
+    """True if `region` is `count` elements of `step` bytes that all start with the first
+    one's `header` bytes (`$<len>` CRLF) and end with CRLF; the bodies between are opaque."""
+    for at in range(header):
+        if region[at::step] != region[at : at + 1] * count:
+            return False
+    return region[step - 2 :: step] == b"\r" * count and region[step - 1 :: step] == b"\n" * count
 
 
 def parse_int(text: bytes) -> int | None:
@@ -116,14 +145,16 @@ class ReplyFramer:
     pending request. The framer then stays failed.
     """
 
-    __slots__ = ("_failed", "_need", "_parts", "_seen", "_stack", "_tail")
+    __slots__ = ("_failed", "_need", "_parts", "_seen", "_skip", "_stack", "_tail")
 
     def __init__(self) -> None:
         self._stack: list[int] = []  # remaining elements of each open aggregate
-        self._parts: list[bytes] = []  # scanned bytes of the current, unfinished frame
+        # Scanned bytes of the current, unfinished frame (views of reads, never copied).
+        self._parts: list[bytes | memoryview] = []
         self._tail: bytearray | None = None  # from the unfinished element onwards
         self._need = 0  # bytes the tail must hold before scanning can progress
         self._seen = -1  # >= 0: the tail holds an unfinished line searched up to here
+        self._skip = 0  # > 0: bytes still to come of a bulk body (and its CRLF), tail empty
         self._failed: RemoteProtocolError | None = None
 
     @property
@@ -148,6 +179,11 @@ class ReplyFramer:
                 elif t == 36 and cr + 4 + _NUMS.get(data[1:cr], -9) == len(data):
                     return [data]
             buf = data
+        elif self._skip:
+            return self._feed_body(data)
+        elif not tail:  # mid-frame, at an element boundary: nothing to copy
+            buf = data
+            self._tail = None
         else:
             tail += data
             if self._seen >= 0:
@@ -167,18 +203,71 @@ class ReplyFramer:
             raise
         return out
 
-    def _scan(self, buf: bytes, out: list[bytes]) -> None:
-        """Append the frames completed in `buf`; keep the unfinished rest for the next feed."""
+    def _feed_body(self, data: bytes) -> list[bytes]:
+        """More of a bulk body that an earlier read cut off: kept as is until it is complete,
+        then the frame goes on (or ends) with the rest of `data`."""
+        skip, n = self._skip, len(data)
+        if n < skip:
+            self._parts.append(data)
+            self._skip = skip - n
+            return []
+        # The body ends in `data`, at `skip`: its CRLF may straddle the previous read.
+        last = self._parts[-1]
+        if data[skip - 1] != 10 or (data[skip - 2] if skip > 1 else last[-1]) != 13:
+            self._failed = _error("bulk data not followed by CRLF")
+            raise self._failed
+        self._skip = 0
+        self._tail = None
+        self._parts.append(data if skip == n else memoryview(data)[:skip])
+        out: list[bytes] = []
+        try:
+            if self._value_ended():
+                out.append(b"".join(self._parts))
+                self._parts = []
+            if skip < n:
+                self._scan(data, out, skip)
+            elif self._parts:  # mid-frame, at an element boundary
+                self._tail = bytearray()
+                self._need, self._seen = 0, -1
+        except RemoteProtocolError as exc:
+            self._failed = exc
+            raise
+        return out
+
+    def _value_ended(self) -> bool:
+        """Count a value that just ended in its parent, closing finished aggregates (as the
+        end of `_scan`'s loop does); True if it completed the top-level frame."""
+        stack = self._stack
+        while stack:
+            top = stack[-1]
+            if top > 0:
+                if top > 1:
+                    stack[-1] = top - 1
+                    return False
+                stack.pop()
+            else:
+                if top < -1:
+                    if top == _IN_STREAMED_STRING:
+                        raise _error("a streamed string holds only ';' chunks")
+                    stack[-1] = top + 1
+                else:
+                    stack.pop()
+                return False
+        return True
+
+    def _scan(self, buf: bytes, out: list[bytes], p: int = 0) -> None:
+        """Append the frames completed in `buf` from `p`; keep the unfinished rest for the
+        next feed."""
         n = len(buf)
         find = buf.find
         stack = self._stack
         nums = _NUMS
-        p = start = 0  # p: next element; start: first byte of the current frame in buf
+        start = p  # p: next element; start: first byte of the current frame in buf
         need, seen = 0, -1  # what the tail will wait for, if the buffer ends inside a frame
         if stack and _RUN_MIN < stack[-1] < _STREAMED_MIN:
             # Resuming inside a long aggregate: skip what is now complete in C, but leave
             # its last element to the loop below, which closes the aggregate.
-            p, done = _bulk_run(buf, 0, stack[-1] - 1)
+            p, done = _bulk_run(buf, p, stack[-1] - 1)
             stack[-1] -= done
         while p < n:
             cr = find(b"\r\n", p)
@@ -203,6 +292,11 @@ class ReplyFramer:
                 if size is not None:
                     end = cr + 2 + size
                     if end + 2 > n:
+                        if t != _VERBATIM and end > n:  # cut in its body: keep, never copy
+                            self._parts.append(memoryview(buf)[start:] if start else buf)
+                            self._skip = end + 2 - n
+                            self._tail = bytearray()
+                            return
                         need = end + 2 - p
                         break
                     if buf[end] != 13 or buf[end + 1] != 10:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from redisgate.errors import RemoteProtocolError
 from redisgate.proxy.wire.replies import ReplyFramer, is_error, is_push
+from tests.fuzz.reference import frame_replies
 
 CRLF = b"\r\n"
 
@@ -20,9 +21,9 @@ class CountingReplyFramer(ReplyFramer):
 
     scans = 0
 
-    def _scan(self, buf: bytes, out: list[bytes]) -> None:
+    def _scan(self, buf: bytes, out: list[bytes], p: int = 0) -> None:
         CountingReplyFramer.scans += 1
-        super()._scan(buf, out)
+        super()._scan(buf, out, p)
 
 
 def frames_of(*pieces: bytes, framer: ReplyFramer | None = None) -> list[bytes]:
@@ -137,6 +138,60 @@ def test_five_megabyte_bulk_in_pieces(piece: int) -> None:
     assert frames_of(*pieces, framer=framer) == [frame]
     assert CountingReplyFramer.scans <= 4  # waits for the whole bulk: no re-scans
     assert framer.buffered_bytes == 0
+
+
+def test_bulk_body_in_pieces_is_kept_as_read() -> None:
+    """A bulk cut off in its body keeps the reads that carry it as they are (no growing
+    copy), and the frame is joined once; the replies after it in the last read follow."""
+    body = bytes(range(256)) * 400
+    frame = b"*2\r\n$3\r\nfoo\r\n$102400\r\n" + body + CRLF
+    stream = b"+OK\r\n" + frame + b":1\r\n" + frame
+    for piece in (1, 2, 3, 4096, 65536, 100_000):
+        framer = ReplyFramer()
+        out: list[bytes] = []
+        for i in range(0, len(stream), piece):
+            out += framer.feed(stream[i : i + piece])
+            assert len(framer._tail or b"") <= 32  # only ever a header line, never a body
+        assert out == [b"+OK\r\n", frame, b":1\r\n", frame]
+        assert framer.buffered_bytes == 0
+
+
+@pytest.mark.parametrize("cut", range(1, 14))
+def test_bulk_body_in_pieces_without_crlf(cut: int) -> None:
+    """The CRLF after a body that came in pieces is checked, even when a read splits it."""
+    stream = b"$8\r\nabcdefghXY+OK\r\n"
+    framer = ReplyFramer()
+    with pytest.raises(RemoteProtocolError, match="bulk data not followed by CRLF"):
+        for piece in (stream[:4], stream[4 : cut + 4], stream[cut + 4 :]):
+            framer.feed(piece)
+
+
+UNIFORM_RUNS = {
+    "LRANGE of 3-byte values": b"*12\r\n" + bulks(*[b"abc"] * 12),
+    "map of CRLF values": b"%6\r\n" + bulks(*[b"k\r\n"] * 12),
+    "empty bulks": b"*9\r\n" + bulks(*[b""] * 9),
+    "100-byte values": b"*10\r\n" + bulks(*[b"x" * 100] * 10),
+    "one longer at the end": b"*9\r\n" + bulks(*[b"ab"] * 8, b"abc"),
+}
+
+
+@pytest.mark.parametrize("frame", UNIFORM_RUNS.values(), ids=UNIFORM_RUNS.keys())
+def test_uniform_bulk_runs_checked_byte_for_byte(frame: bytes) -> None:
+    """Bulks of one length are checked by strided slices: with each byte changed in turn,
+    the framer still frames as the reference does (tests/fuzz/reference.py) or fails."""
+    stream = frame + b"+OK\r\n"
+    assert frames_of(stream) == [frame, b"+OK\r\n"]
+    for at in range(len(frame)):
+        for byte in (b"$", b"\r", b"\n", b"1", b"3", b"x"):
+            data = stream[:at] + byte + stream[at + 1 :]
+            ends, broken = frame_replies(data)
+            try:
+                got = ReplyFramer().feed(data)
+            except RemoteProtocolError:
+                assert broken, data
+                continue
+            assert not broken, data
+            assert [len(b"".join(got[: i + 1])) for i in range(len(got))] == ends, data
 
 
 def test_long_line_in_pieces_is_searched_once() -> None:
