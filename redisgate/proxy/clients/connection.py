@@ -5,7 +5,8 @@ Theory of operation
 Bytes from the client go to the `RequestFramer`; each complete command goes to the `Session`,
 whose decision this class carries out. Every reply the client is owed, forwarded or local,
 takes a slot in `self.slots`, in command order; replies are written from the head while the
-head is complete (Envoy's `onResponse`), in one `transport.write` per batch.
+head is complete (Envoy's `onResponse`), in one write per batch (`writelines`: the replies are
+not joined, so big ones are never copied on their way out).
 
 The usual read has a shortcut (`_forward_read`): with nothing buffered before it and nothing
 to wait for, a read of plain forwarded commands (one, or a pipeline) is taken by the framer as
@@ -667,8 +668,10 @@ class ClientConnection(asyncio.Protocol):
             done = len(parts)
             metrics.count_replies(names[:done], parts[:-1], parts[-1])
             request.names = names[done:]
-        self.write(b"".join(parts))
+        self._out += parts  # as they came: written together, never joined
         parts.clear()
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
 
     def write(self, data: bytes) -> None:
         """Queue bytes for the client; everything queued in one loop turn is one write."""
@@ -679,19 +682,29 @@ class ClientConnection(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_handle = None
         out = self._out
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
+        if len(out) == 1:
+            data = out[0]
             out.clear()
             self._send(data)
+        elif out:
+            self._out = []
+            self._send(b"", out)  # the replies as they are, never joined
 
-    def _send(self, data: bytes) -> None:
-        """Write to the client now (unless it is gone); count the bytes, watch the backlog."""
+    def _send(self, data: bytes, pieces: list[bytes] | None = None) -> None:
+        """Write to the client now (unless it is gone); count the bytes, watch the backlog.
+        `pieces`, if given, go instead of `data` as one writev (`writelines`: uvloop keeps
+        references, it copies nothing); a lone reply takes no type check."""
         transport = self.transport
         if transport is None or self.closed or self._aborted:
             return
-        self.usage.bytes_out += len(data)
-        metrics.CLIENT_BYTES["out"] += len(data)
-        transport.write(data)
+        if pieces is None:
+            size = len(data)
+            transport.write(data)
+        else:
+            size = sum(map(len, pieces))
+            transport.writelines(pieces)
+        self.usage.bytes_out += size
+        metrics.CLIENT_BYTES["out"] += size
         unsent = transport.get_write_buffer_size()
         if unsent > _REPLY_HELD_FROM or self.reply_held:
             held = unsent if unsent > _REPLY_HELD_FROM else 0

@@ -91,7 +91,8 @@ def hello_reply(*, protocol: int = 2, client_id: int = 7) -> bytes:
 class FakeTransport:
     """An asyncio transport that records everything asked of it.
 
-    `writes` holds each `write` call's bytes (so a test can count writes, not just bytes);
+    `writes` holds each `write` call's bytes (so a test can count writes, not just bytes; a
+    `writelines` call is one, its pieces kept in `vectors`);
     `closed` is set by `close` and `abort` (`aborted` by `abort` only); `eof_written` by
     `write_eof` (a write after it raises, as asyncio's does); `read_paused` follows
     `pause_reading`/`resume_reading`, which are idempotent and counted. `buffer_size` is what
@@ -107,6 +108,7 @@ class FakeTransport:
         can_eof: bool = True,
     ) -> None:
         self.writes: list[bytes] = []
+        self.vectors: list[list[bytes]] = []  # the pieces of each `writelines` call
         self.closed = False
         self.aborted = False
         self.eof_written = False
@@ -162,8 +164,9 @@ class FakeTransport:
         self.writes.append(bytes(data))
 
     def writelines(self, lines: list[bytes]) -> None:
-        for line in lines:
-            self.write(line)
+        """One call, one write (a writev), as uvloop does it; `vectors` keeps its pieces."""
+        self.vectors.append(list(lines))
+        self.write(b"".join(lines))
 
     def write_eof(self) -> None:
         self.eof_written = True

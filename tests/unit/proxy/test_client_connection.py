@@ -170,6 +170,25 @@ async def test_a_pipeline_is_one_upstream_write_and_its_replies_come_back_in_ord
     assert client.take() == OK + bulk(b"1") + b":7\r\n$-1\r\n"
 
 
+async def test_a_run_of_big_replies_streams_out_as_it_comes_in_one_write_a_turn(
+    gateway: FakeGateway, network: FakeNetwork
+) -> None:
+    client = await signed_in(gateway)
+    feed(client, wire("GET", "a") + wire("GET", "b") + wire("GET", "c") + wire("GET", "d"))
+    redis = await upstream(network)
+    big = [bulk(bytes([65 + i]) * 200_000) for i in range(4)]
+    redis.reply(big[0])
+    redis.reply(big[1])  # over _STREAM_BYTES in: handed to the client
+    await turns()
+    assert client.writes == [big[0] + big[1]]  # both replies, one write (writelines)
+    [[first, second]] = client.vectors
+    assert first is big[0] and second is big[1]  # the bytes as read, never copied
+    redis.reply(big[2][:1000])
+    redis.reply(big[2][1000:] + big[3])
+    await turns()
+    assert client.take() == b"".join(big)
+
+
 async def test_a_local_reply_waits_for_the_forwarded_replies_before_it(
     gateway: FakeGateway, network: FakeNetwork
 ) -> None:
