@@ -43,6 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from itertools import islice
+from operator import itemgetter
 from typing import Protocol, cast
 
 import hiredis
@@ -60,7 +61,8 @@ _FLUSH_THRESHOLD = 256 * 1024
 # A run's replies are handed to its client as they come once this many bytes are in, rather
 # than all at once at the end (a run of 1,000 GETs of 100 KB would otherwise be 100 MB here).
 _STREAM_BYTES = 256 * 1024
-_PUSH_OR_ATTRIBUTE = (ord(">"), ord("|"))
+_PUSH_OR_ATTRIBUTE = frozenset(b">|")  # first bytes of frames that may be pushes
+_first_byte = itemgetter(0)
 
 
 class PendingRequest:
@@ -311,23 +313,44 @@ class UpstreamConnection(asyncio.Protocol):
         fifo = self.fifo
         now = self._loop.time()  # once per batch of replies, for the latency histograms
         timed = False  # one latency sample per batch: its oldest timed slot (docs/metrics.md)
-        for frame in frames:
+        i, count = 0, len(frames)
+        while i < count:
+            if not fifo:
+                self.fail("the instance's Redis sent a reply nobody was waiting for")
+                return
+            head = fifo[0]
+            want = head.waiting
+            if want > 1:  # a run: its replies in this read are taken at once
+                span = frames[i : i + want]
+                if _PUSH_OR_ATTRIBUTE.isdisjoint(map(_first_byte, span)):  # (checked in C)
+                    taken = len(span)
+                    i += taken
+                    self.replies += taken
+                    if taken < want:  # more to come for this slot
+                        head.waiting = want - taken
+                        head.parts += span
+                        continue
+                    head.parts += span[:-1]
+                    fifo.popleft()
+                    if head.started and not timed:
+                        timed = True
+                        metrics.observe_latency(head.started, head.sent, now)
+                    head.complete(span[-1])
+                    continue
+            frame = frames[i]
+            i += 1
             if frame[0] in _PUSH_OR_ATTRIBUTE and is_push(frame):
                 # Nobody on a shared connection subscribes or tracks, so a push here was aimed
                 # at it from outside (e.g. another server client's tracking REDIRECT). It never
                 # answers a request: drop it, or every later reply would shift by one.
                 log.warning("%r: dropped an unexpected push frame", self)
                 continue
-            if not fifo:
-                self.fail("the instance's Redis sent a reply nobody was waiting for")
-                return
             self.replies += 1
-            head = fifo[0]
-            if head.waiting > 1:  # a run: more replies to come for this slot
-                head.waiting -= 1
+            if want > 1:  # a run, with a push or an attribute among its replies
+                head.waiting = want - 1
                 head.parts.append(frame)
                 continue
-            head = fifo.popleft()
+            fifo.popleft()
             if head.started and not timed:
                 timed = True
                 metrics.observe_latency(head.started, head.sent, now)

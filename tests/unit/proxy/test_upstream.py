@@ -191,6 +191,19 @@ async def test_a_push_frame_on_a_shared_connection_answers_nobody() -> None:
     assert conn.state is State.READY
 
 
+async def test_a_push_among_a_runs_replies_is_dropped_and_the_run_still_pairs() -> None:
+    conn, _ = ready()
+    run, after = Recorder(), Recorder()
+    conn.send(run.request(count=3), GET * 3)
+    conn.send(after.request(), GET)
+    push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+    attribute = b"|1\r\n+ttl\r\n:3\r\n" + bulk(b"b")  # an annotated reply: not a push
+    conn.data_received(bulk(b"a") + push + attribute + bulk(b"c") + bulk(b"d"))
+    assert run.replies == [bulk(b"a") + attribute + bulk(b"c")]
+    assert after.replies == [bulk(b"d")]
+    assert conn.state is State.READY and not conn.fifo
+
+
 async def test_a_transform_applies_to_replies_not_to_errors() -> None:
     conn, _ = ready()
     owner = Recorder()
