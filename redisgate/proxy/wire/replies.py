@@ -368,7 +368,8 @@ class ReplyFramer:
                 p = cr + 2
             else:
                 p = self._scan_rare_line(buf, p, cr, t)
-            # A value ended at p: count it in its parent, closing finished aggregates.
+            # A value ended at p: count it in its parent, closing finished aggregates
+            # (`_value_ended`, inlined here: this runs once per value of every reply).
             while stack:
                 top = stack[-1]
                 if top > 0:
